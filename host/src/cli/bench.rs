@@ -1,0 +1,147 @@
+//! `tessera bench`: figures for BENCHMARKS.md. Run on a release build; nothing here is asserted.
+
+use anyhow::{Context, bail};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tessera::runtime::{PluginHost, SandboxLimits};
+use tessera_models::tiny::{TinyBertSpec, write_tiny_bert};
+use tessera_models::{DeviceChoice, Registry, SentenceEncoder, TextEmbedder, select_device};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Fresh instance + one trivial call (`describe`) of the built-in plugin, repeated.
+    PluginCall {
+        /// Calls to time.
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+    },
+    /// Sentences per second of a text model at several batch sizes.
+    Embed {
+        /// Model directory; omitted: a generated tiny model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Batch sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        batch: Vec<usize>,
+        /// Sentences per batch size.
+        #[arg(long, default_value_t = 256)]
+        sentences: usize,
+        /// Where the model runs.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::PluginCall { iterations } => plugin_call(iterations),
+        BenchCommand::Embed {
+            model,
+            batch,
+            sentences,
+            device,
+        } => embed(model, &batch, sentences, device),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+fn plugin_call(iterations: usize) -> anyhow::Result<ExitCode> {
+    if let Some(error) = tessera_plugin_artifacts::BUILD_ERROR {
+        bail!("the built-in plugins were not built:\n{error}");
+    }
+    let host = Arc::new(PluginHost::new(
+        Arc::new(Registry::default()),
+        SandboxLimits::default(),
+    )?);
+    let start = Instant::now();
+    let plugin = host.load(
+        "synopsis-embedder",
+        tessera_plugin_artifacts::SYNOPSIS_EMBEDDER_WASM,
+    )?;
+    println!(
+        "compile + link + first describe: {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    for _ in 0..iterations.min(100) {
+        plugin.describe_fresh()?;
+    }
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        plugin.describe_fresh()?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let mean = times.iter().sum::<Duration>() / iterations.max(1) as u32;
+    println!(
+        "plugin call (new store + instantiate + describe), {iterations} calls: mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+        mean.as_secs_f64() * 1e6,
+        percentile(&times, 0.5).as_secs_f64() * 1e6,
+        percentile(&times, 0.99).as_secs_f64() * 1e6
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn embed(
+    model: Option<PathBuf>,
+    batches: &[usize],
+    sentences: usize,
+    device: DeviceChoice,
+) -> anyhow::Result<ExitCode> {
+    let tiny = tempfile_dir()?;
+    let dir = match model {
+        Some(dir) => dir,
+        None => {
+            write_tiny_bert(&tiny, &TinyBertSpec::default())?;
+            tiny.clone()
+        }
+    };
+    let device = select_device(device)?;
+    let encoder = SentenceEncoder::load(&dir, "bench", &device)
+        .with_context(|| format!("loading {}", dir.display()))?;
+    // ~16-token sentences, varied so that batches need padding, like real synopses' sentences.
+    let base = [
+        "A retired detective returns to her hometown to solve one last case.",
+        "Astronauts stranded on Mars must grow food to survive until rescue arrives.",
+        "Two rival chefs fall in love during a summer cooking contest in Lyon.",
+        "A haunted lighthouse keeper records the storms that bring the dead ashore.",
+    ];
+    let texts: Vec<String> = (0..sentences)
+        .map(|i| format!("{} ({i})", base[i % base.len()]))
+        .collect();
+    println!(
+        "model {} (dim {}), {sentences} sentences per batch size",
+        dir.display(),
+        encoder.dimension()
+    );
+    for &batch in batches {
+        if batch == 0 {
+            bail!("batch size 0");
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        encoder.embed(&refs[..batch.min(refs.len())])?; // warm-up
+        let start = Instant::now();
+        for chunk in refs.chunks(batch) {
+            encoder.embed(chunk)?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "batch {batch:>3}: {:.1} sentences/s",
+            sentences as f64 / secs
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tiny);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

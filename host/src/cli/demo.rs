@@ -1,0 +1,112 @@
+//! `tessera demo`: the whole path on the example catalog — plugin, model, store, gRPC.
+
+use super::SandboxArgs;
+use super::ingest::{finish, print_progress, setup};
+use super::serve::serve_store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tessera::catalog;
+use tessera::grpc::ServeConfig;
+use tessera::text_model::TextSource;
+use tessera_indexes::{Entity, EntityStore};
+
+/// Flags of `tessera demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Catalog to ingest.
+    #[arg(long, env = "TESSERA_CATALOG", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/catalog.jsonl"))]
+    catalog: PathBuf,
+    /// Data directory (store and generated models).
+    #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
+    data: PathBuf,
+    /// Text model directory. Default: all-MiniLM-L6-v2 from the HF cache, else a tiny model.
+    #[arg(long, env = "TESSERA_TEXT_MODEL")]
+    text_model: Option<PathBuf>,
+    /// Where to serve gRPC after the summary.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Exit after the summary instead of serving.
+    #[arg(long)]
+    exit: bool,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// Vector the summary uses for neighbours.
+const SYNOPSIS: &str = "synopsis";
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let titles = catalog::read_jsonl(&args.catalog)?;
+    let setup = setup(&args.data, args.text_model.as_deref(), &[], &args.sandbox)?;
+    let model = match &setup.source {
+        TextSource::Tiny(d) => format!("tiny random-weight model at {} (NO meaning)", d.display()),
+        TextSource::HubCache(d) | TextSource::Dir(d) => d.display().to_string(),
+    };
+    println!("text model: {model}");
+    println!("store: {}", args.data.join("store").display());
+    println!(
+        "ingesting {} titles from {}",
+        titles.len(),
+        args.catalog.display()
+    );
+    let report = setup.pipeline.ingest(&titles, print_progress)?;
+
+    println!("\nsummary");
+    let ids: Vec<String> = titles.iter().map(|t| t.id.clone()).collect();
+    let names: std::collections::HashMap<&str, &str> = titles
+        .iter()
+        .map(|t| (t.id.as_str(), t.name.as_str()))
+        .collect();
+    for entity in setup.store.get(&ids)?.into_iter().flatten() {
+        print_entity(&entity, setup.store.as_ref(), &names)?;
+    }
+    let code = finish(&report, titles.len());
+    if args.exit {
+        return Ok(code);
+    }
+    serve_store(setup.store, args.listen, ServeConfig::default())?;
+    Ok(code)
+}
+
+fn print_entity(
+    entity: &Entity,
+    store: &dyn EntityStore,
+    names: &std::collections::HashMap<&str, &str>,
+) -> anyhow::Result<()> {
+    println!("\n{} — {}", entity.id, entity.name);
+    let tags: Vec<String> = entity
+        .tags
+        .iter()
+        .map(|t| match &t.value {
+            Some(v) => format!("{}={v} ({:.2})", t.name, t.confidence),
+            None => format!("{} ({:.2})", t.name, t.confidence),
+        })
+        .collect();
+    println!(
+        "  tags:    {}",
+        if tags.is_empty() {
+            "none".to_string()
+        } else {
+            tags.join(", ")
+        }
+    );
+    match entity.vectors.get(SYNOPSIS) {
+        Some(vector) => {
+            let near = store.nearest(SYNOPSIS, vector, 3, Some(&entity.id))?;
+            let near: Vec<String> = near
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} ({:.3})",
+                        names.get(n.id.as_str()).copied().unwrap_or(&n.id),
+                        n.score
+                    )
+                })
+                .collect();
+            println!("  nearest: {}", near.join("; "));
+        }
+        None => println!("  nearest: (no synopsis vector)"),
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! `tessera ingest`: run plugins over a catalog into the store.
+
+use super::SandboxArgs;
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tessera::catalog::{self, Title};
+use tessera::pipeline::{self, IngestReport, Pipeline};
+use tessera::runtime::{Plugin, PluginHost};
+use tessera::text_model::{self, TextSource};
+use tessera_indexes::{EdgeStore, Entity, EntityStore};
+
+/// Flags of `tessera ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Catalog in JSON Lines (one title per line).
+    pub catalog: PathBuf,
+    /// Data directory; the store lives in DATA/store.
+    #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
+    pub data: PathBuf,
+    /// Text model directory (Hugging Face layout). Default: all-MiniLM-L6-v2 from the HF cache,
+    /// else a generated tiny model.
+    #[arg(long, env = "TESSERA_TEXT_MODEL")]
+    pub text_model: Option<PathBuf>,
+    /// Plugin components to run, in order. Default: the built-in synopsis-embedder.
+    #[arg(long = "plugin", env = "TESSERA_PLUGINS", value_delimiter = ',')]
+    pub plugins: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// What `setup` builds.
+pub struct Setup {
+    pub source: TextSource,
+    pub pipeline: Pipeline,
+    pub store: Arc<EdgeStore>,
+}
+
+/// Loads the text model and plugins and opens the store.
+pub fn setup(
+    data: &Path,
+    text_model: Option<&Path>,
+    plugin_files: &[PathBuf],
+    sandbox: &SandboxArgs,
+) -> anyhow::Result<Setup> {
+    let source = text_model::choose(text_model, &data.join("models/tiny-bert"))?;
+    if let TextSource::Tiny(dir) = &source {
+        eprintln!(
+            "warning: no text model configured and all-MiniLM-L6-v2 is not in the Hugging Face cache;\n\
+             warning: using a generated tiny random-weight model at {} — its embeddings carry NO meaning.\n\
+             warning: pass --text-model DIR (or set TESSERA_TEXT_MODEL) for real embeddings.",
+            dir.display()
+        );
+    }
+    let name = text_model::model_name(&source);
+    let (registry, _) = text_model::load_registry(source.dir(), &name, sandbox.device)
+        .with_context(|| format!("loading text model from {}", source.dir().display()))?;
+    let host = Arc::new(PluginHost::new(registry.clone(), sandbox.limits())?);
+
+    let mut plugins: Vec<Plugin> = Vec::new();
+    if plugin_files.is_empty() {
+        if let Some(error) = tessera_plugin_artifacts::BUILD_ERROR {
+            bail!("the built-in plugins were not built:\n{error}");
+        }
+        plugins.push(host.load(
+            "synopsis-embedder (built in)",
+            tessera_plugin_artifacts::SYNOPSIS_EMBEDDER_WASM,
+        )?);
+    }
+    for file in plugin_files {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("reading plugin {}", file.display()))?;
+        plugins.push(host.load(&file.display().to_string(), &bytes)?);
+    }
+    let schema = pipeline::schema_for(&plugins, &registry)?;
+    let store = Arc::new(EdgeStore::open(&data.join("store"), schema)?);
+    let pipeline = Pipeline::new(plugins, store.clone() as Arc<dyn EntityStore>);
+    Ok(Setup {
+        source,
+        pipeline,
+        store,
+    })
+}
+
+/// One line per title, as it is stored.
+pub fn print_progress(title: &Title, outcome: Result<&Entity, &pipeline::Failure>) {
+    match outcome {
+        Ok(entity) => println!(
+            "  stored  {:<10} {} ({} tags)",
+            title.id,
+            title.name,
+            entity.tags.len()
+        ),
+        Err(f) => println!("  FAILED  {:<10} {} — {}", title.id, title.name, f.message),
+    }
+}
+
+/// Prints the closing summary and picks the exit code.
+pub fn finish(report: &IngestReport, total: usize) -> ExitCode {
+    println!(
+        "{} of {total} titles stored, {} failed",
+        report.stored,
+        report.failures.len()
+    );
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let titles = catalog::read_jsonl(&args.catalog)?;
+    let setup = setup(
+        &args.data,
+        args.text_model.as_deref(),
+        &args.plugins,
+        &args.sandbox,
+    )?;
+    let report = setup.pipeline.ingest(&titles, print_progress)?;
+    Ok(finish(&report, titles.len()))
+}

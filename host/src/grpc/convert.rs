@@ -1,0 +1,132 @@
+//! Request validation and conversions between stored entities and `tessera.v1` messages.
+
+use super::ServeConfig;
+use super::proto;
+use tessera_indexes::{Entity, Schema};
+use tonic::Status;
+
+/// A validated `GetEntities` request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GetQuery {
+    /// Vector names to return; empty means all.
+    pub vector_names: Vec<String>,
+    /// Lowest tag confidence returned.
+    pub min_tag_confidence: f32,
+}
+
+pub(crate) fn validate_get(
+    request: &proto::GetEntitiesRequest,
+    schema: &Schema,
+    config: &ServeConfig,
+) -> Result<GetQuery, Status> {
+    if request.ids.len() > config.max_ids_per_call {
+        return Err(Status::invalid_argument(format!(
+            "ids: {} ids in one call; the limit is {}",
+            request.ids.len(),
+            config.max_ids_per_call
+        )));
+    }
+    if let Some(bad) = request
+        .ids
+        .iter()
+        .position(|id| id.is_empty() || id.len() > 512)
+    {
+        return Err(Status::invalid_argument(format!(
+            "ids[{bad}]: ids must be 1..=512 bytes"
+        )));
+    }
+    for name in &request.vector_names {
+        if !schema.vectors.contains_key(name) {
+            return Err(Status::invalid_argument(format!(
+                "vector_names: unknown vector {name:?}; this store has: {}",
+                schema
+                    .vectors
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let min = request.min_tag_confidence;
+    if !(0.0..=1.0).contains(&min) {
+        return Err(Status::invalid_argument(format!(
+            "min_tag_confidence: {min} is outside 0..=1"
+        )));
+    }
+    Ok(GetQuery {
+        vector_names: request.vector_names.clone(),
+        min_tag_confidence: min,
+    })
+}
+
+pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity {
+    let vectors = entity
+        .vectors
+        .into_iter()
+        .filter(|(name, _)| query.vector_names.is_empty() || query.vector_names.contains(name))
+        .map(|(name, values)| (name, proto::Vector { values }))
+        .collect();
+    let tags = entity
+        .tags
+        .into_iter()
+        .filter(|t| t.confidence >= query.min_tag_confidence)
+        .map(|t| proto::Tag {
+            name: t.name,
+            value: t.value,
+            confidence: t.confidence,
+            plugin: t.plugin,
+            plugin_version: t.plugin_version,
+        })
+        .collect();
+    proto::Entity {
+        id: entity.id,
+        name: entity.name,
+        vectors,
+        tags,
+        year: entity.year.map(u32::from).unwrap_or(0),
+        language: entity.language,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_indexes::VectorSpec;
+
+    fn schema() -> Schema {
+        Schema::new([(
+            "synopsis".to_string(),
+            VectorSpec {
+                dim: 2,
+                model: "m".into(),
+            },
+        )])
+    }
+
+    fn request(ids: &[&str], names: &[&str], min: f32) -> proto::GetEntitiesRequest {
+        proto::GetEntitiesRequest {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            vector_names: names.iter().map(|s| s.to_string()).collect(),
+            min_tag_confidence: min,
+        }
+    }
+
+    #[test]
+    fn rejects_bad_requests_with_the_field_named() {
+        let config = ServeConfig {
+            max_ids_per_call: 2,
+        };
+        let msg = |r| {
+            validate_get(&r, &schema(), &config)
+                .err()
+                .map(|s| s.message().to_string())
+                .unwrap_or_default()
+        };
+        assert!(msg(request(&["a", "b", "c"], &[], 0.0)).starts_with("ids: 3 ids"));
+        assert!(msg(request(&[""], &[], 0.0)).starts_with("ids[0]"));
+        assert!(msg(request(&["a"], &["poster"], 0.0)).contains("unknown vector \"poster\""));
+        assert!(msg(request(&["a"], &[], f32::NAN)).starts_with("min_tag_confidence"));
+        assert!(validate_get(&request(&["a"], &["synopsis"], 0.5), &schema(), &config).is_ok());
+    }
+}

@@ -1,0 +1,18 @@
+//! The Tessera host: runs sandboxed WebAssembly plugins over a catalog, turns what they produce
+//! into entity representations in the store, and serves those to rankers over gRPC.
+//!
+//! Data flows one way: [`catalog`] → [`runtime`] (plugins, which call the host [`caps`]: models,
+//! log) → [`pipeline`] → `tessera-indexes` → [`grpc`]. Main types: [`runtime::PluginHost`] (engine,
+//! linker, models), [`runtime::Plugin`] (one loaded component), [`pipeline::Pipeline`] (titles in,
+//! entities stored), [`grpc::EntitiesService`].
+//!
+//! What the host must not do: let a plugin reach anything its capabilities do not grant (files,
+//! network, environment), let one plugin call's failure affect another, or store output it has not
+//! validated.
+
+pub mod caps;
+pub mod catalog;
+pub mod grpc;
+pub mod pipeline;
+pub mod runtime;
+pub mod text_model;

@@ -1,0 +1,162 @@
+//! Ingestion: every plugin on every title, validated output into the store.
+//!
+//! A title is written only when every plugin succeeded on it, so a failure never replaces good
+//! stored data with partial output; the failure is reported and the run goes on with the next
+//! title.
+
+use crate::catalog::Title;
+use crate::runtime::{Analysis, Plugin, PluginError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tessera_indexes::{Entity, EntityStore, IndexError, Schema, VectorSpec};
+use tessera_models::Registry;
+
+/// One title that could not be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// Title id.
+    pub title: String,
+    /// Plugin that failed (empty when the store failed).
+    pub plugin: String,
+    /// Machine-readable kind (`deadline`, `plugin-error`, `store`, ...).
+    pub kind: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestReport {
+    /// Titles written to the store.
+    pub stored: usize,
+    /// Titles that were not, with why.
+    pub failures: Vec<Failure>,
+}
+
+/// Why a pipeline could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// A plugin declares an embedding from a model the host has not loaded.
+    #[error(
+        "plugin {plugin}: embedding {embedding:?} uses model {model:?}, which is not loaded (loaded: {loaded})"
+    )]
+    UnknownModel {
+        /// Plugin name.
+        plugin: String,
+        /// Vector name.
+        embedding: String,
+        /// Model name.
+        model: String,
+        /// Loaded text models.
+        loaded: String,
+    },
+    /// Two plugins declare the same vector name.
+    #[error("vector {0:?} is declared by two plugins")]
+    DuplicateVector(String),
+}
+
+/// The store schema implied by the plugins' declared embeddings and the models' dimensions.
+pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, PipelineError> {
+    let mut vectors = BTreeMap::new();
+    for plugin in plugins {
+        let info = plugin.info();
+        for (name, model) in &info.embeddings {
+            let encoder = registry
+                .text(model)
+                .ok_or_else(|| PipelineError::UnknownModel {
+                    plugin: info.name.clone(),
+                    embedding: name.clone(),
+                    model: model.clone(),
+                    loaded: registry.text_names().join(", "),
+                })?;
+            let spec = VectorSpec {
+                dim: encoder.dimension(),
+                model: encoder.name().to_string(),
+            };
+            if vectors.insert(name.clone(), spec).is_some() {
+                return Err(PipelineError::DuplicateVector(name.clone()));
+            }
+        }
+    }
+    Ok(Schema::new(vectors))
+}
+
+/// Plugins plus a store.
+#[derive(Debug)]
+pub struct Pipeline {
+    plugins: Vec<Plugin>,
+    store: Arc<dyn EntityStore>,
+}
+
+impl Pipeline {
+    /// A pipeline running `plugins` (in order) and writing to `store`.
+    pub fn new(plugins: Vec<Plugin>, store: Arc<dyn EntityStore>) -> Self {
+        Pipeline { plugins, store }
+    }
+
+    /// Runs every plugin on one title and builds its entity.
+    pub fn analyze(&self, title: &Title) -> Result<Entity, (String, PluginError)> {
+        let mut entity = Entity {
+            id: title.id.clone(),
+            name: title.name.clone(),
+            year: title.year,
+            language: title.language.clone(),
+            metadata: title.metadata.clone(),
+            vectors: BTreeMap::new(),
+            tags: Vec::new(),
+        };
+        for plugin in &self.plugins {
+            let Analysis { tags, embeddings } = plugin
+                .analyze(title)
+                .map_err(|e| (plugin.info().name.clone(), e))?;
+            entity.tags.extend(tags);
+            entity
+                .vectors
+                .extend(embeddings.into_iter().map(|e| (e.name, e.vector)));
+        }
+        Ok(entity)
+    }
+
+    /// Ingests `titles`, calling `on_title` after each with the title and its outcome.
+    pub fn ingest(
+        &self,
+        titles: &[Title],
+        mut on_title: impl FnMut(&Title, Result<&Entity, &Failure>),
+    ) -> Result<IngestReport, IndexError> {
+        let mut report = IngestReport::default();
+        for title in titles {
+            let outcome = self.analyze(title).map_err(|(plugin, e)| Failure {
+                title: title.id.clone(),
+                plugin,
+                kind: e.kind().to_string(),
+                message: e.to_string(),
+            });
+            let outcome =
+                outcome.and_then(
+                    |entity| match self.store.upsert(std::slice::from_ref(&entity)) {
+                        Ok(()) => Ok(entity),
+                        Err(e) => Err(Failure {
+                            title: title.id.clone(),
+                            plugin: String::new(),
+                            kind: "store".into(),
+                            message: e.to_string(),
+                        }),
+                    },
+                );
+            match outcome {
+                Ok(entity) => {
+                    report.stored += 1;
+                    on_title(title, Ok(&entity));
+                }
+                Err(failure) => {
+                    tracing::warn!(title = %failure.title, plugin = %failure.plugin, kind = %failure.kind, "{}", failure.message);
+                    on_title(title, Err(&failure));
+                    report.failures.push(failure);
+                }
+            }
+        }
+        self.store.flush()?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,373 @@
+//! The plugin runtime: one wasmtime [`Engine`], a [`Linker`] with Tessera's capabilities and WASI,
+//! and [`Plugin`]s that each hold a pre-instantiated component.
+//!
+//! Every call gets a fresh [`Store`] and instance, so one title's failure can never leak state into
+//! the next. Each store starts with nothing: no preopened directories, no environment, no network,
+//! stdin empty, stdout discarded and stderr captured into a small buffer (a panic message ends up
+//! in the error). A wall-clock deadline (epoch interruption, driven by a ticker thread) and a
+//! memory cap (a [`ResourceLimiter`]) bound every call, instantiation included.
+
+pub mod bindings;
+mod convert;
+mod error;
+
+pub use error::PluginError;
+
+use crate::caps::log::LogCtx;
+use crate::caps::models::{ModelsCtx, ModelsLimits};
+use crate::catalog::Title;
+use bindings::{Tagger, TaggerPre, types};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tessera_models::Registry;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub use convert::{Analysis, Embedding, PluginInfo};
+
+/// Sandbox limits for every plugin call.
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    /// Wall-clock time one call may take, instantiation included.
+    pub deadline: Duration,
+    /// Bytes of linear memory one instance may grow to.
+    pub memory: usize,
+    /// Bytes of guest stderr kept for error reports.
+    pub stderr: usize,
+    /// Caps on model calls.
+    pub models: ModelsLimits,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            deadline: Duration::from_secs(2),
+            memory: 256 << 20,
+            stderr: 16 << 10,
+            models: ModelsLimits::default(),
+        }
+    }
+}
+
+/// How often the epoch advances; deadlines are rounded up to whole ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Everything one plugin instance can reach. Each capability owns its own part.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryCap,
+    models: ModelsCtx,
+    log: LogCtx,
+}
+
+impl std::fmt::Debug for PluginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginState")
+            .field("plugin", &self.models.plugin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for PluginState {}
+
+/// Caps linear memory and records a refused growth, so the error can say so precisely.
+struct MemoryCap {
+    limit: usize,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.refused = Some(desired);
+            // An error (not `Ok(false)`) traps at once: a plugin that allocates without bound
+            // stops here instead of limping on with failed allocations.
+            return Err(wasmtime::Error::msg(format!(
+                "memory growth to {desired} bytes refused"
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+    fn tables(&self) -> usize {
+        64
+    }
+    fn memories(&self) -> usize {
+        16
+    }
+}
+
+/// The shared engine, linker and models. Create one per process; it is cheap to share.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    registry: Arc<Registry>,
+    limits: SandboxLimits,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(registry: Arc<Registry>, limits: SandboxLimits) -> Result<Self, PluginError> {
+        let host_err = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(host_err)?;
+
+        let mut linker = Linker::<PluginState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host_err)?;
+        types::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(host_err)?;
+        crate::caps::models::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.models)
+            .map_err(host_err)?;
+        crate::caps::log::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.log)
+            .map_err(host_err)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("tessera-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| PluginError::Host(format!("cannot start the epoch ticker: {e}")))?;
+
+        Ok(PluginHost {
+            engine,
+            linker,
+            registry,
+            limits,
+            ticker_stop,
+        })
+    }
+
+    /// The models plugins can call.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Compiles a component, links it and asks it to describe itself (under the sandbox limits).
+    /// `source` names it in errors (a file path or a built-in name).
+    pub fn load(self: &Arc<Self>, source: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let load_err = |e: wasmtime::Error| PluginError::Load {
+            plugin: source.to_string(),
+            reason: format!("{e:#}"),
+        };
+        if bytes.is_empty() {
+            return Err(PluginError::Load {
+                plugin: source.to_string(),
+                reason: "the component is empty (0 bytes)".into(),
+            });
+        }
+        let component = Component::from_binary(&self.engine, bytes).map_err(load_err)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(load_err)?;
+        let pre = TaggerPre::new(pre).map_err(load_err)?;
+        let mut plugin = Plugin {
+            host: self.clone(),
+            pre,
+            info: PluginInfo {
+                name: source.to_string(),
+                version: String::new(),
+                tags: vec![],
+                embeddings: vec![],
+            },
+        };
+        let raw = plugin.call(None, "describe", |store, tagger| {
+            tagger.call_describe(store)
+        })?;
+        plugin.info =
+            PluginInfo::try_from_wit(raw).map_err(|reason| PluginError::InvalidOutput {
+                plugin: source.to_string(),
+                reason,
+            })?;
+        Ok(plugin)
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A loaded plugin, ready to analyse titles. Cheap to call concurrently from many threads.
+pub struct Plugin {
+    host: Arc<PluginHost>,
+    pre: TaggerPre<PluginState>,
+    info: PluginInfo,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// What the plugin said about itself at load.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Calls `describe` again in a fresh instance (the cheapest full call: used by benchmarks and
+    /// health checks).
+    pub fn describe_fresh(&self) -> Result<PluginInfo, PluginError> {
+        let raw = self.call(None, "describe", |store, tagger| {
+            tagger.call_describe(store)
+        })?;
+        PluginInfo::try_from_wit(raw).map_err(|reason| PluginError::InvalidOutput {
+            plugin: self.info.name.clone(),
+            reason,
+        })
+    }
+
+    /// Runs the plugin on one title in a fresh instance.
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.info.name, title = %title.id))]
+    pub fn analyze(&self, title: &Title) -> Result<Analysis, PluginError> {
+        let wit_title = convert::title_to_wit(title);
+        let result = self.call(Some(&title.id), "analyze", |store, tagger| {
+            tagger.call_analyze(store, &wit_title)
+        })?;
+        match result {
+            Ok(analysis) => Analysis::try_from_wit(analysis, &self.info).map_err(|reason| {
+                PluginError::InvalidOutput {
+                    plugin: self.info.name.clone(),
+                    reason,
+                }
+            }),
+            Err(e) => {
+                let (kind, message) = convert::plugin_error_parts(e);
+                Err(PluginError::Guest {
+                    plugin: self.info.name.clone(),
+                    kind,
+                    message,
+                })
+            }
+        }
+    }
+
+    /// Instantiates the plugin in a fresh, limited store and runs `f` on it.
+    fn call<R>(
+        &self,
+        title: Option<&str>,
+        call: &'static str,
+        f: impl FnOnce(&mut Store<PluginState>, &Tagger) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let host = &self.host;
+        let limits = &host.limits;
+        let stderr = MemoryOutputPipe::new(limits.stderr);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryCap {
+                limit: limits.memory,
+                refused: None,
+            },
+            models: ModelsCtx {
+                plugin: self.info.name.clone(),
+                registry: host.registry.clone(),
+                allowed: None,
+                limits: limits.models.clone(),
+            },
+            log: LogCtx {
+                plugin: self.info.name.clone(),
+                title: title.map(str::to_string),
+                lines: vec![],
+            },
+        };
+        let mut store = Store::new(&host.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|tagger| f(&mut store, &tagger));
+        outcome.map_err(|error| self.classify(error, call, &store, &stderr))
+    }
+
+    fn classify(
+        &self,
+        error: wasmtime::Error,
+        call: &'static str,
+        store: &Store<PluginState>,
+        stderr: &MemoryOutputPipe,
+    ) -> PluginError {
+        let plugin = self.info.name.clone();
+        if let Some(requested) = store.data().limiter.refused {
+            return PluginError::MemoryLimit {
+                plugin,
+                call,
+                requested,
+                limit: self.host.limits.memory,
+            };
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => PluginError::Deadline {
+                plugin,
+                call,
+                deadline: self.host.limits.deadline,
+            },
+            Some(Trap::StackOverflow) => PluginError::StackOverflow { plugin, call },
+            other => PluginError::Trap {
+                plugin,
+                call,
+                trap: other
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| format!("{error:#}")),
+                stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
+            },
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Choosing and loading the host's text model: an explicit directory, else the pinned
+//! all-MiniLM-L6-v2 from the local Hugging Face cache, else (for demos only) a generated tiny model
+//! with a loud warning.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tessera_models::hub::{self, HubModel, HubOptions};
+use tessera_models::tiny::{TinyBertSpec, write_tiny_bert};
+use tessera_models::{
+    DeviceChoice, ModelError, Registry, SentenceEncoder, TextEmbedder, select_device,
+};
+
+/// The hub repo of the default text model.
+pub const MINILM_REPO: &str = "sentence-transformers/all-MiniLM-L6-v2";
+/// Its pinned revision (a commit of the hub repo).
+pub const MINILM_REVISION: &str = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf";
+/// Name under which plugins reach the host's default text model.
+pub const DEFAULT_TEXT: &str = "text";
+
+/// Where a text model came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextSource {
+    /// A directory the user named.
+    Dir(PathBuf),
+    /// The pinned MiniLM found in the hub cache.
+    HubCache(PathBuf),
+    /// A generated tiny model: embeddings without meaning.
+    Tiny(PathBuf),
+}
+
+impl TextSource {
+    /// The model directory.
+    pub fn dir(&self) -> &Path {
+        match self {
+            TextSource::Dir(d) | TextSource::HubCache(d) | TextSource::Tiny(d) => d,
+        }
+    }
+}
+
+/// Picks the text model: `explicit`, else MiniLM from the cache (pinned revision, then `main`),
+/// else a tiny model written under `tiny_dir`. Never downloads.
+pub fn choose(explicit: Option<&Path>, tiny_dir: &Path) -> Result<TextSource, ModelError> {
+    if let Some(dir) = explicit {
+        return Ok(TextSource::Dir(dir.to_path_buf()));
+    }
+    let cache = HubOptions::from_env().cache;
+    for revision in [MINILM_REVISION, "main"] {
+        let model = HubModel {
+            repo: MINILM_REPO.into(),
+            revision: revision.into(),
+        };
+        if let Some(dir) = hub::cached_dir(&cache, &model) {
+            return Ok(TextSource::HubCache(dir));
+        }
+    }
+    if !tiny_dir.join("model.safetensors").is_file() {
+        write_tiny_bert(tiny_dir, &TinyBertSpec::default())?;
+    }
+    Ok(TextSource::Tiny(tiny_dir.to_path_buf()))
+}
+
+/// A model name for a directory: its last path component, or `tiny-bert` for generated models.
+pub fn model_name(source: &TextSource) -> String {
+    match source {
+        TextSource::Tiny(_) => "tiny-bert".into(),
+        TextSource::HubCache(_) => "all-MiniLM-L6-v2".into(),
+        TextSource::Dir(d) => d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "text-model".into()),
+    }
+}
+
+/// Loads the encoder in `dir` and registers it as `name` and as the default `text` model.
+pub fn load_registry(
+    dir: &Path,
+    name: &str,
+    device: DeviceChoice,
+) -> Result<(Arc<Registry>, Arc<SentenceEncoder>), ModelError> {
+    let device = select_device(device)?;
+    let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
+    let mut registry = Registry::default();
+    registry.insert_text(DEFAULT_TEXT, encoder.clone() as Arc<dyn TextEmbedder>);
+    registry.insert_text(name, encoder.clone() as Arc<dyn TextEmbedder>);
+    Ok((Arc::new(registry), encoder))
+}

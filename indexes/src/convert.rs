@@ -1,0 +1,100 @@
+//! Entities to qdrant points and back. One place knows the payload layout.
+
+use crate::{Entity, IndexError, Tag};
+use qdrant_edge::{
+    Payload, PointId, PointStructPersisted, Record, VectorInternal, VectorPersisted,
+    VectorStructInternal, VectorStructPersisted,
+};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// Namespace of Tessera's point ids (UUID v5 of the title id within it).
+const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x7e55_e7a0_5eed_4b1d_9a3c_0d5e_11ab_2026);
+
+/// The point id of a title: deterministic, so writing a title again replaces it.
+pub fn point_id(title_id: &str) -> PointId {
+    PointId::Uuid(Uuid::new_v5(&POINT_NAMESPACE, title_id.as_bytes()))
+}
+
+pub(crate) fn entity_to_point(entity: &Entity) -> PointStructPersisted {
+    let vectors: HashMap<String, VectorPersisted> = entity
+        .vectors
+        .iter()
+        .map(|(name, v)| (name.clone(), VectorPersisted::Dense(v.clone())))
+        .collect();
+    let payload = json!({
+        "tessera_id": entity.id,
+        "name": entity.name,
+        "year": entity.year,
+        "language": entity.language,
+        "metadata": entity.metadata,
+        "tags": entity.tags,
+    });
+    let map = match payload {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    PointStructPersisted {
+        id: point_id(&entity.id),
+        vector: VectorStructPersisted::Named(vectors),
+        payload: Some(Payload(map)),
+    }
+}
+
+pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
+    let point = format!("{:?}", record.id);
+    let corrupt = |reason: String| IndexError::Corrupt {
+        entity: point.clone(),
+        reason,
+    };
+    let payload = record
+        .payload
+        .ok_or_else(|| corrupt("no payload".into()))?
+        .0;
+    let field = |key: &str| payload.get(key).cloned().unwrap_or(Value::Null);
+    let id = field("tessera_id")
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| corrupt("payload lacks tessera_id".into()))?;
+    let parse = |key: &str| -> Result<Value, IndexError> { Ok(field(key)) };
+    let metadata: BTreeMap<String, String> =
+        serde_json::from_value(parse("metadata")?).unwrap_or_default();
+    let tags: Vec<Tag> =
+        serde_json::from_value(parse("tags")?).map_err(|e| corrupt(format!("tags: {e}")))?;
+    let mut vectors = BTreeMap::new();
+    match record.vector {
+        Some(VectorStructInternal::Named(named)) => {
+            for (name, vector) in named {
+                match vector {
+                    VectorInternal::Dense(v) => {
+                        vectors.insert(name, v);
+                    }
+                    _ => return Err(corrupt(format!("vector {name:?} is not dense"))),
+                }
+            }
+        }
+        None => {}
+        Some(_) => return Err(corrupt("vectors are not named".into())),
+    }
+    Ok(Entity {
+        id,
+        name: field("name").as_str().unwrap_or_default().to_string(),
+        year: field("year").as_u64().and_then(|y| u16::try_from(y).ok()),
+        language: field("language").as_str().unwrap_or_default().to_string(),
+        metadata,
+        vectors,
+        tags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_ids_are_deterministic_and_distinct() {
+        assert_eq!(point_id("tt-1"), point_id("tt-1"));
+        assert_ne!(point_id("tt-1"), point_id("tt-2"));
+    }
+}

@@ -1,0 +1,369 @@
+//! The embedded backend: one qdrant-edge shard in a directory.
+//!
+//! Layout of a store directory: `tessera-schema.json` (our schema), `shard/` (qdrant-edge's WAL,
+//! segments and config) and `tessera.lock`, an exclusive lock held while the store is open,
+//! because qdrant-edge supports one open shard per directory and would corrupt data otherwise.
+//!
+//! Vectors use cosine distance, so qdrant stores them unit-normalised: a vector read back is the
+//! normalised form of what was written (identical for encoders that already normalise).
+
+use crate::convert::{entity_to_point, point_id, record_to_entity};
+use crate::schema::Schema;
+use crate::{Entity, EntityStore, IndexError, Neighbor};
+use qdrant_edge::{
+    CountRequest, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, NamedQuery,
+    PointInsertOperations, PointOperations, QueryEnum, RetrieveRequestBuilder,
+    SearchRequestBuilder, UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
+};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+const SHARD_DIR: &str = "shard";
+const LOCK_FILE: &str = "tessera.lock";
+
+/// An entity store on qdrant-edge.
+pub struct EdgeStore {
+    dir: PathBuf,
+    schema: Schema,
+    shard: EdgeShard,
+    // Held for the store's lifetime; dropping it releases the directory.
+    _lock: File,
+}
+
+impl std::fmt::Debug for EdgeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeStore")
+            .field("dir", &self.dir)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine(error: impl std::fmt::Display) -> IndexError {
+    IndexError::Engine(error.to_string())
+}
+
+fn lock(dir: &Path) -> Result<File, IndexError> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| IndexError::Io {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(IndexError::Io {
+            path: dir.to_path_buf(),
+            reason: "the store is open in another process (tessera.lock is held); stop it or use another data directory".into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(IndexError::Io { path, reason: e.to_string() }),
+    }
+}
+
+impl EdgeStore {
+    /// Opens the store in `dir`, creating it with `schema` if it does not exist. An existing store
+    /// must have been created with the same schema.
+    pub fn open(dir: &Path, schema: Schema) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|e| IndexError::Io {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let lock = lock(dir)?;
+        match Schema::read(dir)? {
+            Some(existing) if existing != schema => Err(IndexError::Schema {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "it holds vectors {:?} but {:?} were asked for; use a new data directory or the matching plugins and models",
+                    existing.vectors, schema.vectors
+                ),
+            }),
+            Some(existing) => Self::load(dir, existing, lock),
+            None => {
+                let mut config = EdgeConfigBuilder::new();
+                for (name, spec) in &schema.vectors {
+                    config = config.vector(
+                        name.clone(),
+                        EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build(),
+                    );
+                }
+                let shard = EdgeShard::new(&dir.join(SHARD_DIR), config.build()).map_err(engine)?;
+                // The schema is written last: a store without it was never finished and is
+                // recreated from scratch by the next open.
+                schema.write(dir)?;
+                Ok(EdgeStore {
+                    dir: dir.to_path_buf(),
+                    schema,
+                    shard,
+                    _lock: lock,
+                })
+            }
+        }
+    }
+
+    /// Opens an existing store in `dir` with the schema it was created with.
+    pub fn open_existing(dir: &Path) -> Result<Self, IndexError> {
+        let schema = Schema::read(dir)?.ok_or_else(|| IndexError::Io {
+            path: dir.to_path_buf(),
+            reason:
+                "no Tessera store here (tessera-schema.json is missing); run `tessera ingest` first"
+                    .into(),
+        })?;
+        let lock = lock(dir)?;
+        Self::load(dir, schema, lock)
+    }
+
+    fn load(dir: &Path, schema: Schema, lock: File) -> Result<Self, IndexError> {
+        let shard = EdgeShard::load(&dir.join(SHARD_DIR), None).map_err(engine)?;
+        Ok(EdgeStore {
+            dir: dir.to_path_buf(),
+            schema,
+            shard,
+            _lock: lock,
+        })
+    }
+}
+
+impl EntityStore for EdgeStore {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
+        for entity in entities {
+            self.schema.validate(entity)?;
+        }
+        let points = entities.iter().map(entity_to_point).collect();
+        let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+            PointInsertOperations::PointsList(points),
+        ));
+        self.shard.update(operation).map_err(engine)
+    }
+
+    fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
+        let request = RetrieveRequestBuilder::new(ids.iter().map(|id| point_id(id)).collect())
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Bool(true))
+            .build();
+        let mut found: HashMap<String, Entity> = HashMap::new();
+        for record in self.shard.retrieve(request).map_err(engine)? {
+            let entity = record_to_entity(record)?;
+            found.insert(entity.id.clone(), entity);
+        }
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+    }
+
+    fn nearest(
+        &self,
+        vector_name: &str,
+        vector: &[f32],
+        limit: usize,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        let Some(spec) = self.schema.vectors.get(vector_name) else {
+            return Err(IndexError::UnknownVector {
+                entity: "(query)".into(),
+                vector: vector_name.into(),
+                known: self
+                    .schema
+                    .vectors
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        if vector.len() != spec.dim {
+            return Err(IndexError::Dimension {
+                entity: "(query)".into(),
+                vector: vector_name.into(),
+                expected: spec.dim,
+                got: vector.len(),
+            });
+        }
+        let query = QueryEnum::Nearest(NamedQuery {
+            query: VectorInternal::Dense(vector.to_vec()),
+            using: Some(vector_name.to_string()),
+        });
+        let request = SearchRequestBuilder::new(query, limit + usize::from(exclude.is_some()))
+            .with_payload(WithPayloadInterface::Bool(true))
+            .build();
+        let mut neighbors = Vec::new();
+        for point in self.shard.search(request).map_err(engine)? {
+            let id = point
+                .payload
+                .as_ref()
+                .and_then(|p| p.0.get("tessera_id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| IndexError::Corrupt {
+                    entity: format!("{:?}", point.id),
+                    reason: "payload lacks tessera_id".into(),
+                })?;
+            if Some(id.as_str()) != exclude {
+                neighbors.push(Neighbor {
+                    id,
+                    score: point.score,
+                });
+            }
+        }
+        neighbors.truncate(limit);
+        Ok(neighbors)
+    }
+
+    fn count(&self) -> Result<usize, IndexError> {
+        self.shard.count(CountRequest::new()).map_err(engine)
+    }
+
+    fn flush(&self) -> Result<(), IndexError> {
+        self.shard.flush().map_err(engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Tag, VectorSpec};
+    use std::collections::BTreeMap;
+
+    fn schema() -> Schema {
+        Schema::new([(
+            "synopsis".to_string(),
+            VectorSpec {
+                dim: 3,
+                model: "m".into(),
+            },
+        )])
+    }
+
+    fn entity(id: &str, v: [f32; 3]) -> Entity {
+        Entity {
+            id: id.into(),
+            name: format!("Title {id}"),
+            year: Some(1999),
+            language: "en".into(),
+            metadata: BTreeMap::from([("genre".to_string(), "crime".to_string())]),
+            vectors: BTreeMap::from([("synopsis".to_string(), v.to_vec())]),
+            tags: vec![Tag {
+                name: "language".into(),
+                value: Some("en".into()),
+                confidence: 0.9,
+                plugin: "p".into(),
+                plugin_version: "1.0.0".into(),
+            }],
+        }
+    }
+
+    fn unit(v: [f32; 3]) -> [f32; 3] {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.map(|x| x / n)
+    }
+
+    #[test]
+    fn survives_close_and_reopen_and_overwrites_on_reingest() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        let a = entity("a", unit([1.0, 0.0, 0.0]));
+        {
+            let store = EdgeStore::open(dir.path(), schema())?;
+            store.upsert(&[a.clone(), entity("b", unit([0.0, 1.0, 0.0]))])?;
+            store.flush()?;
+        }
+        let store = EdgeStore::open_existing(dir.path())?;
+        assert_eq!(store.count()?, 2);
+        let got = store.get(&["a".to_string(), "zzz".to_string()])?;
+        let stored = got[0]
+            .clone()
+            .ok_or(IndexError::Engine("a missing".into()))?;
+        assert_eq!(stored.tags, a.tags);
+        assert_eq!(stored.metadata, a.metadata);
+        assert_eq!(stored.year, Some(1999));
+        assert!(got[1].is_none());
+        // Writing "a" again replaces it: no duplicate.
+        store.upsert(&[entity("a", unit([1.0, 1.0, 0.0]))])?;
+        assert_eq!(store.count()?, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn nearest_ranks_by_cosine_and_excludes_the_query() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        let store = EdgeStore::open(dir.path(), schema())?;
+        store.upsert(&[
+            entity("x", unit([1.0, 0.0, 0.0])),
+            entity("near", unit([0.9, 0.1, 0.0])),
+            entity("far", unit([0.0, 0.0, 1.0])),
+        ])?;
+        let hits = store.nearest("synopsis", &unit([1.0, 0.0, 0.0]), 2, Some("x"))?;
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["near", "far"]);
+        assert!(hits[0].score > hits[1].score);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_vectors_are_rejected_before_anything_is_written() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        let store = EdgeStore::open(dir.path(), schema())?;
+        let mut wrong_dim = entity("w", [1.0, 0.0, 0.0]);
+        wrong_dim.vectors.insert("synopsis".into(), vec![1.0, 2.0]);
+        let mut nan = entity("n", [1.0, 0.0, 0.0]);
+        nan.vectors
+            .insert("synopsis".into(), vec![1.0, f32::NAN, 0.0]);
+        let mut unknown = entity("u", [1.0, 0.0, 0.0]);
+        unknown.vectors.insert("poster".into(), vec![1.0]);
+        let good = entity("g", [1.0, 0.0, 0.0]);
+        for (bad, expected) in [
+            (wrong_dim, "dimension 2, the store expects 3"),
+            (nan, "NaN or infinity at index 1"),
+            (unknown, "unknown vector \"poster\""),
+        ] {
+            let msg = store
+                .upsert(&[good.clone(), bad])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(msg.contains(expected), "{msg}");
+        }
+        assert_eq!(
+            store.count()?,
+            0,
+            "a batch with a bad entity writes nothing"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_second_open_is_refused_and_schema_changes_are_caught() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        let store = EdgeStore::open(dir.path(), schema())?;
+        let msg = EdgeStore::open_existing(dir.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("open in another process"), "{msg}");
+        drop(store);
+        let other = Schema::new([(
+            "synopsis".to_string(),
+            VectorSpec {
+                dim: 4,
+                model: "m".into(),
+            },
+        )]);
+        let msg = EdgeStore::open(dir.path(), other)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("use a new data directory"), "{msg}");
+        let empty = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        let msg = EdgeStore::open_existing(empty.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("run `tessera ingest` first"), "{msg}");
+        Ok(())
+    }
+}

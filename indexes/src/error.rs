@@ -1,0 +1,69 @@
+use std::path::PathBuf;
+
+/// What can go wrong storing or reading entities. Variants name the entity, vector or path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// A vector name the store's schema does not have.
+    #[error("entity {entity}: unknown vector {vector:?} (the store has: {known})")]
+    UnknownVector {
+        /// Title id.
+        entity: String,
+        /// The vector name.
+        vector: String,
+        /// The schema's vector names.
+        known: String,
+    },
+    /// A vector of the wrong length.
+    #[error("entity {entity}: vector {vector:?} has dimension {got}, the store expects {expected}")]
+    Dimension {
+        /// Title id.
+        entity: String,
+        /// Vector name.
+        vector: String,
+        /// Schema dimension.
+        expected: usize,
+        /// Given dimension.
+        got: usize,
+    },
+    /// NaN or infinity in a vector.
+    #[error("entity {entity}: vector {vector:?} holds NaN or infinity at index {index}")]
+    NonFinite {
+        /// Title id.
+        entity: String,
+        /// Vector name.
+        vector: String,
+        /// First bad index.
+        index: usize,
+    },
+    /// An entity id that cannot be stored.
+    #[error("entity id {0:?} is invalid: ids must be 1..=512 bytes")]
+    InvalidId(String),
+    /// The store on disk was made with another schema.
+    #[error("store {path}: {reason}")]
+    Schema {
+        /// Store directory.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// The store's files could not be read or written.
+    #[error("store {path}: {reason}")]
+    Io {
+        /// Store directory or file.
+        path: PathBuf,
+        /// The underlying error.
+        reason: String,
+    },
+    /// A stored point could not be turned back into an entity.
+    #[error("stored point for {entity}: {reason}")]
+    Corrupt {
+        /// Title id or point id.
+        entity: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The storage engine failed.
+    #[error("qdrant-edge: {0}")]
+    Engine(String),
+}

@@ -1,0 +1,92 @@
+//! `tessera-indexes`: where Tessera keeps its entity representations.
+//!
+//! Main types:
+//! - [`EntityStore`]: the storage interface the host writes to and the gRPC API reads from.
+//! - [`EdgeStore`]: its embedded implementation on qdrant-edge — a directory on disk, no server.
+//! - [`Entity`], [`Tag`], [`Schema`]: what is stored per title: named dense vectors, tags with
+//!   provenance, and the title's catalog facts.
+//!
+//! Point ids derive from title ids (UUID v5), so writing a title again replaces it instead of
+//! adding a second copy. Every vector is checked (known name, right dimension, finite values)
+//! before anything is written, so a bad entity leaves the store untouched.
+//!
+//! What this crate must not do: run models or plugins, or know about gRPC; it stores and reads.
+
+mod convert;
+mod edge;
+mod error;
+mod schema;
+
+pub use edge::EdgeStore;
+pub use error::IndexError;
+pub use schema::{Schema, VectorSpec};
+
+use std::collections::BTreeMap;
+
+/// A tag with its provenance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tag {
+    /// Tag name, e.g. `language`.
+    pub name: String,
+    /// Optional value, e.g. `fr`.
+    pub value: Option<String>,
+    /// Confidence in 0..=1.
+    pub confidence: f32,
+    /// Plugin that produced it.
+    pub plugin: String,
+    /// That plugin's version.
+    pub plugin_version: String,
+}
+
+/// Everything stored for one title.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    /// Catalog title id.
+    pub id: String,
+    /// Title name.
+    pub name: String,
+    /// Release year.
+    pub year: Option<u16>,
+    /// Catalog language.
+    pub language: String,
+    /// Catalog metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Named dense vectors.
+    pub vectors: BTreeMap<String, Vec<f32>>,
+    /// Tags with provenance.
+    pub tags: Vec<Tag>,
+}
+
+/// A search hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbor {
+    /// Title id.
+    pub id: String,
+    /// Similarity (cosine: higher is closer).
+    pub score: f32,
+}
+
+/// Storage for entities. Implementations are shared across threads and calls may block (disk I/O):
+/// async callers run them on a blocking pool.
+pub trait EntityStore: Send + Sync + std::fmt::Debug {
+    /// The vectors this store holds.
+    fn schema(&self) -> &Schema;
+    /// Writes entities, replacing any stored entity with the same id. All or nothing: the batch is
+    /// validated before anything is written.
+    fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError>;
+    /// Reads entities by id, in order; `None` for ids the store does not hold.
+    fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError>;
+    /// The `limit` entities nearest to `vector` on the named vector, closest first, leaving out
+    /// `exclude` (usually the query title itself).
+    fn nearest(
+        &self,
+        vector_name: &str,
+        vector: &[f32],
+        limit: usize,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Neighbor>, IndexError>;
+    /// Number of stored entities.
+    fn count(&self) -> Result<usize, IndexError>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<(), IndexError>;
+}

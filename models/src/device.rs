@@ -1,0 +1,82 @@
+use crate::ModelError;
+use candle_core::Device;
+use std::str::FromStr;
+
+/// Where models run: `auto` (a GPU when this build and machine have one, else CPU), `cpu`, or
+/// `cuda[:N]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The first CUDA device when built with the `cuda` feature and one is present, else CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device N (needs the `cuda` feature).
+    Cuda(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(DeviceChoice::Cuda(n)),
+                _ => Err(ModelError::Device(format!(
+                    "{s:?} is not a device; use auto, cpu, cuda or cuda:N"
+                ))),
+            },
+        }
+    }
+}
+
+/// Opens the chosen device. `Auto` never falls back silently: it logs which device it picked.
+pub fn select_device(choice: DeviceChoice) -> Result<Device, ModelError> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda(n) => Device::new_cuda(n).map_err(|e| {
+            ModelError::Device(format!(
+                "cuda:{n} is unavailable ({e}); build with `--features cuda` on a machine with an NVIDIA GPU"
+            ))
+        }),
+        DeviceChoice::Auto => {
+            if candle_core::utils::cuda_is_available()
+                && let Ok(device) = Device::new_cuda(0)
+            {
+                tracing::info!("models run on cuda:0");
+                return Ok(device);
+            }
+            tracing::info!(
+                cuda_built = candle_core::utils::cuda_is_available(),
+                "models run on the CPU (no usable GPU in this build or machine)"
+            );
+            Ok(Device::Cpu)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!(
+            "auto".parse::<DeviceChoice>().ok(),
+            Some(DeviceChoice::Auto)
+        );
+        assert_eq!("cpu".parse::<DeviceChoice>().ok(), Some(DeviceChoice::Cpu));
+        assert_eq!(
+            "cuda:2".parse::<DeviceChoice>().ok(),
+            Some(DeviceChoice::Cuda(2))
+        );
+        let err = "tpu"
+            .parse::<DeviceChoice>()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("\"tpu\" is not a device"), "{err}");
+    }
+}

@@ -1,0 +1,29 @@
+//! `tessera-models`: the models Tessera's host runs for plugins.
+//!
+//! Main types:
+//! - [`SentenceEncoder`]: a BERT-family sentence encoder (candle-transformers `bert`) loaded from a
+//!   Hugging Face model directory, with the sentence-transformers pooling and normalisation that
+//!   directory declares. It implements [`TextEmbedder`], the small synchronous interface the host
+//!   calls (TEI's backend shape: name, dimension, max batch, `embed`).
+//! - [`hub`]: resolves a (repo id, pinned revision) to a local directory through hf-hub, offline
+//!   first.
+//! - [`tiny`]: writes deterministic tiny random-weight models in the same HF format, for tests and
+//!   offline demos.
+//! - [`preprocess`]: pure functions (tokenizing, pooling) kept apart from the network.
+//!
+//! What this crate must not do: know about plugins, titles or stores (data flows from the host
+//! into models and back, never sideways), or download anything unless a caller asks for it.
+
+mod device;
+mod error;
+pub mod hub;
+pub mod preprocess;
+mod registry;
+pub mod text;
+pub mod tiny;
+
+pub use candle_core::Device;
+pub use device::{DeviceChoice, select_device};
+pub use error::ModelError;
+pub use registry::Registry;
+pub use text::{SentenceEncoder, TextEmbedder};

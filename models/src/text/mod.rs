@@ -1,0 +1,24 @@
+//! Text encoders.
+
+mod sentence;
+mod st_config;
+
+pub use sentence::SentenceEncoder;
+pub use st_config::SentenceConfig;
+
+use crate::ModelError;
+
+/// The interface the host calls for text models: small and synchronous, like TEI's backends.
+/// Implementations are shared across threads (`Send + Sync`) and may be called concurrently.
+pub trait TextEmbedder: Send + Sync + std::fmt::Debug {
+    /// The model's name as the host addresses it.
+    fn name(&self) -> &str;
+    /// Length of every vector `embed` returns.
+    fn dimension(&self) -> usize;
+    /// The largest number of texts one `embed` call takes.
+    fn max_batch(&self) -> usize;
+    /// Whether the weights are tiny random ones whose embeddings carry no meaning.
+    fn is_placeholder(&self) -> bool;
+    /// One vector per text, in order.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError>;
+}

@@ -1,0 +1,100 @@
+//! Helpers shared by the end-to-end tests: temp dirs, the real `tessera` binary, a tiny model.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The `tessera` binary cargo built for these tests.
+pub fn tessera() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    // Never pick up a developer's real HF cache or data: each test says what it wants.
+    command
+        .env("HF_HUB_CACHE", "/nonexistent-tessera-test-cache")
+        .env_remove("TESSERA_TEXT_MODEL")
+        .env_remove("TESSERA_DATA");
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Runs a command to completion, printing its output when it fails.
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    if !output.status.success() {
+        panic!(
+            "{command:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    output
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The example catalog.
+pub fn example_catalog() -> PathBuf {
+    repo_root().join("examples/catalog.jsonl")
+}
+
+/// Writes the default tiny model into `dir`.
+pub fn tiny_model(dir: &Path) -> PathBuf {
+    let model = dir.join("tiny-model");
+    tessera_models::tiny::write_tiny_bert(&model, &tessera_models::tiny::TinyBertSpec::default())
+        .unwrap_or_else(|e| panic!("writing tiny model: {e}"));
+    model
+}
+
+/// A `tessera serve` child process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tessera serve` on a free port and waits for the line that names it.
+pub fn serve(data: &Path) -> Server {
+    let mut child = tessera()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start tessera serve: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("tessera: serving gRPC on ") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("tessera serve did not report its address"));
+    Server { child, addr }
+}
+
+/// Largest absolute difference between two vectors.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "vector lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

@@ -1,0 +1,259 @@
+//! End to end through every real layer: the catalog, the real wasm plugin in the sandbox, the
+//! candle model, qdrant-edge on disk, and gRPC over a real socket, all through the real binary.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use tessera::catalog;
+use tessera::grpc::proto::{GetEntitiesRequest, entities_client::EntitiesClient};
+use tessera_indexes::{EdgeStore, EntityStore};
+use tessera_models::{Device, SentenceEncoder, TextEmbedder};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+fn ingest(data: &std::path::Path, model: &std::path::Path) -> String {
+    let output = run_ok(
+        tessera()
+            .arg("ingest")
+            .arg(example_catalog())
+            .arg("--data")
+            .arg(data)
+            .arg("--text-model")
+            .arg(model),
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let data = tmp.path().join("data");
+    let titles = catalog::read_jsonl(&example_catalog())?;
+    let stdout = ingest(&data, &model);
+    assert!(
+        stdout.contains(&format!("{0} of {0} titles stored, 0 failed", titles.len())),
+        "{stdout}"
+    );
+
+    let server = serve(&data);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let endpoint = format!("http://{}", server.addr);
+        let channel = tonic::transport::Channel::from_shared(endpoint.clone())?
+            .connect()
+            .await?;
+        let mut health = HealthClient::new(channel);
+        let status = health
+            .check(HealthCheckRequest {
+                service: "tessera.v1.Entities".into(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32);
+
+        let mut client = EntitiesClient::connect(endpoint).await?;
+        let mut ids: Vec<String> = titles.iter().map(|t| t.id.clone()).collect();
+        ids.push("no-such-title".into());
+        let response = client
+            .get_entities(GetEntitiesRequest {
+                ids: ids.clone(),
+                vector_names: vec![],
+                min_tag_confidence: 0.0,
+            })
+            .await?
+            .into_inner();
+        assert_eq!(response.results.len(), ids.len());
+        let last = response.results.last().ok_or("no results")?;
+        assert!(
+            last.id == "no-such-title" && !last.found && last.entity.is_none(),
+            "unknown id is a per-item not-found"
+        );
+
+        // The vectors served must be exactly what the model computes directly.
+        let encoder = SentenceEncoder::load(&model, "tiny", &Device::Cpu)?;
+        let mut checked = 0;
+        for (title, result) in titles.iter().zip(&response.results) {
+            assert_eq!(result.id, title.id, "results come back in request order");
+            let entity = result.entity.as_ref().ok_or("found entity missing")?;
+            assert!(result.found);
+            assert_eq!(entity.name, title.name);
+            let tags: HashMap<&str, Option<&str>> = entity
+                .tags
+                .iter()
+                .map(|t| (t.name.as_str(), t.value.as_deref()))
+                .collect();
+            assert!(
+                entity
+                    .tags
+                    .iter()
+                    .all(|t| t.plugin == "synopsis-embedder" && !t.plugin_version.is_empty())
+            );
+            if title.synopsis.trim().is_empty() {
+                assert!(tags.contains_key("missing-synopsis"));
+                assert!(entity.vectors.is_empty());
+                continue;
+            }
+            assert!(tags.contains_key("synopsis-length"), "{:?}", entity.tags);
+            let direct = encoder.embed(&[title.synopsis.trim()])?.remove(0);
+            let served = &entity
+                .vectors
+                .get("synopsis")
+                .ok_or("no synopsis vector")?
+                .values;
+            let diff = max_abs_diff(&direct, served);
+            assert!(diff < 1e-5, "{}: max abs diff {diff}", title.id);
+            checked += 1;
+            if matches!(title.language.as_str(), "fr" | "es" | "de") {
+                assert_eq!(
+                    tags.get("language").copied().flatten(),
+                    Some(title.language.as_str()),
+                    "{}: {:?}",
+                    title.id,
+                    entity.tags
+                );
+            }
+        }
+        assert!(
+            checked >= 12,
+            "only {checked} titles had vectors to compare"
+        );
+
+        // Bad input is INVALID_ARGUMENT, not a crash, and the server keeps serving.
+        let bad = client
+            .get_entities(GetEntitiesRequest {
+                ids: vec!["x".into()],
+                vector_names: vec!["poster".into()],
+                min_tag_confidence: 0.0,
+            })
+            .await
+            .err()
+            .ok_or("unknown vector name was accepted")?;
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(
+            bad.message().contains("unknown vector \"poster\""),
+            "{}",
+            bad.message()
+        );
+        let again = client
+            .get_entities(GetEntitiesRequest {
+                ids: vec![titles[0].id.clone()],
+                vector_names: vec!["synopsis".into()],
+                min_tag_confidence: 0.9,
+            })
+            .await?;
+        let entity = again
+            .into_inner()
+            .results
+            .remove(0)
+            .entity
+            .ok_or("missing")?;
+        assert!(entity.tags.iter().all(|t| t.confidence >= 0.9));
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    drop(server);
+
+    // Re-ingesting overwrites: same count, nothing duplicated; the store reopens from disk.
+    ingest(&data, &model);
+    let store = EdgeStore::open_existing(&data.join("store"))?;
+    assert_eq!(store.count()?, titles.len());
+    Ok(())
+}
+
+#[test]
+fn embed_command_prints_the_model_vector() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let text = "A retired detective returns to her hometown.";
+    let output = run_ok(tessera().arg("embed").arg("--model").arg(&model).args([
+        "--modality",
+        "text",
+        "--format",
+        "json",
+        "--text",
+        text,
+    ]));
+    let printed: Vec<f32> = serde_json::from_slice(&output.stdout)?;
+    let direct = SentenceEncoder::load(&model, "tiny", &Device::Cpu)?
+        .embed(&[text])?
+        .remove(0);
+    assert!(max_abs_diff(&printed, &direct) < 1e-6);
+
+    let input = tmp.path().join("input.txt");
+    std::fs::write(&input, text)?;
+    let output = run_ok(
+        tessera()
+            .arg("embed")
+            .arg("--model")
+            .arg(&model)
+            .arg("--input")
+            .arg(&input),
+    );
+    let from_file: Vec<f32> = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(from_file, printed);
+
+    let missing = tessera()
+        .arg("embed")
+        .arg("--model")
+        .arg(tmp.path().join("nope"))
+        .args(["--text", "x"])
+        .output()?;
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("config.json"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn demo_falls_back_to_a_tiny_model_with_a_warning_and_summarises()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let output = run_ok(
+        tessera()
+            .arg("demo")
+            .arg("--exit")
+            .arg("--data")
+            .arg(tmp.path().join("data")),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("carry NO meaning"), "{stderr}");
+    assert!(
+        stdout.contains("summary") && stdout.matches("nearest: ").count() >= 12,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tags:") && stdout.contains("synopsis-length="),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+#[test]
+fn ingest_reports_a_bad_catalog_line() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let catalog = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &catalog,
+        "{\"id\":\"a\",\"name\":\"A\"}\n{\"id\":\"a\",\"name\":\"A again\"}\n",
+    )?;
+    let output = tessera()
+        .arg("ingest")
+        .arg(&catalog)
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("duplicate title id"),
+        "{stderr}"
+    );
+    Ok(())
+}

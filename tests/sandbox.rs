@@ -1,0 +1,248 @@
+//! The sandbox: a hostile plugin loops, allocates, recurses, panics and reaches for files, the
+//! environment and the network. Each call must end with its own clear error within its deadline,
+//! and the host must keep serving other plugins afterwards.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tessera::catalog::Title;
+use tessera::runtime::{Plugin, PluginError, PluginHost, SandboxLimits};
+use tessera_models::{Device, Registry, SentenceEncoder, TextEmbedder};
+
+const DEADLINE: Duration = Duration::from_millis(500);
+const MEMORY: usize = 64 << 20;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    probe: Plugin,
+    embedder: Plugin,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let model = common::tiny_model(dir.path());
+    let encoder =
+        SentenceEncoder::load(&model, "tiny", &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+    let mut registry = Registry::default();
+    registry.insert_text("text", Arc::new(encoder) as Arc<dyn TextEmbedder>);
+    let limits = SandboxLimits {
+        deadline: DEADLINE,
+        memory: MEMORY,
+        ..SandboxLimits::default()
+    };
+    let host =
+        Arc::new(PluginHost::new(Arc::new(registry), limits).unwrap_or_else(|e| panic!("{e}")));
+    let load = |name: &str| {
+        let bytes = tessera_plugin_artifacts::component(name).unwrap_or_else(|e| panic!("{e}"));
+        host.load(name, &bytes).unwrap_or_else(|e| panic!("{e}"))
+    };
+    Fixture {
+        probe: load("sandbox-probe"),
+        embedder: load("synopsis-embedder"),
+        _dir: dir,
+    }
+}
+
+fn title(probe: &str, target: &str) -> Title {
+    Title {
+        id: format!("probe-{probe}"),
+        name: "Probe".into(),
+        synopsis: "The detective returns to the town where she grew up, and the case begins again."
+            .into(),
+        year: Some(2020),
+        language: "en".into(),
+        metadata: BTreeMap::from([
+            ("probe".to_string(), probe.to_string()),
+            ("target".to_string(), target.to_string()),
+        ]),
+        assets: vec![],
+    }
+}
+
+/// Runs one probe, checks the host still serves both plugins, and returns the probe's error.
+fn run_probe(f: &Fixture, probe: &str, target: &str) -> PluginError {
+    let start = Instant::now();
+    let result = f.probe.analyze(&title(probe, target));
+    let elapsed = start.elapsed();
+    // Generous bound: the point is that the call ends, not how fast (timing is in BENCHMARKS.md).
+    assert!(elapsed < DEADLINE * 10, "{probe}: took {elapsed:?}");
+    let error = match result {
+        Ok(analysis) => panic!("{probe}: expected an error, got {analysis:?}"),
+        Err(e) => e,
+    };
+    let after = f
+        .embedder
+        .analyze(&title("ok", ""))
+        .unwrap_or_else(|e| panic!("after {probe}, synopsis-embedder failed: {e}"));
+    assert_eq!(after.embeddings.len(), 1, "after {probe}");
+    let ok = f
+        .probe
+        .analyze(&title("ok", ""))
+        .unwrap_or_else(|e| panic!("after {probe}, a well-behaved probe call failed: {e}"));
+    assert_eq!(ok.tags[0].value.as_deref(), Some("ok"));
+    error
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline() {
+    let f = fixture();
+    let e = run_probe(&f, "loop", "");
+    assert!(matches!(e, PluginError::Deadline { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "plugin sandbox-probe: analyze exceeded its 500ms deadline and was stopped"
+    );
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_cap() {
+    let f = fixture();
+    let e = run_probe(&f, "alloc", "");
+    match &e {
+        PluginError::MemoryLimit {
+            requested, limit, ..
+        } => assert!(*requested > *limit && *limit == MEMORY),
+        other => panic!("expected MemoryLimit, got {other}"),
+    }
+    assert!(e.to_string().contains("the limit is 67108864 bytes"), "{e}");
+}
+
+#[test]
+fn unbounded_recursion_overflows_the_stack() {
+    let f = fixture();
+    let e = run_probe(&f, "recurse", "");
+    assert!(matches!(e, PluginError::StackOverflow { .. }), "{e}");
+}
+
+#[test]
+fn panic_is_a_trap_carrying_the_panic_message() {
+    let f = fixture();
+    let e = run_probe(&f, "panic", "");
+    assert!(matches!(e, PluginError::Trap { .. }), "{e}");
+    assert!(
+        e.to_string().contains("sandbox-probe was asked to panic"),
+        "{e}"
+    );
+}
+
+#[test]
+fn files_are_out_of_reach() {
+    let f = fixture();
+    let secret = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(secret.path(), "top secret").unwrap_or_else(|e| panic!("{e}"));
+    let path = secret.path().display().to_string();
+    let e = run_probe(&f, "open-file", &path);
+    assert!(
+        matches!(
+            e,
+            PluginError::Guest {
+                kind: "internal",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&format!("open {path}:")), "{e}");
+    assert!(!e.to_string().contains("top secret"));
+}
+
+#[test]
+fn environment_is_empty() {
+    let f = fixture();
+    // The host process has variables (PATH at least); the plugin must not see them.
+    assert!(std::env::var("PATH").is_ok());
+    let e = run_probe(&f, "read-env", "PATH");
+    assert!(
+        e.to_string()
+            .contains("env PATH: environment variable not found"),
+        "{e}"
+    );
+}
+
+#[test]
+fn network_is_closed() {
+    let f = fixture();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    listener
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let e = run_probe(&f, "open-socket", &addr);
+    assert!(e.to_string().contains(&format!("connect {addr}:")), "{e}");
+    match listener.accept() {
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the plugin reached the listener: {other:?}"),
+    }
+}
+
+#[test]
+fn a_runaway_plugin_does_not_block_others() {
+    let f = Arc::new(fixture());
+    let runaway = {
+        let f = f.clone();
+        std::thread::spawn(move || f.probe.analyze(&title("loop", "")).err().map(|e| e.kind()))
+    };
+    // While the loop burns its deadline on another thread, this thread's calls complete.
+    for _ in 0..3 {
+        let analysis = f
+            .embedder
+            .analyze(&title("ok", ""))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(analysis.embeddings.len(), 1);
+    }
+    assert_eq!(runaway.join().ok().flatten(), Some("deadline"));
+}
+
+#[test]
+fn corrupt_and_empty_components_are_refused_at_load() {
+    let registry = Arc::new(Registry::default());
+    let host = Arc::new(
+        PluginHost::new(registry, SandboxLimits::default()).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let empty = host
+        .load("empty.wasm", b"")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        empty.contains("empty.wasm") && empty.contains("empty (0 bytes)"),
+        "{empty}"
+    );
+    let garbage = host
+        .load("garbage.wasm", b"\0asm garbage")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        garbage.starts_with("plugin garbage.wasm: cannot load component"),
+        "{garbage}"
+    );
+}
+
+// Every built plugin loads and describes itself.
+macro_rules! describes_itself {
+    ($name:ident) => {
+        #[test]
+        fn $name() {
+            let f = fixture();
+            let name = stringify!($name).replace('_', "-");
+            let plugin = if name == "sandbox-probe" {
+                &f.probe
+            } else {
+                &f.embedder
+            };
+            assert_eq!(plugin.info().name, name);
+            assert!(!plugin.info().version.is_empty());
+        }
+    };
+}
+
+mod every_plugin {
+    use super::*;
+    tessera_plugin_artifacts::foreach_plugin!(describes_itself);
+}
