@@ -257,3 +257,27 @@ fn ingest_reports_a_bad_catalog_line() -> Result<(), Box<dyn std::error::Error>>
     );
     Ok(())
 }
+
+#[test]
+fn a_hub_model_missing_offline_is_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let output = tessera()
+        .arg("ingest")
+        .arg(example_catalog())
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .args(["--text-model-hub", "acme/no-such-encoder@0123abc"])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("acme/no-such-encoder@0123abc is not in the Hugging Face cache"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("huggingface-cli download acme/no-such-encoder --revision 0123abc"),
+        "{stderr}"
+    );
+    Ok(())
+}

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift_codegen=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,wasmtime=warn,cranelift_codegen=warn,qdrant_edge=error",
+        )
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

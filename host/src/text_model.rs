@@ -22,7 +22,8 @@ pub const DEFAULT_TEXT: &str = "text";
 pub enum TextSource {
     /// A directory the user named.
     Dir(PathBuf),
-    /// The pinned MiniLM found in the hub cache.
+    /// A hub model (the pinned MiniLM, or one named with `--text-model-hub`), from the cache or
+    /// downloaded.
     HubCache(PathBuf),
     /// A generated tiny model: embeddings without meaning.
     Tiny(PathBuf),
@@ -37,11 +38,19 @@ impl TextSource {
     }
 }
 
-/// Picks the text model: `explicit`, else MiniLM from the cache (pinned revision, then `main`),
-/// else a tiny model written under `tiny_dir`. Never downloads.
-pub fn choose(explicit: Option<&Path>, tiny_dir: &Path) -> Result<TextSource, ModelError> {
+/// Picks the text model: `explicit`, else `hub` (the cache, then a download unless
+/// `HF_HUB_OFFLINE` is set), else MiniLM from the cache (pinned revision, then `main`), else a tiny
+/// model written under `tiny_dir`. Only a model named with `hub` is ever downloaded.
+pub fn choose(
+    explicit: Option<&Path>,
+    hub_model: Option<&HubModel>,
+    tiny_dir: &Path,
+) -> Result<TextSource, ModelError> {
     if let Some(dir) = explicit {
         return Ok(TextSource::Dir(dir.to_path_buf()));
+    }
+    if let Some(model) = hub_model {
+        return hub::resolve(model, &HubOptions::from_env()).map(TextSource::HubCache);
     }
     let cache = HubOptions::from_env().cache;
     for revision in [MINILM_REVISION, "main"] {
@@ -59,15 +68,41 @@ pub fn choose(explicit: Option<&Path>, tiny_dir: &Path) -> Result<TextSource, Mo
     Ok(TextSource::Tiny(tiny_dir.to_path_buf()))
 }
 
-/// A model name for a directory: its last path component, or `tiny-bert` for generated models.
+/// A model name for a directory: its last path component (for a hub snapshot, the repo name), or
+/// `tiny-bert` for generated models.
 pub fn model_name(source: &TextSource) -> String {
+    let last = |d: &Path| d.file_name().map(|n| n.to_string_lossy().into_owned());
     match source {
         TextSource::Tiny(_) => "tiny-bert".into(),
-        TextSource::HubCache(_) => "all-MiniLM-L6-v2".into(),
-        TextSource::Dir(d) => d
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
+        // .../models--org--name/snapshots/<commit>
+        TextSource::HubCache(d) => d
+            .ancestors()
+            .nth(2)
+            .and_then(last)
+            .and_then(|folder| folder.rsplit("--").next().map(str::to_string))
             .unwrap_or_else(|| "text-model".into()),
+        TextSource::Dir(d) => last(d).unwrap_or_else(|| "text-model".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_models_after_their_directory_or_repo() {
+        let hub = TextSource::HubCache(PathBuf::from(
+            "/c/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc",
+        ));
+        assert_eq!(model_name(&hub), "all-MiniLM-L6-v2");
+        assert_eq!(
+            model_name(&TextSource::Dir(PathBuf::from("/m/bge-small"))),
+            "bge-small"
+        );
+        assert_eq!(
+            model_name(&TextSource::Tiny(PathBuf::from("/x"))),
+            "tiny-bert"
+        );
     }
 }
 

@@ -29,6 +29,29 @@ pub struct HubModel {
     pub revision: String,
 }
 
+impl std::str::FromStr for HubModel {
+    type Err = ModelError;
+
+    /// Parses `org/name@revision`. The revision is required: models are pinned.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('@') {
+            Some((repo, revision)) if repo.contains('/') && !revision.is_empty() => {
+                Ok(HubModel { repo: repo.to_string(), revision: revision.to_string() })
+            }
+            _ => Err(ModelError::Config {
+                path: PathBuf::from(s),
+                reason: "a hub model is written org/name@revision (the revision pins it; prefer a commit hash)".into(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for HubModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.repo, self.revision)
+    }
+}
+
 /// Where to look and whether the network may be used.
 #[derive(Debug, Clone)]
 pub struct HubOptions {
@@ -141,6 +164,17 @@ mod tests {
             std::fs::write(snapshot.join(f), b"{}")?;
         }
         Ok(snapshot)
+    }
+
+    #[test]
+    fn parses_pinned_names() {
+        assert_eq!(
+            "acme/encoder@v1".parse::<HubModel>().ok(),
+            Some(model("v1"))
+        );
+        for bad in ["acme/encoder", "encoder@v1", "acme/encoder@"] {
+            assert!(bad.parse::<HubModel>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tessera::catalog;
 use tessera::grpc::ServeConfig;
 use tessera::text_model::TextSource;
 use tessera_indexes::{Entity, EntityStore};
+use tessera_models::hub::HubModel;
 
 /// Flags of `tessera demo`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +24,10 @@ pub struct DemoArgs {
     /// Text model directory. Default: all-MiniLM-L6-v2 from the HF cache, else a tiny model.
     #[arg(long, env = "TESSERA_TEXT_MODEL")]
     text_model: Option<PathBuf>,
+    /// Text model on the Hugging Face hub, pinned: org/name@revision (cache first, then download
+    /// unless HF_HUB_OFFLINE is set).
+    #[arg(long, env = "TESSERA_TEXT_MODEL_HUB", conflicts_with = "text_model")]
+    text_model_hub: Option<HubModel>,
     /// Where to serve gRPC after the summary.
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
@@ -38,7 +43,13 @@ const SYNOPSIS: &str = "synopsis";
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let titles = catalog::read_jsonl(&args.catalog)?;
-    let setup = setup(&args.data, args.text_model.as_deref(), &[], &args.sandbox)?;
+    let setup = setup(
+        &args.data,
+        args.text_model.as_deref(),
+        args.text_model_hub.as_ref(),
+        &[],
+        &args.sandbox,
+    )?;
     let model = match &setup.source {
         TextSource::Tiny(d) => format!("tiny random-weight model at {} (NO meaning)", d.display()),
         TextSource::HubCache(d) | TextSource::Dir(d) => d.display().to_string(),

@@ -10,6 +10,7 @@ use tessera::pipeline::{self, IngestReport, Pipeline};
 use tessera::runtime::{Plugin, PluginHost};
 use tessera::text_model::{self, TextSource};
 use tessera_indexes::{EdgeStore, Entity, EntityStore};
+use tessera_models::hub::HubModel;
 
 /// Flags of `tessera ingest`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +24,10 @@ pub struct IngestArgs {
     /// else a generated tiny model.
     #[arg(long, env = "TESSERA_TEXT_MODEL")]
     pub text_model: Option<PathBuf>,
+    /// Text model on the Hugging Face hub, pinned: org/name@revision. Taken from the local cache,
+    /// else downloaded (unless HF_HUB_OFFLINE is set).
+    #[arg(long, env = "TESSERA_TEXT_MODEL_HUB", conflicts_with = "text_model")]
+    pub text_model_hub: Option<HubModel>,
     /// Plugin components to run, in order. Default: the built-in synopsis-embedder.
     #[arg(long = "plugin", env = "TESSERA_PLUGINS", value_delimiter = ',')]
     pub plugins: Vec<PathBuf>,
@@ -41,10 +46,12 @@ pub struct Setup {
 pub fn setup(
     data: &Path,
     text_model: Option<&Path>,
+    text_model_hub: Option<&HubModel>,
     plugin_files: &[PathBuf],
     sandbox: &SandboxArgs,
 ) -> anyhow::Result<Setup> {
-    let source = text_model::choose(text_model, &data.join("models/tiny-bert"))?;
+    let tiny_dir = data.join("models/tiny-bert");
+    let source = text_model::choose(text_model, text_model_hub, &tiny_dir)?;
     if let TextSource::Tiny(dir) = &source {
         eprintln!(
             "warning: no text model configured and all-MiniLM-L6-v2 is not in the Hugging Face cache;\n\
@@ -115,6 +122,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let setup = setup(
         &args.data,
         args.text_model.as_deref(),
+        args.text_model_hub.as_ref(),
         &args.plugins,
         &args.sandbox,
     )?;
