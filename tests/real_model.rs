@@ -77,6 +77,9 @@ fn matches_sentence_transformers() -> Result<(), Box<dyn std::error::Error>> {
             worst_cos = worst_cos.min(cos);
         }
     }
-    println!("vs {}: max abs diff {worst_diff:e}, min cosine {worst_cos}", reference.generator);
+    println!(
+        "vs {}: max abs diff {worst_diff:e}, min cosine {worst_cos}",
+        reference.generator
+    );
     Ok(())
 }

@@ -85,6 +85,20 @@ pub fn model_name(source: &TextSource) -> String {
     }
 }
 
+/// Loads the encoder in `dir` and registers it as `name` and as the default `text` model.
+pub fn load_registry(
+    dir: &Path,
+    name: &str,
+    device: DeviceChoice,
+) -> Result<(Arc<Registry>, Arc<SentenceEncoder>), ModelError> {
+    let device = select_device(device)?;
+    let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
+    let mut registry = Registry::default();
+    registry.insert_text(DEFAULT_TEXT, encoder.clone() as Arc<dyn TextEmbedder>);
+    registry.insert_text(name, encoder.clone() as Arc<dyn TextEmbedder>);
+    Ok((Arc::new(registry), encoder))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,18 +118,4 @@ mod tests {
             "tiny-bert"
         );
     }
-}
-
-/// Loads the encoder in `dir` and registers it as `name` and as the default `text` model.
-pub fn load_registry(
-    dir: &Path,
-    name: &str,
-    device: DeviceChoice,
-) -> Result<(Arc<Registry>, Arc<SentenceEncoder>), ModelError> {
-    let device = select_device(device)?;
-    let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
-    let mut registry = Registry::default();
-    registry.insert_text(DEFAULT_TEXT, encoder.clone() as Arc<dyn TextEmbedder>);
-    registry.insert_text(name, encoder.clone() as Arc<dyn TextEmbedder>);
-    Ok((Arc::new(registry), encoder))
 }

@@ -63,7 +63,7 @@ const WORDS: &str = "the a an and or but of to in on at by for with from as is a
 
 /// Writes a tiny BERT sentence encoder into `dir` (created if missing).
 pub fn write_tiny_bert(dir: &Path, spec: &TinyBertSpec) -> Result<(), ModelError> {
-    if spec.heads == 0 || spec.hidden % spec.heads != 0 {
+    if spec.heads == 0 || !spec.hidden.is_multiple_of(spec.heads) {
         return Err(ModelError::Config {
             path: dir.join("config.json"),
             reason: format!(

@@ -11,7 +11,7 @@ impl models::Host for ModelsCtx {
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
         if let Some(allowed) = &self.allowed
-            && !allowed.iter().any(|m| *m == model)
+            && !allowed.contains(&model)
         {
             return Err(ModelError::Denied(format!(
                 "plugin {} may not call model {model:?}",
