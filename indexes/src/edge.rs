@@ -91,9 +91,16 @@ impl EdgeStore {
                         EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build(),
                     );
                 }
-                let shard = EdgeShard::new(&dir.join(SHARD_DIR), config.build()).map_err(engine)?;
-                // The schema is written last: a store without it was never finished and is
-                // recreated from scratch by the next open.
+                // Without a schema file the store was never finished (the schema is written
+                // before any write is accepted), so leftovers of an interrupted creation go.
+                let shard_dir = dir.join(SHARD_DIR);
+                if shard_dir.exists() {
+                    std::fs::remove_dir_all(&shard_dir).map_err(|e| IndexError::Io {
+                        path: shard_dir.clone(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                let shard = EdgeShard::new(&shard_dir, config.build()).map_err(engine)?;
                 schema.write(dir)?;
                 Ok(EdgeStore {
                     dir: dir.to_path_buf(),
