@@ -281,3 +281,40 @@ fn a_hub_model_missing_offline_is_a_clear_error() -> Result<(), Box<dyn std::err
     );
     Ok(())
 }
+
+#[test]
+fn embed_command_handles_images_and_refuses_bad_ones() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let model = tmp.path().join("tiny-clip");
+    run_ok(tessera().args(["models", "tiny-clip", "--out"]).arg(&model));
+    let image = repo_root().join("tests/data/images/photo.jpg");
+    let output = run_ok(
+        tessera()
+            .arg("embed")
+            .arg("--model")
+            .arg(&model)
+            .args(["--modality", "image", "--input"])
+            .arg(&image),
+    );
+    let printed: Vec<f32> = serde_json::from_slice(&output.stdout)?;
+    let encoder = tessera_models::ClipVisionEncoder::load(&model, "tiny-clip", &Device::Cpu)?;
+    let decoded = tessera_models::preprocess::image::read_image(&image, &Default::default())?;
+    let direct = tessera_models::ImageEmbedder::embed(&encoder, &[decoded])?.remove(0);
+    assert!(max_abs_diff(&printed, &direct) < 1e-6);
+
+    let bad = repo_root().join("tests/data/images/bad/text.png");
+    let output = tessera()
+        .arg("embed")
+        .arg("--model")
+        .arg(&model)
+        .args(["--modality", "image", "--input"])
+        .arg(&bad)
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("text.png") && stderr.contains("not an image"),
+        "{stderr}"
+    );
+    Ok(())
+}

@@ -55,6 +55,14 @@ pub enum ModelError {
         /// What is wrong with the input.
         reason: String,
     },
+    /// A media file (image, audio) is unreadable, unsupported or over a limit.
+    #[error("media {file}: {reason}")]
+    Media {
+        /// The file (path or name).
+        file: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// Tokenizing failed.
     #[error("model {model}: tokenizer: {reason}")]
     Tokenizer {

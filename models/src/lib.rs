@@ -5,6 +5,8 @@
 //!   Hugging Face model directory, with the sentence-transformers pooling and normalisation that
 //!   directory declares. It implements [`TextEmbedder`], the small synchronous interface the host
 //!   calls (TEI's backend shape: name, dimension, max batch, `embed`).
+//! - [`ClipVisionEncoder`]: CLIP's vision tower and projection, with Pillow-exact preprocessing
+//!   ([`preprocess::image`]); it implements [`ImageEmbedder`].
 //! - [`hub`]: resolves a (repo id, pinned revision) to a local directory through hf-hub, offline
 //!   first.
 //! - [`tiny`]: writes deterministic tiny random-weight models in the same HF format, for tests and
@@ -21,9 +23,12 @@ pub mod preprocess;
 mod registry;
 pub mod text;
 pub mod tiny;
+pub mod vision;
+mod weights;
 
 pub use candle_core::Device;
 pub use device::{DeviceChoice, select_device};
 pub use error::ModelError;
 pub use registry::Registry;
 pub use text::{SentenceEncoder, TextEmbedder};
+pub use vision::{ClipVisionEncoder, ImageEmbedder};

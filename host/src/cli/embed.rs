@@ -3,7 +3,10 @@
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tessera_models::{DeviceChoice, SentenceEncoder, TextEmbedder, select_device};
+use tessera_models::preprocess::image::{ImageLimits, read_image};
+use tessera_models::{
+    ClipVisionEncoder, DeviceChoice, ImageEmbedder, SentenceEncoder, TextEmbedder, select_device,
+};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Modality {
@@ -29,10 +32,10 @@ pub struct EmbedArgs {
     /// What the input is.
     #[arg(long, value_enum, default_value = "text")]
     modality: Modality,
-    /// The text to embed.
+    /// The text to embed (text models).
     #[arg(long, conflicts_with = "input", required_unless_present = "input")]
     text: Option<String>,
-    /// Read the input from this file.
+    /// Read the input from this file (text, or an image file for image models).
     #[arg(long)]
     input: Option<PathBuf>,
     /// Output format.
@@ -44,38 +47,50 @@ pub struct EmbedArgs {
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
-    if !matches!(args.modality, Modality::Text) {
-        bail!(
-            "--modality {:?}: only text models are supported by this build",
-            args.modality
-        );
-    }
-    let text = match (&args.text, &args.input) {
-        (Some(text), _) => text.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading --input {}", path.display()))?,
-        (None, None) => bail!("give --text or --input"),
-    };
     let device = select_device(args.device)?;
     let name = args
         .model
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let encoder = SentenceEncoder::load(&args.model, &name, &device)?;
-    if encoder.is_placeholder() {
-        eprintln!(
-            "warning: {} is a tiny random-weight model; its embeddings carry no meaning",
-            args.model.display()
-        );
-    }
-    let vector = encoder
-        .embed(&[&text])?
-        .pop()
-        .context("the model returned no vector")?;
+    let vector = match args.modality {
+        Modality::Text => {
+            let text = match (&args.text, &args.input) {
+                (Some(text), _) => text.clone(),
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --input {}", path.display()))?,
+                (None, None) => bail!("give --text or --input"),
+            };
+            let encoder = SentenceEncoder::load(&args.model, &name, &device)?;
+            warn_placeholder(encoder.is_placeholder(), &args.model);
+            encoder.embed(&[&text])?.pop()
+        }
+        Modality::Image => {
+            let Some(path) = &args.input else {
+                bail!("--modality image needs --input FILE")
+            };
+            let encoder = ClipVisionEncoder::load(&args.model, &name, &device)?;
+            warn_placeholder(encoder.is_placeholder(), &args.model);
+            let image = read_image(path, &ImageLimits::default())?;
+            encoder.embed(&[image])?.pop()
+        }
+        Modality::Audio => {
+            bail!("--modality audio: audio models are not supported by this build yet")
+        }
+    };
+    let vector = vector.context("the model returned no vector")?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string(&vector)?),
         Format::Text => vector.iter().for_each(|x| println!("{x}")),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn warn_placeholder(placeholder: bool, dir: &std::path::Path) {
+    if placeholder {
+        eprintln!(
+            "warning: {} is a tiny random-weight model; its embeddings carry no meaning",
+            dir.display()
+        );
+    }
 }

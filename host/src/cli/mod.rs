@@ -42,6 +42,15 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ModelsCommand {
+    /// Write a deterministic tiny random-weight CLIP vision encoder in Hugging Face format.
+    TinyClip {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Weight seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Write a deterministic tiny random-weight BERT in Hugging Face format (for tests and offline
     /// demos; its embeddings carry no meaning).
     Tiny {
@@ -86,6 +95,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Models(ModelsCommand::TinyClip { out, seed }) => {
+            let spec = tessera_models::tiny::TinyClipSpec {
+                seed,
+                ..Default::default()
+            };
+            tessera_models::tiny::write_tiny_clip_vision(&out, &spec)?;
+            println!(
+                "wrote a tiny random-weight CLIP vision encoder to {} (its embeddings carry no meaning)",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models(ModelsCommand::Tiny { out, seed }) => {
             let spec = tessera_models::tiny::TinyBertSpec {
                 seed,

@@ -1,5 +1,7 @@
-//! Pure preprocessing functions: text to token ids, hidden states to sentence vectors. No model
-//! weights, no I/O beyond reading a tokenizer file, so each piece is unit-tested on tiny inputs.
+//! Pure preprocessing functions: text to token ids, image bytes to pixel tensors, hidden states to
+//! sentence vectors. No model weights and no I/O beyond reading the file asked for, so each piece
+//! is unit-tested on tiny inputs.
 
+pub mod image;
 pub mod pooling;
 pub mod tokenize;

@@ -5,6 +5,7 @@ mod st_config;
 
 pub use sentence::SentenceEncoder;
 pub use st_config::SentenceConfig;
+pub(crate) use st_config::read_json;
 
 use crate::ModelError;
 

@@ -6,8 +6,8 @@ use super::st_config::{SentenceConfig, read_json};
 use crate::ModelError;
 use crate::preprocess::pooling::{l2_normalize, pool, to_rows};
 use crate::preprocess::tokenize::{TokenBatch, encode_batch, load_tokenizer};
+use crate::weights::Checkpoint;
 use candle_core::{Device, Tensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config, DTYPE};
 use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
@@ -80,23 +80,9 @@ impl SentenceEncoder {
             .min(config.max_position_embeddings);
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"), name, max_len)?;
 
-        let weights_path = dir.join("model.safetensors");
-        // Read into memory rather than mmap: mmap needs `unsafe` (the file could change under us),
-        // and a sentence encoder's weights are small next to the process.
-        let weights = std::fs::read(&weights_path).map_err(|e| ModelError::File {
-            path: weights_path.clone(),
-            reason: e.to_string(),
-        })?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DTYPE, device).map_err(|e| {
-            ModelError::File {
-                path: weights_path.clone(),
-                reason: format!("not a readable safetensors file: {e}"),
-            }
-        })?;
-        let model = BertModel::load(vb, &config).map_err(|e| ModelError::File {
-            path: weights_path,
-            reason: format!("weights do not match config.json: {e}"),
-        })?;
+        let checkpoint = Checkpoint::read(dir, DTYPE, device)?;
+        let model =
+            BertModel::load(checkpoint.vb.clone(), &config).map_err(checkpoint.mismatch())?;
 
         if arch.tessera_tiny {
             tracing::warn!(model = name, dir = %dir.display(), "tiny random-weight model: its embeddings carry no meaning");

@@ -1,13 +1,8 @@
-//! Deterministic tiny random-weight models in Hugging Face format.
-//!
-//! Tests and offline demos need a model with the real file layout (config.json, safetensors with
-//! the checkpoint's tensor names, tokenizer.json, the sentence-transformers files) but no hub. The
-//! weights come from a seeded generator, so the same spec always writes byte-identical files, and
-//! `config.json` carries `"tessera_tiny": true` so that loaders can warn that the embeddings carry
-//! no meaning.
+//! A tiny BERT sentence encoder: config.json, model.safetensors with BERT's tensor names,
+//! tokenizer.json (WordPiece), vocab.txt and the sentence-transformers files.
 
+use super::{Init, Weights, file_error, write_json};
 use crate::ModelError;
-use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
@@ -191,60 +186,26 @@ fn write_tokenizer(dir: &Path, vocab: &HashMap<String, u32>) -> Result<(), Model
         .map_err(|e| fail(e.to_string()))
 }
 
-/// SplitMix64 plus Box–Muller: deterministic across platforms, no dependency.
-struct Normal(u64);
-
-impl Normal {
-    fn next_u01(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn sample(&mut self, std: f64) -> f32 {
-        let u1 = self.next_u01().max(f64::MIN_POSITIVE);
-        let u2 = self.next_u01();
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
-    }
-}
-
 fn write_weights(dir: &Path, spec: &TinyBertSpec, vocab_size: usize) -> Result<(), ModelError> {
-    let path = dir.join("model.safetensors");
-    let mut rng = Normal(spec.seed);
-    let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    let mut add = |name: String, shape: &[usize], kind: Init| -> Result<(), ModelError> {
-        let n: usize = shape.iter().product();
-        let data: Vec<f32> = (0..n)
-            .map(|_| match kind {
-                Init::Normal(std) => rng.sample(std),
-                Init::Ones => 1.0,
-                Init::Zeros => 0.0,
-            })
-            .collect();
-        let tensor =
-            Tensor::from_vec(data, shape, &Device::Cpu).map_err(ModelError::candle("tiny"))?;
-        tensors.insert(name, tensor);
-        Ok(())
-    };
+    let mut w = Weights::new(spec.seed);
     let (h, i) = (spec.hidden, spec.intermediate);
-    add(
-        "embeddings.word_embeddings.weight".into(),
+    w.add(
+        "embeddings.word_embeddings.weight",
         &[vocab_size, h],
         Init::Normal(0.5),
     )?;
-    add(
-        "embeddings.position_embeddings.weight".into(),
+    w.add(
+        "embeddings.position_embeddings.weight",
         &[spec.max_position, h],
         Init::Normal(0.1),
     )?;
-    add(
-        "embeddings.token_type_embeddings.weight".into(),
+    w.add(
+        "embeddings.token_type_embeddings.weight",
         &[2, h],
         Init::Normal(0.1),
     )?;
-    add("embeddings.LayerNorm.weight".into(), &[h], Init::Ones)?;
-    add("embeddings.LayerNorm.bias".into(), &[h], Init::Zeros)?;
+    w.add("embeddings.LayerNorm.weight", &[h], Init::Ones)?;
+    w.add("embeddings.LayerNorm.bias", &[h], Init::Zeros)?;
     for l in 0..spec.layers {
         let p = format!("encoder.layer.{l}");
         for (name, out, inp) in [
@@ -255,45 +216,21 @@ fn write_weights(dir: &Path, spec: &TinyBertSpec, vocab_size: usize) -> Result<(
             ("intermediate.dense", i, h),
             ("output.dense", h, i),
         ] {
-            add(format!("{p}.{name}.weight"), &[out, inp], Init::Normal(0.2))?;
-            add(format!("{p}.{name}.bias"), &[out], Init::Normal(0.02))?;
+            w.add(
+                &format!("{p}.{name}.weight"),
+                &[out, inp],
+                Init::Normal(0.2),
+            )?;
+            w.add(&format!("{p}.{name}.bias"), &[out], Init::Normal(0.02))?;
         }
         for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            add(format!("{p}.{norm}.weight"), &[h], Init::Ones)?;
-            add(format!("{p}.{norm}.bias"), &[h], Init::Zeros)?;
+            w.add(&format!("{p}.{norm}.weight"), &[h], Init::Ones)?;
+            w.add(&format!("{p}.{norm}.bias"), &[h], Init::Zeros)?;
         }
     }
-    add("pooler.dense.weight".into(), &[h, h], Init::Normal(0.2))?;
-    add("pooler.dense.bias".into(), &[h], Init::Zeros)?;
-    candle_core::safetensors::save(&tensors, &path).map_err(|e| ModelError::File {
-        path: path.clone(),
-        reason: e.to_string(),
-    })
-}
-
-#[derive(Clone, Copy)]
-enum Init {
-    Normal(f64),
-    Ones,
-    Zeros,
-}
-
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), ModelError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| ModelError::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    std::fs::write(path, text).map_err(|e| ModelError::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
-
-fn file_error(dir: &Path, e: std::io::Error) -> ModelError {
-    ModelError::File {
-        path: dir.to_path_buf(),
-        reason: e.to_string(),
-    }
+    w.add("pooler.dense.weight", &[h, h], Init::Normal(0.2))?;
+    w.add("pooler.dense.bias", &[h], Init::Zeros)?;
+    w.save(&dir.join("model.safetensors"))
 }
 
 #[cfg(test)]

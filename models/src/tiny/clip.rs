@@ -1,0 +1,160 @@
+//! A tiny CLIP vision encoder with projection, laid out as transformers'
+//! `CLIPVisionModelWithProjection`: config.json (`model_type: clip_vision_model`),
+//! model.safetensors with the checkpoint's tensor names, and preprocessor_config.json.
+
+use super::{Init, Weights, file_error, write_json};
+use crate::ModelError;
+use std::path::Path;
+
+/// Shape and seed of a tiny CLIP vision tower.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TinyClipSpec {
+    /// Hidden size.
+    pub hidden: usize,
+    /// Transformer layers.
+    pub layers: usize,
+    /// Attention heads (must divide `hidden`).
+    pub heads: usize,
+    /// Feed-forward size.
+    pub intermediate: usize,
+    /// Input side in pixels (images are resized and cropped to this).
+    pub image_size: usize,
+    /// Patch side in pixels (must divide `image_size`).
+    pub patch_size: usize,
+    /// Output (projection) dimension.
+    pub projection: usize,
+    /// Weight seed.
+    pub seed: u64,
+}
+
+impl Default for TinyClipSpec {
+    fn default() -> Self {
+        TinyClipSpec {
+            hidden: 32,
+            layers: 2,
+            heads: 4,
+            intermediate: 64,
+            image_size: 32,
+            patch_size: 8,
+            projection: 16,
+            seed: 7,
+        }
+    }
+}
+
+/// CLIP's published normalisation constants (openai/clip-vit-base-patch32's preprocessor).
+const MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
+const STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
+
+/// Writes a tiny CLIP vision encoder into `dir` (created if missing).
+pub fn write_tiny_clip_vision(dir: &Path, spec: &TinyClipSpec) -> Result<(), ModelError> {
+    let bad = |reason: String| ModelError::Config {
+        path: dir.join("config.json"),
+        reason,
+    };
+    if spec.heads == 0 || !spec.hidden.is_multiple_of(spec.heads) {
+        return Err(bad(format!(
+            "{} heads do not divide hidden size {}",
+            spec.heads, spec.hidden
+        )));
+    }
+    if spec.patch_size == 0 || !spec.image_size.is_multiple_of(spec.patch_size) {
+        return Err(bad(format!(
+            "patch size {} does not divide image size {}",
+            spec.patch_size, spec.image_size
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+
+    let (h, i) = (spec.hidden, spec.intermediate);
+    let positions = (spec.image_size / spec.patch_size).pow(2) + 1;
+    let mut w = Weights::new(spec.seed);
+    let v = "vision_model";
+    w.add(
+        &format!("{v}.embeddings.class_embedding"),
+        &[h],
+        Init::Normal(0.5),
+    )?;
+    w.add(
+        &format!("{v}.embeddings.patch_embedding.weight"),
+        &[h, 3, spec.patch_size, spec.patch_size],
+        Init::Normal(0.1),
+    )?;
+    w.add(
+        &format!("{v}.embeddings.position_embedding.weight"),
+        &[positions, h],
+        Init::Normal(0.1),
+    )?;
+    for norm in ["pre_layrnorm", "post_layernorm"] {
+        w.add(&format!("{v}.{norm}.weight"), &[h], Init::Ones)?;
+        w.add(&format!("{v}.{norm}.bias"), &[h], Init::Zeros)?;
+    }
+    for l in 0..spec.layers {
+        let p = format!("{v}.encoder.layers.{l}");
+        for (name, out, inp) in [
+            ("self_attn.q_proj", h, h),
+            ("self_attn.k_proj", h, h),
+            ("self_attn.v_proj", h, h),
+            ("self_attn.out_proj", h, h),
+            ("mlp.fc1", i, h),
+            ("mlp.fc2", h, i),
+        ] {
+            w.add(
+                &format!("{p}.{name}.weight"),
+                &[out, inp],
+                Init::Normal(0.2),
+            )?;
+            w.add(&format!("{p}.{name}.bias"), &[out], Init::Normal(0.02))?;
+        }
+        for norm in ["layer_norm1", "layer_norm2"] {
+            w.add(&format!("{p}.{norm}.weight"), &[h], Init::Ones)?;
+            w.add(&format!("{p}.{norm}.bias"), &[h], Init::Zeros)?;
+        }
+    }
+    w.add(
+        "visual_projection.weight",
+        &[spec.projection, h],
+        Init::Normal(0.2),
+    )?;
+    w.save(&dir.join("model.safetensors"))?;
+
+    write_json(
+        &dir.join("config.json"),
+        &serde_json::json!({
+            "architectures": ["CLIPVisionModelWithProjection"],
+            "model_type": "clip_vision_model",
+            "tessera_tiny": true,
+            "hidden_size": h,
+            "intermediate_size": i,
+            "num_hidden_layers": spec.layers,
+            "num_attention_heads": spec.heads,
+            "num_channels": 3,
+            "image_size": spec.image_size,
+            "patch_size": spec.patch_size,
+            "projection_dim": spec.projection,
+            "hidden_act": "quick_gelu",
+            "layer_norm_eps": 1e-5,
+            "attention_dropout": 0.0,
+            "initializer_range": 0.02,
+            "initializer_factor": 1.0,
+            "torch_dtype": "float32",
+        }),
+    )?;
+    write_json(
+        &dir.join("preprocessor_config.json"),
+        &serde_json::json!({
+            "image_processor_type": "CLIPImageProcessor",
+            "do_resize": true,
+            "size": {"shortest_edge": spec.image_size},
+            "resample": 3,
+            "do_center_crop": true,
+            "crop_size": {"height": spec.image_size, "width": spec.image_size},
+            "do_rescale": true,
+            "rescale_factor": 1.0 / 255.0,
+            "do_normalize": true,
+            "image_mean": MEAN,
+            "image_std": STD,
+            "do_convert_rgb": true,
+        }),
+    )
+}

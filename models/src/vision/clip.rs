@@ -1,0 +1,278 @@
+//! CLIP's vision tower with its projection (transformers' `CLIPVisionModelWithProjection`, or the
+//! vision half of a full `CLIPModel` checkpoint), on candle-transformers' `ClipVisionTransformer`.
+
+use super::ImageEmbedder;
+use crate::ModelError;
+use crate::preprocess::image::ClipPreprocess;
+use crate::preprocess::pooling::{l2_normalize, to_rows};
+use crate::text::read_json;
+use crate::weights::Checkpoint;
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::Linear;
+use candle_transformers::models::clip::text_model::Activation;
+use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
+use image::RgbImage;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Images per forward pass.
+const MAX_BATCH: usize = 16;
+
+/// The vision fields of a CLIP config.json, wherever they sit.
+#[derive(Debug, Deserialize)]
+struct VisionFields {
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    #[serde(default = "three")]
+    num_channels: usize,
+    image_size: usize,
+    patch_size: usize,
+    projection_dim: Option<usize>,
+    #[serde(default = "quick_gelu")]
+    hidden_act: String,
+    #[serde(default = "default_eps")]
+    layer_norm_eps: f64,
+}
+
+fn three() -> usize {
+    3
+}
+fn quick_gelu() -> String {
+    "quick_gelu".into()
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigFile {
+    model_type: Option<String>,
+    vision_config: Option<VisionFields>,
+    projection_dim: Option<usize>,
+    #[serde(default)]
+    tessera_tiny: bool,
+    #[serde(flatten)]
+    rest: serde_json::Value,
+}
+
+/// A loaded CLIP image encoder.
+pub struct ClipVisionEncoder {
+    name: String,
+    dir: PathBuf,
+    model: ClipVisionTransformer,
+    projection: Linear,
+    preprocess: ClipPreprocess,
+    dimension: usize,
+    image_size: usize,
+    device: Device,
+    placeholder: bool,
+}
+
+impl std::fmt::Debug for ClipVisionEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClipVisionEncoder")
+            .field("name", &self.name)
+            .field("dir", &self.dir)
+            .field("dimension", &self.dimension)
+            .field("preprocess", &self.preprocess)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClipVisionEncoder {
+    /// Loads the encoder in `dir` (config.json, model.safetensors, preprocessor_config.json).
+    pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Self, ModelError> {
+        let config_path = dir.join("config.json");
+        let bad = |reason: String| ModelError::Config {
+            path: config_path.clone(),
+            reason,
+        };
+        let file: ConfigFile = read_json(&config_path)?.ok_or_else(|| ModelError::File {
+            path: config_path.clone(),
+            reason: "missing: a Hugging Face model directory holds config.json".into(),
+        })?;
+        let (fields, projection_dim, prefix) = match file.model_type.as_deref() {
+            Some("clip") => {
+                let v = file
+                    .vision_config
+                    .ok_or_else(|| bad("a clip config without vision_config".into()))?;
+                let p = file.projection_dim.or(v.projection_dim);
+                (v, p, "vision_model")
+            }
+            Some("clip_vision_model") => {
+                let v: VisionFields =
+                    serde_json::from_value(file.rest).map_err(|e| bad(e.to_string()))?;
+                let p = file.projection_dim.or(v.projection_dim);
+                (v, p, "vision_model")
+            }
+            other => {
+                return Err(bad(format!(
+                    "model_type {other:?} is not a supported image model (supported: clip, clip_vision_model)"
+                )));
+            }
+        };
+        let projection_dim =
+            projection_dim.ok_or_else(|| bad("projection_dim is missing".into()))?;
+        if fields.hidden_act != "quick_gelu" {
+            return Err(bad(format!(
+                "hidden_act {:?} is not supported (quick_gelu only)",
+                fields.hidden_act
+            )));
+        }
+        if (fields.layer_norm_eps - 1e-5).abs() > 1e-12 {
+            return Err(bad(format!(
+                "layer_norm_eps {} is not supported (1e-5 only)",
+                fields.layer_norm_eps
+            )));
+        }
+        let config = ClipVisionConfig {
+            embed_dim: fields.hidden_size,
+            activation: Activation::QuickGelu,
+            intermediate_size: fields.intermediate_size,
+            num_hidden_layers: fields.num_hidden_layers,
+            num_attention_heads: fields.num_attention_heads,
+            projection_dim,
+            num_channels: fields.num_channels,
+            image_size: fields.image_size,
+            patch_size: fields.patch_size,
+        };
+        let preprocess = ClipPreprocess::read(&dir.join("preprocessor_config.json"))?;
+        if preprocess.output_size() != Some((fields.image_size as u32, fields.image_size as u32)) {
+            return Err(ModelError::Config {
+                path: dir.join("preprocessor_config.json"),
+                reason: format!(
+                    "crop size {:?} does not produce the model's {0}×{0} input",
+                    fields.image_size
+                ),
+            });
+        }
+
+        let checkpoint = Checkpoint::read(dir, DType::F32, device)?;
+        let model = ClipVisionTransformer::new(checkpoint.vb.pp(prefix), &config)
+            .map_err(checkpoint.mismatch())?;
+        let projection = candle_nn::linear_no_bias(
+            config.embed_dim,
+            projection_dim,
+            checkpoint.vb.pp("visual_projection"),
+        )
+        .map_err(checkpoint.mismatch())?;
+        if file.tessera_tiny {
+            tracing::warn!(model = name, dir = %dir.display(), "tiny random-weight model: its embeddings carry no meaning");
+        }
+        tracing::info!(model = name, dir = %dir.display(), dim = projection_dim, image_size = fields.image_size, "loaded image model");
+        Ok(ClipVisionEncoder {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            model,
+            projection,
+            preprocess,
+            dimension: projection_dim,
+            image_size: fields.image_size,
+            device: device.clone(),
+            placeholder: file.tessera_tiny,
+        })
+    }
+
+    /// The preprocessing this model expects.
+    pub fn preprocess(&self) -> &ClipPreprocess {
+        &self.preprocess
+    }
+
+    /// Runs the network on a `batch × 3 × S × S` pixel tensor: unit-length embeddings.
+    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor, ModelError> {
+        let err = || ModelError::candle(&self.name);
+        let pooled = self.model.forward(pixels).map_err(err())?;
+        let projected = self.projection.forward(&pooled).map_err(err())?;
+        l2_normalize(&projected).map_err(err())
+    }
+}
+
+impl ImageEmbedder for ClipVisionEncoder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    fn is_placeholder(&self) -> bool {
+        self.placeholder
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %self.name, images = images.len()))]
+    fn embed(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let side = self.image_size;
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(MAX_BATCH) {
+            let mut data = Vec::with_capacity(chunk.len() * 3 * side * side);
+            for image in chunk {
+                data.extend(self.preprocess.pixels(image).0);
+            }
+            let pixels = Tensor::from_vec(data, (chunk.len(), 3, side, side), &self.device)
+                .map_err(ModelError::candle(&self.name))?;
+            out.extend(to_rows(&self.forward(&pixels)?).map_err(ModelError::candle(&self.name))?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tiny::{TinyClipSpec, write_tiny_clip_vision};
+
+    #[test]
+    fn embeds_unit_vectors_and_is_batch_invariant() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        write_tiny_clip_vision(dir.path(), &TinyClipSpec::default())?;
+        let encoder = ClipVisionEncoder::load(dir.path(), "tiny-clip", &Device::Cpu)?;
+        let red = RgbImage::from_pixel(50, 30, image::Rgb([220, 20, 20]));
+        let stripes = RgbImage::from_fn(64, 64, |x, _| {
+            image::Rgb([(x * 4) as u8, 90, 255 - (x * 4) as u8])
+        });
+        let alone = encoder.embed(std::slice::from_ref(&red))?;
+        let batch = encoder.embed(&[stripes, red])?;
+        assert_eq!(alone[0].len(), 16);
+        let norm: f32 = alone[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+        let diff = alone[0]
+            .iter()
+            .zip(&batch[1])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "batch invariance: max abs diff {diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_text_models_and_unsupported_activations() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        crate::tiny::write_tiny_bert(dir.path(), &crate::tiny::TinyBertSpec::default())?;
+        let msg = ClipVisionEncoder::load(dir.path(), "x", &Device::Cpu)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("\"bert\"") && msg.contains("not a supported image model"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir()?;
+        write_tiny_clip_vision(dir.path(), &TinyClipSpec::default())?;
+        let config =
+            std::fs::read_to_string(dir.path().join("config.json"))?.replace("quick_gelu", "gelu");
+        std::fs::write(dir.path().join("config.json"), config)?;
+        let msg = ClipVisionEncoder::load(dir.path(), "x", &Device::Cpu)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("hidden_act \"gelu\""), "{msg}");
+        Ok(())
+    }
+}
