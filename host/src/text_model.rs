@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tessera_models::batching::BatchConfig;
 use tessera_models::hub::{self, HubModel, HubOptions};
 use tessera_models::tiny::{TinyBertSpec, write_tiny_bert};
 use tessera_models::{
-    DeviceChoice, ModelError, Registry, SentenceEncoder, TextEmbedder, select_device,
+    BatchedText, DeviceChoice, ModelError, Registry, SentenceEncoder, TextEmbedder, select_device,
 };
 
 /// The hub repo of the default text model.
@@ -93,9 +94,15 @@ pub fn load_registry(
 ) -> Result<(Arc<Registry>, Arc<SentenceEncoder>), ModelError> {
     let device = select_device(device)?;
     let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
+    // Plugin calls run one title each, on many threads; the batcher merges them (bulk lane:
+    // plugins do ingestion work).
+    let batched: Arc<dyn TextEmbedder> = Arc::new(BatchedText::start(
+        encoder.clone() as Arc<dyn TextEmbedder>,
+        BatchConfig::default(),
+    )?);
     let mut registry = Registry::default();
-    registry.insert_text(DEFAULT_TEXT, encoder.clone() as Arc<dyn TextEmbedder>);
-    registry.insert_text(name, encoder.clone() as Arc<dyn TextEmbedder>);
+    registry.insert_text(DEFAULT_TEXT, batched.clone());
+    registry.insert_text(name, batched);
     Ok((Arc::new(registry), encoder))
 }
 

@@ -80,6 +80,22 @@ pub enum ModelError {
         #[source]
         source: candle_core::Error,
     },
+    /// The model's queue is full; the caller should back off and retry.
+    #[error("model {model} is overloaded: {capacity} requests are already waiting")]
+    Overloaded {
+        /// The model.
+        model: String,
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// A batched call failed (the model's error, as text, is shared by every caller in the batch).
+    #[error("model {model}: {reason}")]
+    Batch {
+        /// The model.
+        model: String,
+        /// What failed.
+        reason: String,
+    },
     /// A device was asked for that this build or machine does not have.
     #[error("device {0}")]
     Device(String),

@@ -7,6 +7,8 @@
 //!   calls (TEI's backend shape: name, dimension, max batch, `embed`).
 //! - [`ClipVisionEncoder`]: CLIP's vision tower and projection, with Pillow-exact preprocessing
 //!   ([`preprocess::image`]); it implements [`ImageEmbedder`].
+//! - [`batching`]: one scheduler thread per model merges concurrent calls into batches, with an
+//!   interactive and a bulk lane and a bounded queue; [`BatchedText`] puts a text model behind it.
 //! - [`hub`]: resolves a (repo id, pinned revision) to a local directory through hf-hub, offline
 //!   first.
 //! - [`tiny`]: writes deterministic tiny random-weight models in the same HF format, for tests and
@@ -16,6 +18,7 @@
 //! What this crate must not do: know about plugins, titles or stores (data flows from the host
 //! into models and back, never sideways), or download anything unless a caller asks for it.
 
+pub mod batching;
 mod device;
 mod error;
 pub mod hub;
@@ -30,5 +33,5 @@ pub use candle_core::Device;
 pub use device::{DeviceChoice, select_device};
 pub use error::ModelError;
 pub use registry::Registry;
-pub use text::{SentenceEncoder, TextEmbedder};
+pub use text::{BatchedText, SentenceEncoder, TextEmbedder};
 pub use vision::{ClipVisionEncoder, ImageEmbedder};

@@ -1,8 +1,10 @@
 //! Text encoders.
 
+mod batched;
 mod sentence;
 mod st_config;
 
+pub use batched::BatchedText;
 pub use sentence::SentenceEncoder;
 pub use st_config::SentenceConfig;
 pub(crate) use st_config::read_json;
