@@ -204,8 +204,7 @@ fn write_weights(dir: &Path, spec: &TinyBertSpec, vocab_size: usize) -> Result<(
         &[2, h],
         Init::Normal(0.1),
     )?;
-    w.add("embeddings.LayerNorm.weight", &[h], Init::Ones)?;
-    w.add("embeddings.LayerNorm.bias", &[h], Init::Zeros)?;
+    w.norm("embeddings.LayerNorm", h)?;
     for l in 0..spec.layers {
         let p = format!("encoder.layer.{l}");
         for (name, out, inp) in [
@@ -216,17 +215,10 @@ fn write_weights(dir: &Path, spec: &TinyBertSpec, vocab_size: usize) -> Result<(
             ("intermediate.dense", i, h),
             ("output.dense", h, i),
         ] {
-            w.add(
-                &format!("{p}.{name}.weight"),
-                &[out, inp],
-                Init::Normal(0.2),
-            )?;
-            w.add(&format!("{p}.{name}.bias"), &[out], Init::Normal(0.02))?;
+            w.linear(&format!("{p}.{name}"), out, inp)?;
         }
-        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            w.add(&format!("{p}.{norm}.weight"), &[h], Init::Ones)?;
-            w.add(&format!("{p}.{norm}.bias"), &[h], Init::Zeros)?;
-        }
+        w.norm(&format!("{p}.attention.output.LayerNorm"), h)?;
+        w.norm(&format!("{p}.output.LayerNorm"), h)?;
     }
     w.add("pooler.dense.weight", &[h, h], Init::Normal(0.2))?;
     w.add("pooler.dense.bias", &[h], Init::Zeros)?;

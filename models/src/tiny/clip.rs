@@ -85,10 +85,8 @@ pub fn write_tiny_clip_vision(dir: &Path, spec: &TinyClipSpec) -> Result<(), Mod
         &[positions, h],
         Init::Normal(0.1),
     )?;
-    for norm in ["pre_layrnorm", "post_layernorm"] {
-        w.add(&format!("{v}.{norm}.weight"), &[h], Init::Ones)?;
-        w.add(&format!("{v}.{norm}.bias"), &[h], Init::Zeros)?;
-    }
+    w.norm(&format!("{v}.pre_layrnorm"), h)?;
+    w.norm(&format!("{v}.post_layernorm"), h)?;
     for l in 0..spec.layers {
         let p = format!("{v}.encoder.layers.{l}");
         for (name, out, inp) in [
@@ -99,17 +97,10 @@ pub fn write_tiny_clip_vision(dir: &Path, spec: &TinyClipSpec) -> Result<(), Mod
             ("mlp.fc1", i, h),
             ("mlp.fc2", h, i),
         ] {
-            w.add(
-                &format!("{p}.{name}.weight"),
-                &[out, inp],
-                Init::Normal(0.2),
-            )?;
-            w.add(&format!("{p}.{name}.bias"), &[out], Init::Normal(0.02))?;
+            w.linear(&format!("{p}.{name}"), out, inp)?;
         }
-        for norm in ["layer_norm1", "layer_norm2"] {
-            w.add(&format!("{p}.{norm}.weight"), &[h], Init::Ones)?;
-            w.add(&format!("{p}.{norm}.bias"), &[h], Init::Zeros)?;
-        }
+        w.norm(&format!("{p}.layer_norm1"), h)?;
+        w.norm(&format!("{p}.layer_norm2"), h)?;
     }
     w.add(
         "visual_projection.weight",

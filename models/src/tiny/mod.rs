@@ -80,6 +80,23 @@ impl Weights {
         Ok(())
     }
 
+    /// A dense layer `prefix.weight` (out × in) and `prefix.bias`.
+    pub(crate) fn linear(
+        &mut self,
+        prefix: &str,
+        out: usize,
+        inp: usize,
+    ) -> Result<(), ModelError> {
+        self.add(&format!("{prefix}.weight"), &[out, inp], Init::Normal(0.2))?;
+        self.add(&format!("{prefix}.bias"), &[out], Init::Normal(0.02))
+    }
+
+    /// A layer norm `prefix.weight` (ones) and `prefix.bias` (zeros).
+    pub(crate) fn norm(&mut self, prefix: &str, dim: usize) -> Result<(), ModelError> {
+        self.add(&format!("{prefix}.weight"), &[dim], Init::Ones)?;
+        self.add(&format!("{prefix}.bias"), &[dim], Init::Zeros)
+    }
+
     pub(crate) fn save(&self, path: &Path) -> Result<(), ModelError> {
         candle_core::safetensors::save(&self.tensors, path).map_err(|e| ModelError::File {
             path: path.to_path_buf(),
