@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::runtime::{PluginHost, SandboxLimits};
+use tessera_models::batching::BatchConfig;
 use tessera_models::tiny::{TinyBertSpec, write_tiny_bert};
-use tessera_models::{DeviceChoice, Registry, SentenceEncoder, TextEmbedder, select_device};
+use tessera_models::{
+    BatchedText, DeviceChoice, Registry, SentenceEncoder, TextEmbedder, select_device,
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -31,6 +34,10 @@ pub enum BenchCommand {
         /// Where the model runs.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
+        /// Also measure this many threads each embedding one sentence per call, directly and
+        /// through the batching scheduler (as concurrent plugin calls do). 0 skips it.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
     },
 }
 
@@ -42,7 +49,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             batch,
             sentences,
             device,
-        } => embed(model, &batch, sentences, device),
+            concurrency,
+        } => embed(model, &batch, sentences, device, concurrency),
     }
 }
 
@@ -93,6 +101,7 @@ fn embed(
     batches: &[usize],
     sentences: usize,
     device: DeviceChoice,
+    concurrency: usize,
 ) -> anyhow::Result<ExitCode> {
     let tiny = tempfile_dir()?;
     let dir = match model {
@@ -136,8 +145,40 @@ fn embed(
             sentences as f64 / secs
         );
     }
+    if concurrency > 0 {
+        let encoder: Arc<dyn TextEmbedder> = Arc::new(encoder);
+        let batched: Arc<dyn TextEmbedder> =
+            Arc::new(BatchedText::start(encoder.clone(), BatchConfig::default())?);
+        for (label, model) in [("direct", encoder), ("batched", batched)] {
+            let rate = one_per_call(&model, &texts, concurrency)?;
+            println!("{concurrency} threads, 1 sentence per call, {label}: {rate:.1} sentences/s");
+        }
+    }
     let _ = std::fs::remove_dir_all(&tiny);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sentences per second when `threads` threads each embed their share one sentence at a time.
+fn one_per_call(
+    model: &Arc<dyn TextEmbedder>,
+    texts: &[String],
+    threads: usize,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let per_thread = texts.len().div_ceil(threads);
+    let handles: Vec<_> = texts
+        .chunks(per_thread)
+        .map(|chunk| {
+            let (model, chunk) = (model.clone(), chunk.to_vec());
+            std::thread::spawn(move || chunk.iter().try_for_each(|t| model.embed(&[t]).map(|_| ())))
+        })
+        .collect();
+    for handle in handles {
+        handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("a benchmark thread panicked"))??;
+    }
+    Ok(texts.len() as f64 / start.elapsed().as_secs_f64())
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
