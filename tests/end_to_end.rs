@@ -318,3 +318,40 @@ fn embed_command_handles_images_and_refuses_bad_ones() -> Result<(), Box<dyn std
     );
     Ok(())
 }
+
+#[test]
+fn models_list_and_pull_work_offline_with_clear_errors() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let output = run_ok(
+        tessera()
+            .args(["models", "list"])
+            .env("HF_HUB_CACHE", tmp.path()),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("all-minilm-l6-v2")
+            && stdout.contains("384d")
+            && stdout.contains("not in cache"),
+        "{stdout}"
+    );
+
+    let output = tessera()
+        .args(["models", "pull", "all-minilm-l6-v2"])
+        .env("HF_HUB_CACHE", tmp.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("sentence-transformers/all-MiniLM-L6-v2@")
+            && stderr.contains("not in the Hugging Face cache"),
+        "{stderr}"
+    );
+
+    let output = tessera()
+        .args(["models", "pull", "no-such-model"])
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("known: all-minilm-l6-v2"));
+    Ok(())
+}

@@ -83,3 +83,40 @@ fn matches_sentence_transformers() -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
+
+/// The shipped manifest's sha256 values match the real files: lay them out as a Hugging Face
+/// cache and let `tessera models list` / `pull` verify them offline.
+#[test]
+fn the_manifest_pins_the_real_files() -> Result<(), Box<dyn std::error::Error>> {
+    let Some(dir) = std::env::var_os("TESSERA_TEST_MINILM") else {
+        println!("skipping: TESSERA_TEST_MINILM is not set");
+        return Ok(());
+    };
+    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/manifests");
+    let model = tessera_models::manifest::load_dir(&manifests)?
+        .into_iter()
+        .find(|m| m.name == "all-minilm-l6-v2")
+        .ok_or("no all-minilm-l6-v2 manifest")?;
+    let cache = tempfile::tempdir()?;
+    let snapshot = cache
+        .path()
+        .join("models--sentence-transformers--all-MiniLM-L6-v2/snapshots")
+        .join(&model.revision);
+    for file in model.files.keys() {
+        let target = snapshot.join(file);
+        std::fs::create_dir_all(target.parent().ok_or("no parent")?)?;
+        std::fs::copy(std::path::Path::new(&dir).join(file), &target)?;
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["models", "pull", "all-minilm-l6-v2"])
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("all-minilm-l6-v2 verified at"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}

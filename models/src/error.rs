@@ -80,6 +80,18 @@ pub enum ModelError {
         #[source]
         source: candle_core::Error,
     },
+    /// A model file differs from the sha256 its manifest pins.
+    #[error("model {model}: {path} has sha256 {got}, the manifest pins {expected}")]
+    Checksum {
+        /// Model name.
+        model: String,
+        /// The file.
+        path: PathBuf,
+        /// Pinned sha256.
+        expected: String,
+        /// Actual sha256.
+        got: String,
+    },
     /// The model's queue is full; the caller should back off and retry.
     #[error("model {model} is overloaded: {capacity} requests are already waiting")]
     Overloaded {

@@ -81,25 +81,50 @@ impl HubOptions {
     }
 }
 
-/// The directory of `model` in the cache, if every required file is there.
-pub fn cached_dir(cache: &Path, model: &HubModel) -> Option<PathBuf> {
+/// Where `model`'s snapshot lives (or would live) in `cache`: a branch resolves through `refs/`,
+/// a commit hash names its snapshot directly.
+fn snapshot_dir(cache: &Path, model: &HubModel) -> PathBuf {
     let repo = Repo::with_revision(model.repo.clone(), RepoType::Model, model.revision.clone());
     let root = cache.join(repo.folder_name());
-    // A branch resolves through refs/; a commit hash names its snapshot directly.
     let commit = std::fs::read_to_string(root.join("refs").join(&model.revision))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| model.revision.clone());
-    let dir = root.join("snapshots").join(commit);
+    root.join("snapshots").join(commit)
+}
+
+/// The directory of `model` in the cache, if every required file is there.
+pub fn cached_dir(cache: &Path, model: &HubModel) -> Option<PathBuf> {
+    let dir = snapshot_dir(cache, model);
     REQUIRED_FILES
         .iter()
         .all(|f| dir.join(f).is_file())
         .then_some(dir)
 }
 
-/// Resolves `model` to a directory: the cache first, then (if allowed) the hub.
+/// Resolves `model` to a directory holding at least the required files: the cache first, then
+/// (if allowed) the hub, which also brings the optional sentence-transformers files.
 pub fn resolve(model: &HubModel, options: &HubOptions) -> Result<PathBuf, ModelError> {
-    if let Some(dir) = cached_dir(&options.cache, model) {
-        return Ok(dir);
+    let dir = fetch_files(model, REQUIRED_FILES, options)?;
+    if options.allow_download {
+        for file in OPTIONAL_FILES {
+            if let Err(e) = fetch_files(model, &[file], options) {
+                tracing::debug!(repo = %model.repo, file, error = %e, "optional model file not fetched");
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// Makes sure every one of `files` of `model` is in the cache — downloading the missing ones
+/// when `options` allow it — and returns the snapshot directory.
+pub fn fetch_files(
+    model: &HubModel,
+    files: &[&str],
+    options: &HubOptions,
+) -> Result<PathBuf, ModelError> {
+    let snapshot = snapshot_dir(&options.cache, model);
+    if files.iter().all(|f| snapshot.join(f).is_file()) {
+        return Ok(snapshot);
     }
     if !options.allow_download {
         return Err(ModelError::NotInCache {
@@ -129,18 +154,22 @@ pub fn resolve(model: &HubModel, options: &HubOptions) -> Result<PathBuf, ModelE
         model.revision.clone(),
     ));
     let mut dir = None;
-    for file in REQUIRED_FILES {
+    for file in files {
         let path = repo
             .get(file)
             .map_err(|e| download_error(file, e.to_string()))?;
-        dir = path.parent().map(Path::to_path_buf);
+        // `file` may sit in a subfolder (1_Pooling/config.json): the snapshot is above it.
+        dir = path
+            .ancestors()
+            .nth(Path::new(file).components().count())
+            .map(Path::to_path_buf);
     }
-    for file in OPTIONAL_FILES {
-        if let Err(e) = repo.get(file) {
-            tracing::debug!(repo = %model.repo, file, error = %e, "optional model file not fetched");
-        }
-    }
-    dir.ok_or_else(|| download_error("config.json", "download returned no path".into()))
+    dir.ok_or_else(|| {
+        download_error(
+            files.first().copied().unwrap_or(""),
+            "download returned no path".into(),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //!   ([`preprocess::image`]); it implements [`ImageEmbedder`].
 //! - [`batching`]: one scheduler thread per model merges concurrent calls into batches, with an
 //!   interactive and a bulk lane and a bounded queue; [`BatchedText`] puts a text model behind it.
+//! - [`manifest`]: TOML manifests pinning each named model's repo, revision and file sha256.
 //! - [`hub`]: resolves a (repo id, pinned revision) to a local directory through hf-hub, offline
 //!   first.
 //! - [`tiny`]: writes deterministic tiny random-weight models in the same HF format, for tests and
@@ -22,6 +23,7 @@ pub mod batching;
 mod device;
 mod error;
 pub mod hub;
+pub mod manifest;
 pub mod preprocess;
 mod registry;
 pub mod text;

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tessera::runtime::SandboxLimits;
 use tessera_models::DeviceChoice;
+use tessera_models::hub::HubOptions;
+use tessera_models::manifest;
 
 /// Tessera: tag a catalog with sandboxed plugins and serve entity representations to rankers.
 #[derive(Debug, Parser)]
@@ -42,6 +44,22 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ModelsCommand {
+    /// List the named models (one TOML manifest each) and whether each is in the local Hugging
+    /// Face cache with the pinned sha256 of every file.
+    List {
+        /// Manifest directory.
+        #[arg(long, env = "TESSERA_MANIFESTS", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifests"))]
+        manifests: PathBuf,
+    },
+    /// Put a named model into the Hugging Face cache (downloading unless HF_HUB_OFFLINE is set)
+    /// and verify every file's sha256 against its manifest.
+    Pull {
+        /// Model name (see `tessera models list`).
+        name: String,
+        /// Manifest directory.
+        #[arg(long, env = "TESSERA_MANIFESTS", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifests"))]
+        manifests: PathBuf,
+    },
     /// Write a deterministic tiny random-weight CLIP vision encoder in Hugging Face format.
     TinyClip {
         /// Output directory.
@@ -87,6 +105,34 @@ impl SandboxArgs {
     }
 }
 
+fn models_list(manifests: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let cache = HubOptions::from_env().cache;
+    for model in manifest::load_dir(manifests)? {
+        let files: Vec<&str> = model.files.keys().map(String::as_str).collect();
+        let offline = HubOptions {
+            cache: cache.clone(),
+            allow_download: false,
+            endpoint: None,
+        };
+        let status = match tessera_models::hub::fetch_files(&model.hub_model(), &files, &offline) {
+            Err(_) => "not in cache".to_string(),
+            Ok(dir) => match manifest::verify(&model, &dir) {
+                Ok(()) => format!("verified at {}", dir.display()),
+                Err(e) => format!("CORRUPT: {e}"),
+            },
+        };
+        println!(
+            "{:<24} {:<6} {:>5}d  {}@{}  {status}",
+            model.name,
+            format!("{:?}", model.modality).to_lowercase(),
+            model.dimension,
+            model.repo,
+            model.revision
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the parsed command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -95,6 +141,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Models(ModelsCommand::List { manifests }) => models_list(&manifests),
+        Command::Models(ModelsCommand::Pull { name, manifests }) => {
+            let all = manifest::load_dir(&manifests)?;
+            let Some(model) = all.iter().find(|m| m.name == name) else {
+                let known: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+                anyhow::bail!(
+                    "no model named {name:?} in {}; known: {}",
+                    manifests.display(),
+                    known.join(", ")
+                );
+            };
+            let dir = manifest::pull(model, &HubOptions::from_env())?;
+            println!("{} verified at {}", model.name, dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Models(ModelsCommand::TinyClip { out, seed }) => {
             let spec = tessera_models::tiny::TinyClipSpec {
                 seed,
