@@ -320,6 +320,65 @@ fn embed_command_handles_images_and_refuses_bad_ones() -> Result<(), Box<dyn std
 }
 
 #[test]
+fn embed_command_handles_audio_windows_and_refuses_bad_audio()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let model = tmp.path().join("tiny-whisper");
+    run_ok(
+        tessera()
+            .args(["models", "tiny-whisper", "--out"])
+            .arg(&model),
+    );
+    let clip = repo_root().join("tests/data/audio/long_62s.flac");
+    let embed = |extra: &[&str]| {
+        run_ok(
+            tessera()
+                .arg("embed")
+                .arg("--model")
+                .arg(&model)
+                .args(["--modality", "audio", "--input"])
+                .arg(&clip)
+                .args(extra),
+        )
+    };
+    let pooled: Vec<f32> = serde_json::from_slice(&embed(&[]).stdout)?;
+    let windows: Vec<Vec<f32>> = serde_json::from_slice(&embed(&["--windows"]).stdout)?;
+    assert_eq!(windows.len(), 3, "62 s is three 30 s windows");
+    let encoder = tessera_models::WhisperAudioEncoder::load(&model, "tiny-whisper", &Device::Cpu)?;
+    let audio = tessera_models::preprocess::audio::read_audio(&clip, 16_000, &Default::default())?;
+    let direct = tessera_models::AudioEmbedder::embed(&encoder, &[&audio.samples])?.remove(0);
+    assert!(max_abs_diff(&pooled, &direct.pooled) < 1e-5);
+    for (printed, window) in windows.iter().zip(&direct.windows) {
+        assert!(max_abs_diff(printed, window) < 1e-5);
+    }
+
+    let bad = repo_root().join("tests/data/audio/bad/lying_header.wav");
+    let output = tessera()
+        .arg("embed")
+        .arg("--model")
+        .arg(&model)
+        .args(["--modality", "audio", "--input"])
+        .arg(&bad)
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("lying_header.wav") && stderr.contains("header promises"),
+        "{stderr}"
+    );
+    let output = tessera()
+        .arg("embed")
+        .arg("--model")
+        .arg(&model)
+        .args(["--modality", "audio", "--max-seconds", "10", "--input"])
+        .arg(&clip)
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("longer than the 10 s limit"));
+    Ok(())
+}
+
+#[test]
 fn models_list_and_pull_work_offline_with_clear_errors() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let output = run_ok(

@@ -7,6 +7,9 @@
 //!   calls (TEI's backend shape: name, dimension, max batch, `embed`).
 //! - [`ClipVisionEncoder`]: CLIP's vision tower and projection, with Pillow-exact preprocessing
 //!   ([`preprocess::image`]); it implements [`ImageEmbedder`].
+//! - [`WhisperAudioEncoder`]: Whisper's encoder over 30 s log-mel windows ([`preprocess::mel`]),
+//!   decoded and resampled by [`preprocess::audio`]; it implements [`AudioEmbedder`], giving one
+//!   vector per window and a pooled clip vector.
 //! - [`batching`]: one scheduler thread per model merges concurrent calls into batches, with an
 //!   interactive and a bulk lane and a bounded queue; [`BatchedText`] puts a text model behind it.
 //! - [`manifest`]: TOML manifests pinning each named model's repo, revision and file sha256.
@@ -19,6 +22,7 @@
 //! What this crate must not do: know about plugins, titles or stores (data flows from the host
 //! into models and back, never sideways), or download anything unless a caller asks for it.
 
+pub mod audio;
 pub mod batching;
 mod device;
 mod error;
@@ -31,6 +35,7 @@ pub mod tiny;
 pub mod vision;
 mod weights;
 
+pub use audio::{AudioEmbedder, AudioEmbedding, WhisperAudioEncoder};
 pub use candle_core::Device;
 pub use device::{DeviceChoice, select_device};
 pub use error::ModelError;

@@ -4,8 +4,10 @@
 //! in tests/data/images (odd sizes, alpha, palette, grey, EXIF rotation, CMYK, 16-bit, ...). Bad
 //! fixtures in tests/data/images/bad must fail with a typed error naming the file.
 
+mod common;
+
+use common::{cosine, data};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
 use tessera_models::preprocess::image::{ImageLimits, read_image};
 use tessera_models::tiny::{TinyClipSpec, write_tiny_clip_vision};
 use tessera_models::{ClipVisionEncoder, Device, ImageEmbedder, ModelError};
@@ -25,16 +27,6 @@ struct Entry {
     embedding: Vec<f32>,
     #[serde(default)]
     error: Option<String>,
-}
-
-fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data")
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (norm(a) * norm(b))
 }
 
 #[test]

@@ -39,6 +39,43 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// Audio-seconds per second of Whisper encoders (tiny, and published shapes with random
+    /// weights), split into decode+resample, log-mel and encoder time, with peak RSS.
+    Audio {
+        /// Shapes: tiny, whisper-tiny, whisper-base, whisper-small.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "tiny,whisper-tiny,whisper-base"
+        )]
+        shapes: Vec<String>,
+        /// Length of the generated 44.1 kHz stereo clip.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Where the model runs.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Images per second of CLIP vision encoders (tiny, and published shapes with random
+    /// weights), split into decode, preprocess and encoder time, with peak RSS.
+    Image {
+        /// Shapes: tiny, clip-vit-base-patch32, clip-vit-large-patch14.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "tiny,clip-vit-base-patch32"
+        )]
+        shapes: Vec<String>,
+        /// Images to embed.
+        #[arg(long, default_value_t = 64)]
+        images: usize,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Where the model runs.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -51,6 +88,17 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             device,
             concurrency,
         } => embed(model, &batch, sentences, device, concurrency),
+        BenchCommand::Audio {
+            shapes,
+            seconds,
+            device,
+        } => super::bench_media::audio(&shapes, seconds, device),
+        BenchCommand::Image {
+            shapes,
+            images,
+            batch,
+            device,
+        } => super::bench_media::image(&shapes, images, batch, device),
     }
 }
 

@@ -3,9 +3,11 @@
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tessera_models::preprocess::audio::{AudioLimits, read_audio};
 use tessera_models::preprocess::image::{ImageLimits, read_image};
 use tessera_models::{
-    ClipVisionEncoder, DeviceChoice, ImageEmbedder, SentenceEncoder, TextEmbedder, select_device,
+    AudioEmbedder, ClipVisionEncoder, DeviceChoice, ImageEmbedder, SentenceEncoder, TextEmbedder,
+    WhisperAudioEncoder, select_device,
 };
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -19,7 +21,7 @@ enum Modality {
 enum Format {
     /// A JSON array of floats.
     Json,
-    /// One float per line.
+    /// One float per line (with `--windows`, one window per line, floats separated by spaces).
     Text,
 }
 
@@ -35,9 +37,16 @@ pub struct EmbedArgs {
     /// The text to embed (text models).
     #[arg(long, conflicts_with = "input", required_unless_present = "input")]
     text: Option<String>,
-    /// Read the input from this file (text, or an image file for image models).
+    /// Read the input from this file (text, an image file for image models, an audio file for
+    /// audio models).
     #[arg(long)]
     input: Option<PathBuf>,
+    /// Audio: print one vector per window (a JSON array of arrays) instead of the pooled one.
+    #[arg(long)]
+    windows: bool,
+    /// Audio: refuse files longer than this many seconds.
+    #[arg(long, default_value_t = AudioLimits::default().max_seconds)]
+    max_seconds: f64,
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
@@ -53,7 +62,10 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let vector = match args.modality {
+    if args.windows && !matches!(args.modality, Modality::Audio) {
+        bail!("--windows applies to --modality audio only");
+    }
+    let vectors: Vec<Vec<f32>> = match args.modality {
         Modality::Text => {
             let text = match (&args.text, &args.input) {
                 (Some(text), _) => text.clone(),
@@ -63,7 +75,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             };
             let encoder = SentenceEncoder::load(&args.model, &name, &device)?;
             warn_placeholder(encoder.is_placeholder(), &args.model);
-            encoder.embed(&[&text])?.pop()
+            encoder.embed(&[&text])?
         }
         Modality::Image => {
             let Some(path) = &args.input else {
@@ -72,13 +84,46 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             let encoder = ClipVisionEncoder::load(&args.model, &name, &device)?;
             warn_placeholder(encoder.is_placeholder(), &args.model);
             let image = read_image(path, &ImageLimits::default())?;
-            encoder.embed(&[image])?.pop()
+            encoder.embed(&[image])?
         }
         Modality::Audio => {
-            bail!("--modality audio: audio models are not supported by this build yet")
+            let Some(path) = &args.input else {
+                bail!("--modality audio needs --input FILE")
+            };
+            let encoder = WhisperAudioEncoder::load(&args.model, &name, &device)?;
+            warn_placeholder(encoder.is_placeholder(), &args.model);
+            let limits = AudioLimits {
+                max_seconds: args.max_seconds,
+                ..AudioLimits::default()
+            };
+            let audio = read_audio(path, encoder.sample_rate(), &limits)?;
+            let embedding = encoder
+                .embed(&[&audio.samples])?
+                .pop()
+                .context("the model returned no embedding")?;
+            if args.windows {
+                embedding.windows
+            } else {
+                vec![embedding.pooled]
+            }
         }
     };
-    let vector = vector.context("the model returned no vector")?;
+    if args.windows {
+        match args.format {
+            Format::Json => println!("{}", serde_json::to_string(&vectors)?),
+            Format::Text => vectors.iter().for_each(|v| {
+                println!(
+                    "{}",
+                    v.iter().map(f32::to_string).collect::<Vec<_>>().join(" ")
+                )
+            }),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let vector = vectors
+        .into_iter()
+        .next()
+        .context("the model returned no vector")?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string(&vector)?),
         Format::Text => vector.iter().for_each(|x| println!("{x}")),

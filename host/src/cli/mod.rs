@@ -2,6 +2,7 @@
 //! each command builds the real objects from them.
 
 mod bench;
+mod bench_media;
 mod demo;
 mod embed;
 mod ingest;
@@ -67,6 +68,15 @@ enum ModelsCommand {
         out: PathBuf,
         /// Weight seed.
         #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Write a deterministic tiny random-weight Whisper encoder in Hugging Face format.
+    TinyWhisper {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Weight seed.
+        #[arg(long, default_value_t = 11)]
         seed: u64,
     },
     /// Write a deterministic tiny random-weight BERT in Hugging Face format (for tests and offline
@@ -164,6 +174,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tessera_models::tiny::write_tiny_clip_vision(&out, &spec)?;
             println!(
                 "wrote a tiny random-weight CLIP vision encoder to {} (its embeddings carry no meaning)",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models(ModelsCommand::TinyWhisper { out, seed }) => {
+            let spec = tessera_models::tiny::TinyWhisperSpec {
+                seed,
+                ..Default::default()
+            };
+            tessera_models::tiny::write_tiny_whisper(&out, &spec)?;
+            println!(
+                "wrote a tiny random-weight Whisper encoder to {} (its embeddings carry no meaning)",
                 out.display()
             );
             Ok(ExitCode::SUCCESS)

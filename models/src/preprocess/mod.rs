@@ -2,6 +2,8 @@
 //! sentence vectors. No model weights and no I/O beyond reading the file asked for, so each piece
 //! is unit-tested on tiny inputs.
 
+pub mod audio;
 pub mod image;
+pub mod mel;
 pub mod pooling;
 pub mod tokenize;

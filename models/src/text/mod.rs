@@ -7,7 +7,7 @@ mod st_config;
 pub use batched::BatchedText;
 pub use sentence::SentenceEncoder;
 pub use st_config::SentenceConfig;
-pub(crate) use st_config::read_json;
+pub(crate) use st_config::{read_json, read_model_config};
 
 use crate::ModelError;
 

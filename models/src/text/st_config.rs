@@ -103,6 +103,16 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
         })
 }
 
+/// Reads a model directory's `config.json`, which must exist.
+pub(crate) fn read_model_config<T: serde::de::DeserializeOwned>(
+    config_path: &Path,
+) -> Result<T, ModelError> {
+    read_json(config_path)?.ok_or_else(|| ModelError::File {
+        path: config_path.to_path_buf(),
+        reason: "missing: a Hugging Face model directory holds config.json".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

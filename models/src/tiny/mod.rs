@@ -9,9 +9,11 @@
 
 mod bert;
 mod clip;
+mod whisper;
 
 pub use bert::{TinyBertSpec, write_tiny_bert};
 pub use clip::{TinyClipSpec, write_tiny_clip_vision};
+pub use whisper::{TinyWhisperSpec, write_tiny_whisper};
 
 use crate::ModelError;
 use candle_core::{Device, Tensor};
@@ -74,6 +76,19 @@ impl Weights {
                 Init::Zeros => 0.0,
             })
             .collect();
+        let tensor =
+            Tensor::from_vec(data, shape, &Device::Cpu).map_err(ModelError::candle("tiny"))?;
+        self.tensors.insert(name.to_string(), tensor);
+        Ok(())
+    }
+
+    /// A tensor with given values (e.g. a fixed position table).
+    pub(crate) fn values(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<(), ModelError> {
         let tensor =
             Tensor::from_vec(data, shape, &Device::Cpu).map_err(ModelError::candle("tiny"))?;
         self.tensors.insert(name.to_string(), tensor);

@@ -5,7 +5,7 @@ use super::ImageEmbedder;
 use crate::ModelError;
 use crate::preprocess::image::ClipPreprocess;
 use crate::preprocess::pooling::{l2_normalize, to_rows};
-use crate::text::read_json;
+use crate::text::read_model_config;
 use crate::weights::Checkpoint;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Linear;
@@ -89,10 +89,7 @@ impl ClipVisionEncoder {
             path: config_path.clone(),
             reason,
         };
-        let file: ConfigFile = read_json(&config_path)?.ok_or_else(|| ModelError::File {
-            path: config_path.clone(),
-            reason: "missing: a Hugging Face model directory holds config.json".into(),
-        })?;
+        let file: ConfigFile = read_model_config(&config_path)?;
         let (fields, projection_dim, prefix) = match file.model_type.as_deref() {
             Some("clip") => {
                 let v = file

@@ -1,0 +1,275 @@
+//! `tessera bench audio|image`: media throughput of the encoders, split into decode, preprocess
+//! and inference, for the tiny models and for published model shapes with random weights.
+//!
+//! Each model runs in its own child process so that its peak RSS (VmHWM) is its own.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+use tessera_models::audio::AudioEmbedding;
+use tessera_models::preprocess::audio::{AudioLimits, read_audio};
+use tessera_models::preprocess::image::{ImageLimits, decode_image};
+use tessera_models::tiny::{
+    TinyClipSpec, TinyWhisperSpec, write_tiny_clip_vision, write_tiny_whisper,
+};
+use tessera_models::{
+    AudioEmbedder, ClipVisionEncoder, DeviceChoice, ImageEmbedder, WhisperAudioEncoder,
+    select_device,
+};
+
+/// Published encoder shapes (random weights): name, d_model, layers, heads, ffn.
+const WHISPER_SHAPES: [(&str, usize, usize, usize, usize); 4] = [
+    ("tiny", 64, 2, 4, 128),
+    ("whisper-tiny", 384, 4, 6, 1536),
+    ("whisper-base", 512, 6, 8, 2048),
+    ("whisper-small", 768, 12, 12, 3072),
+];
+
+/// Published CLIP vision shapes (random weights): name, hidden, layers, heads, ffn, image, patch,
+/// projection.
+type ClipShape = (
+    &'static str,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+);
+const CLIP_SHAPES: [ClipShape; 3] = [
+    ("tiny", 32, 2, 4, 64, 32, 8, 16),
+    ("clip-vit-base-patch32", 768, 12, 12, 3072, 224, 32, 512),
+    ("clip-vit-large-patch14", 1024, 24, 16, 4096, 224, 14, 768),
+];
+
+/// Runs each named shape in a child process (`--one`), or this one when given one.
+pub fn audio(shapes: &[String], seconds: f64, device: DeviceChoice) -> anyhow::Result<ExitCode> {
+    for shape in shapes {
+        let Some(&(_, d, layers, heads, ffn)) = WHISPER_SHAPES.iter().find(|s| s.0 == shape) else {
+            bail!(
+                "unknown audio shape {shape:?}; known: {}",
+                WHISPER_SHAPES.map(|s| s.0).join(", ")
+            );
+        };
+        if shapes.len() > 1 {
+            child(&[
+                "audio",
+                "--shapes",
+                shape,
+                "--seconds",
+                &seconds.to_string(),
+            ])?;
+            continue;
+        }
+        let dir = scratch(shape)?;
+        write_tiny_whisper(
+            &dir,
+            &TinyWhisperSpec {
+                d_model: d,
+                layers,
+                heads,
+                ffn,
+                ..TinyWhisperSpec::default()
+            },
+        )?;
+        let device = select_device(device)?;
+        let encoder = WhisperAudioEncoder::load(&dir, shape, &device)?;
+        let wav = dir.join("bench.wav");
+        write_test_wav(&wav, 44_100, 2, seconds)?;
+        let rss_loaded = rss_kib("VmRSS");
+
+        let t = Instant::now();
+        let audio = read_audio(&wav, encoder.sample_rate(), &AudioLimits::default())?;
+        let decode = t.elapsed().as_secs_f64();
+        let windows: Vec<&[f32]> = audio.samples.chunks(encoder.window_samples()).collect();
+        let t = Instant::now();
+        let features: Vec<Vec<f32>> = windows.iter().map(|w| encoder.mel().compute(w)).collect();
+        let mel = t.elapsed().as_secs_f64();
+        drop(features);
+        encoder.embed(&[&audio.samples[..16_000.min(audio.samples.len())]])?; // warm-up
+        let t = Instant::now();
+        let embedding: AudioEmbedding = encoder
+            .embed(&[&audio.samples])?
+            .pop()
+            .context("no embedding")?;
+        let total_embed = t.elapsed().as_secs_f64();
+        let inference = (total_embed - mel).max(0.0);
+        println!(
+            "{shape:14} d={d:<4} {seconds:.0} s of 44.1 kHz stereo WAV, {} windows: decode+resample {:.1} ms, \
+             log-mel {:.1} ms, encoder {:.1} ms -> {:.1} audio-s/s end to end ({:.1} audio-s/s encoder only); \
+             RSS after load {} MiB, peak {} MiB",
+            embedding.windows.len(),
+            decode * 1e3,
+            mel * 1e3,
+            inference * 1e3,
+            seconds / (decode + total_embed),
+            seconds / inference.max(1e-9),
+            rss_loaded / 1024,
+            rss_kib("VmHWM") / 1024,
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Images per second for each named CLIP shape, one child process each.
+pub fn image(
+    shapes: &[String],
+    images: usize,
+    batch: usize,
+    device: DeviceChoice,
+) -> anyhow::Result<ExitCode> {
+    if batch == 0 || images == 0 {
+        bail!("--images and --batch must be positive");
+    }
+    for shape in shapes {
+        let Some(&(_, hidden, layers, heads, ffn, side, patch, projection)) =
+            CLIP_SHAPES.iter().find(|s| s.0 == shape)
+        else {
+            bail!(
+                "unknown image shape {shape:?}; known: {}",
+                CLIP_SHAPES.map(|s| s.0).join(", ")
+            );
+        };
+        if shapes.len() > 1 {
+            child(&[
+                "image",
+                "--shapes",
+                shape,
+                "--images",
+                &images.to_string(),
+                "--batch",
+                &batch.to_string(),
+            ])?;
+            continue;
+        }
+        let dir = scratch(shape)?;
+        write_tiny_clip_vision(
+            &dir,
+            &TinyClipSpec {
+                hidden,
+                layers,
+                heads,
+                intermediate: ffn,
+                image_size: side,
+                patch_size: patch,
+                projection,
+                ..TinyClipSpec::default()
+            },
+        )?;
+        let device = select_device(device)?;
+        let encoder = ClipVisionEncoder::load(&dir, shape, &device)?;
+        let rss_loaded = rss_kib("VmRSS");
+        let jpeg = test_jpeg()?;
+
+        let t = Instant::now();
+        let decoded = (0..images)
+            .map(|i| decode_image(&jpeg, &format!("bench-{i}.jpg"), &ImageLimits::default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let decode = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for image in &decoded {
+            encoder.preprocess().pixels(image);
+        }
+        let preprocess = t.elapsed().as_secs_f64();
+        encoder.embed(&decoded[..1])?; // warm-up
+        let t = Instant::now();
+        for chunk in decoded.chunks(batch) {
+            encoder.embed(chunk)?;
+        }
+        let embed = t.elapsed().as_secs_f64();
+        let inference = (embed - preprocess).max(0.0);
+        let n = images as f64;
+        println!(
+            "{shape:22} {images} 1280×720 JPEGs, batch {batch}: decode {:.2} ms/image, preprocess {:.2} ms/image, \
+             encoder {:.2} ms/image -> {:.1} images/s end to end ({:.1} encoder only); RSS after load {} MiB, peak {} MiB",
+            decode * 1e3 / n,
+            preprocess * 1e3 / n,
+            inference * 1e3 / n,
+            n / (decode + embed),
+            n / inference.max(1e-9),
+            rss_loaded / 1024,
+            rss_kib("VmHWM") / 1024,
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn child(args: &[&str]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the tessera binary")?;
+    let status = std::process::Command::new(exe)
+        .arg("bench")
+        .args(args)
+        .status()
+        .context("running a benchmark child")?;
+    if !status.success() {
+        bail!("benchmark child {args:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn scratch(shape: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("tessera-bench-{shape}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A kernel memory figure of this process from /proc/self/status, in KiB (0 where unavailable).
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// A 16-bit PCM WAV of tones and a chirp, `channels` different channels.
+fn write_test_wav(path: &Path, rate: u32, channels: u16, seconds: f64) -> anyhow::Result<()> {
+    let frames = (f64::from(rate) * seconds) as usize;
+    let mut data = Vec::with_capacity(frames * usize::from(channels) * 2);
+    for i in 0..frames {
+        let t = i as f64 / f64::from(rate);
+        for c in 0..channels {
+            let f = 220.0 * f64::from(c + 1);
+            let v = 0.4 * (std::f64::consts::TAU * f * t).sin()
+                + 0.2 * (std::f64::consts::TAU * (100.0 + 300.0 * t) * t).sin();
+            data.extend_from_slice(&((v * 32_767.0) as i16).to_le_bytes());
+        }
+    }
+    let block = channels * 2;
+    let mut out = Vec::with_capacity(44 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    out.extend_from_slice(&block.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A 1280×720 JPEG still with gradients and edges (a typical poster/still size).
+fn test_jpeg() -> anyhow::Result<Vec<u8>> {
+    let img = image::RgbImage::from_fn(1280, 720, |x, y| {
+        image::Rgb([
+            (x % 256) as u8,
+            (y % 256) as u8,
+            if (x / 40 + y / 40) % 2 == 0 { 200 } else { 30 },
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg)?;
+    Ok(out.into_inner())
+}

@@ -1,0 +1,69 @@
+//! Audio encoders.
+//!
+//! A clip is cut into the model's fixed windows (30 s for Whisper; the last one zero-padded).
+//! Each window's vector is the mean of the encoder positions that cover real audio, not padding;
+//! the clip's vector pools its windows weighted by those positions, so it is the mean over every
+//! real position of the clip. Vectors are not normalised: stores compare them by cosine.
+
+mod whisper;
+
+pub use whisper::{WhisperAudioEncoder, WhisperEncoderConfig, sinusoids};
+
+use crate::ModelError;
+
+/// One clip's embedding.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AudioEmbedding {
+    /// One vector per window, in time order.
+    pub windows: Vec<Vec<f32>>,
+    /// Encoder positions of real audio in each window (the pooling weights).
+    pub window_positions: Vec<usize>,
+    /// The clip-level vector.
+    pub pooled: Vec<f32>,
+}
+
+/// The interface the host calls for audio models, shaped like [`crate::TextEmbedder`].
+pub trait AudioEmbedder: Send + Sync + std::fmt::Debug {
+    /// The model's name as the host addresses it.
+    fn name(&self) -> &str;
+    /// Length of every vector.
+    fn dimension(&self) -> usize;
+    /// The sample rate clips must have (mono).
+    fn sample_rate(&self) -> u32;
+    /// Samples per window.
+    fn window_samples(&self) -> usize;
+    /// The largest number of windows one forward pass takes.
+    fn max_batch(&self) -> usize;
+    /// Whether the weights are tiny random ones whose embeddings carry no meaning.
+    fn is_placeholder(&self) -> bool;
+    /// Embeds mono clips at [`AudioEmbedder::sample_rate`], windows of all clips batched together.
+    fn embed(&self, clips: &[&[f32]]) -> Result<Vec<AudioEmbedding>, ModelError>;
+}
+
+/// The position-weighted mean of window vectors.
+pub fn pool_windows(windows: &[Vec<f32>], weights: &[usize]) -> Vec<f32> {
+    let Some(dim) = windows.first().map(Vec::len) else {
+        return Vec::new();
+    };
+    let total: usize = weights.iter().sum();
+    let mut out = vec![0.0f32; dim];
+    for (w, &n) in windows.iter().zip(weights) {
+        let share = n as f32 / total.max(1) as f32;
+        for (o, v) in out.iter_mut().zip(w) {
+            *o += v * share;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_weights_windows_by_real_positions() {
+        let pooled = pool_windows(&[vec![1.0, 0.0], vec![0.0, 1.0]], &[1500, 500]);
+        assert_eq!(pooled, vec![0.75, 0.25]);
+        assert!(pool_windows(&[], &[]).is_empty());
+    }
+}
