@@ -31,6 +31,9 @@ pub enum BenchCommand {
         /// Sentences per batch size.
         #[arg(long, default_value_t = 256)]
         sentences: usize,
+        /// Embed these texts (one per line) instead of the built-in sentences.
+        #[arg(long)]
+        texts: Option<PathBuf>,
         /// Where the model runs.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
@@ -85,9 +88,10 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             model,
             batch,
             sentences,
+            texts,
             device,
             concurrency,
-        } => embed(model, &batch, sentences, device, concurrency),
+        } => embed(model, &batch, sentences, texts, device, concurrency),
         BenchCommand::Audio {
             shapes,
             seconds,
@@ -148,6 +152,7 @@ fn embed(
     model: Option<PathBuf>,
     batches: &[usize],
     sentences: usize,
+    texts_file: Option<PathBuf>,
     device: DeviceChoice,
     concurrency: usize,
 ) -> anyhow::Result<ExitCode> {
@@ -169,9 +174,21 @@ fn embed(
         "Two rival chefs fall in love during a summer cooking contest in Lyon.",
         "A haunted lighthouse keeper records the storms that bring the dead ashore.",
     ];
-    let texts: Vec<String> = (0..sentences)
-        .map(|i| format!("{} ({i})", base[i % base.len()]))
-        .collect();
+    let texts: Vec<String> = match texts_file {
+        Some(path) => std::fs::read_to_string(&path)
+            .with_context(|| format!("reading --texts {}", path.display()))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => (0..sentences)
+            .map(|i| format!("{} ({i})", base[i % base.len()]))
+            .collect(),
+    };
+    if texts.is_empty() {
+        bail!("no texts to embed");
+    }
+    let sentences = texts.len();
     println!(
         "model {} (dim {}), {sentences} sentences per batch size",
         dir.display(),
