@@ -379,6 +379,61 @@ fn embed_command_handles_audio_windows_and_refuses_bad_audio()
 }
 
 #[test]
+fn zero_shot_command_scores_images_and_texts() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let model = tmp.path().join("tiny-clip");
+    run_ok(
+        tessera()
+            .args(["models", "tiny-clip", "--with-text", "--out"])
+            .arg(&model),
+    );
+    let taxonomy = repo_root().join("tests/data/taxonomy.toml");
+    for query in [
+        vec![
+            "--image".to_string(),
+            repo_root()
+                .join("tests/data/images/photo.jpg")
+                .display()
+                .to_string(),
+        ],
+        vec!["--text".to_string(), "a dog on a ship".to_string()],
+    ] {
+        let output = run_ok(
+            tessera()
+                .args(["zero-shot", "--model"])
+                .arg(&model)
+                .arg("--taxonomy")
+                .arg(&taxonomy)
+                .args(&query),
+        );
+        let scores: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
+        assert_eq!(scores.len(), 6, "one score per tag");
+        let probs: Vec<f64> = scores.iter().filter_map(|s| s["score"].as_f64()).collect();
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        assert!(
+            probs.windows(2).all(|w| w[0] >= w[1]),
+            "best first: {probs:?}"
+        );
+    }
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[[tag]]\nname = 'x'\n")?;
+    let output = tessera()
+        .args(["zero-shot", "--model"])
+        .arg(&model)
+        .arg("--taxonomy")
+        .arg(&bad)
+        .args(["--text", "hello"])
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("no prompts"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
 fn models_list_and_pull_work_offline_with_clear_errors() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let output = run_ok(

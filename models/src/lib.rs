@@ -10,6 +10,8 @@
 //! - [`WhisperAudioEncoder`]: Whisper's encoder over 30 s log-mel windows ([`preprocess::mel`]),
 //!   decoded and resampled by [`preprocess::audio`]; it implements [`AudioEmbedder`], giving one
 //!   vector per window and a pooled clip vector.
+//! - [`ClipTextEncoder`] and [`zero_shot`]: CLIP's text tower, and scoring an image or a text
+//!   against a taxonomy of tags (prompt ensembling, softmax with the model's logit scale).
 //! - [`batching`]: one scheduler thread per model merges concurrent calls into batches, with an
 //!   interactive and a bulk lane and a bounded queue; [`BatchedText`] puts a text model behind it.
 //! - [`manifest`]: TOML manifests pinning each named model's repo, revision and file sha256.
@@ -34,11 +36,12 @@ pub mod text;
 pub mod tiny;
 pub mod vision;
 mod weights;
+pub mod zero_shot;
 
 pub use audio::{AudioEmbedder, AudioEmbedding, WhisperAudioEncoder};
 pub use candle_core::Device;
 pub use device::{DeviceChoice, select_device};
 pub use error::ModelError;
 pub use registry::Registry;
-pub use text::{BatchedText, SentenceEncoder, TextEmbedder};
+pub use text::{BatchedText, ClipTextEncoder, SentenceEncoder, TextEmbedder};
 pub use vision::{ClipVisionEncoder, ImageEmbedder};

@@ -7,6 +7,7 @@ mod demo;
 mod embed;
 mod ingest;
 mod serve;
+mod zero_shot;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,8 +34,10 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Serve a store over gRPC.
     Serve(serve::ServeArgs),
-    /// Print the embedding of a text.
+    /// Print the embedding of a text, an image or an audio file.
     Embed(embed::EmbedArgs),
+    /// Score an image or a text against a taxonomy of tags with a CLIP model (zero-shot).
+    ZeroShot(zero_shot::ZeroShotArgs),
     /// Model utilities.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -69,6 +72,9 @@ enum ModelsCommand {
         /// Weight seed.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Write the full model (text tower, tokenizer and logit scale too), for zero-shot.
+        #[arg(long)]
+        with_text: bool,
     },
     /// Write a deterministic tiny random-weight Whisper encoder in Hugging Face format.
     TinyWhisper {
@@ -150,6 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Ingest(a) => ingest::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::ZeroShot(a) => zero_shot::run(a),
         Command::Bench(c) => bench::run(c),
         Command::Models(ModelsCommand::List { manifests }) => models_list(&manifests),
         Command::Models(ModelsCommand::Pull { name, manifests }) => {
@@ -166,14 +173,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("{} verified at {}", model.name, dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Models(ModelsCommand::TinyClip { out, seed }) => {
+        Command::Models(ModelsCommand::TinyClip {
+            out,
+            seed,
+            with_text,
+        }) => {
             let spec = tessera_models::tiny::TinyClipSpec {
                 seed,
                 ..Default::default()
             };
-            tessera_models::tiny::write_tiny_clip_vision(&out, &spec)?;
+            let what = if with_text {
+                tessera_models::tiny::write_tiny_clip(&out, &spec)?;
+                "CLIP (text and vision)"
+            } else {
+                tessera_models::tiny::write_tiny_clip_vision(&out, &spec)?;
+                "CLIP vision encoder"
+            };
             println!(
-                "wrote a tiny random-weight CLIP vision encoder to {} (its embeddings carry no meaning)",
+                "wrote a tiny random-weight {what} to {} (its embeddings carry no meaning)",
                 out.display()
             );
             Ok(ExitCode::SUCCESS)

@@ -24,7 +24,8 @@ pub fn load_tokenizer(path: &Path, model: &str, max_len: usize) -> Result<Tokeni
         path: path.to_path_buf(),
         reason: format!("not a readable tokenizer.json: {e}"),
     })?;
-    let (pad_id, pad_token) = ["[PAD]", "<pad>"]
+    // BERT pads with [PAD], T5/XLM-R with <pad>, CLIP with its end-of-text token.
+    let (pad_id, pad_token) = ["[PAD]", "<pad>", "<|endoftext|>"]
         .iter()
         .find_map(|t| tokenizer.token_to_id(t).map(|id| (id, t.to_string())))
         .unwrap_or((0, "[PAD]".to_string()));

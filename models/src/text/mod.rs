@@ -1,10 +1,12 @@
 //! Text encoders.
 
 mod batched;
+mod clip;
 mod sentence;
 mod st_config;
 
 pub use batched::BatchedText;
+pub use clip::ClipTextEncoder;
 pub use sentence::SentenceEncoder;
 pub use st_config::SentenceConfig;
 pub(crate) use st_config::{read_json, read_model_config};

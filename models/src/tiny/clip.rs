@@ -2,6 +2,7 @@
 //! `CLIPVisionModelWithProjection`: config.json (`model_type: clip_vision_model`),
 //! model.safetensors with the checkpoint's tensor names, and preprocessor_config.json.
 
+use super::clip_tokenizer::write_clip_tokenizer;
 use super::{Init, Weights, file_error, write_json};
 use crate::ModelError;
 use std::path::Path;
@@ -48,6 +49,92 @@ const STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 /// Writes a tiny CLIP vision encoder into `dir` (created if missing).
 pub fn write_tiny_clip_vision(dir: &Path, spec: &TinyClipSpec) -> Result<(), ModelError> {
+    check(dir, spec)?;
+    let mut w = Weights::new(spec.seed);
+    add_vision(&mut w, spec)?;
+    w.save(&dir.join("model.safetensors"))?;
+
+    let mut config = vision_fields(spec);
+    for (key, value) in [
+        (
+            "architectures",
+            serde_json::json!(["CLIPVisionModelWithProjection"]),
+        ),
+        ("model_type", serde_json::json!("clip_vision_model")),
+        ("tessera_tiny", serde_json::json!(true)),
+    ] {
+        config[key] = value;
+    }
+    write_json(&dir.join("config.json"), &config)?;
+    write_preprocessor(dir, spec)
+}
+
+/// CLIP's text context length.
+const TEXT_POSITIONS: usize = 77;
+/// ln(1 / 0.07), CLIP's initial logit scale.
+const LOGIT_SCALE: f32 = 2.6592;
+
+/// Writes a tiny full CLIP (`CLIPModel`: text and vision towers, both projections, the logit
+/// scale, a CLIP tokenizer and the image preprocessor) into `dir`. The text tower has the vision
+/// tower's width, depth and heads.
+pub fn write_tiny_clip(dir: &Path, spec: &TinyClipSpec) -> Result<(), ModelError> {
+    check(dir, spec)?;
+    let vocab = write_clip_tokenizer(dir, TEXT_POSITIONS)?;
+    let (h, i) = (spec.hidden, spec.intermediate);
+    let mut w = Weights::new(spec.seed);
+    add_vision(&mut w, spec)?;
+    let t = "text_model";
+    w.add(
+        &format!("{t}.embeddings.token_embedding.weight"),
+        &[vocab, h],
+        Init::Normal(0.5),
+    )?;
+    w.add(
+        &format!("{t}.embeddings.position_embedding.weight"),
+        &[TEXT_POSITIONS, h],
+        Init::Normal(0.1),
+    )?;
+    add_layers(&mut w, t, spec)?;
+    w.norm(&format!("{t}.final_layer_norm"), h)?;
+    w.add(
+        "text_projection.weight",
+        &[spec.projection, h],
+        Init::Normal(0.2),
+    )?;
+    w.values("logit_scale", &[], vec![LOGIT_SCALE])?;
+    w.save(&dir.join("model.safetensors"))?;
+
+    let (bos, eos) = (vocab - 2, vocab - 1);
+    write_json(
+        &dir.join("config.json"),
+        &serde_json::json!({
+            "architectures": ["CLIPModel"],
+            "model_type": "clip",
+            "tessera_tiny": true,
+            "projection_dim": spec.projection,
+            "logit_scale_init_value": LOGIT_SCALE,
+            "torch_dtype": "float32",
+            "text_config": {
+                "hidden_size": h,
+                "intermediate_size": i,
+                "num_hidden_layers": spec.layers,
+                "num_attention_heads": spec.heads,
+                "max_position_embeddings": TEXT_POSITIONS,
+                "vocab_size": vocab,
+                "projection_dim": spec.projection,
+                "hidden_act": "quick_gelu",
+                "layer_norm_eps": 1e-5,
+                "bos_token_id": bos,
+                "eos_token_id": eos,
+                "pad_token_id": eos,
+            },
+            "vision_config": vision_fields(spec),
+        }),
+    )?;
+    write_preprocessor(dir, spec)
+}
+
+fn check(dir: &Path, spec: &TinyClipSpec) -> Result<(), ModelError> {
     let bad = |reason: String| ModelError::Config {
         path: dir.join("config.json"),
         reason,
@@ -64,11 +151,55 @@ pub fn write_tiny_clip_vision(dir: &Path, spec: &TinyClipSpec) -> Result<(), Mod
             spec.patch_size, spec.image_size
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))
+}
 
+/// The vision tower's config.json fields.
+fn vision_fields(spec: &TinyClipSpec) -> serde_json::Value {
     let (h, i) = (spec.hidden, spec.intermediate);
+    serde_json::json!({
+            "hidden_size": h,
+            "intermediate_size": i,
+            "num_hidden_layers": spec.layers,
+            "num_attention_heads": spec.heads,
+            "num_channels": 3,
+            "image_size": spec.image_size,
+            "patch_size": spec.patch_size,
+            "projection_dim": spec.projection,
+            "hidden_act": "quick_gelu",
+            "layer_norm_eps": 1e-5,
+            "attention_dropout": 0.0,
+            "initializer_range": 0.02,
+            "initializer_factor": 1.0,
+            "torch_dtype": "float32",
+    })
+}
+
+fn write_preprocessor(dir: &Path, spec: &TinyClipSpec) -> Result<(), ModelError> {
+    write_json(
+        &dir.join("preprocessor_config.json"),
+        &serde_json::json!({
+            "image_processor_type": "CLIPImageProcessor",
+            "do_resize": true,
+            "size": {"shortest_edge": spec.image_size},
+            "resample": 3,
+            "do_center_crop": true,
+            "crop_size": {"height": spec.image_size, "width": spec.image_size},
+            "do_rescale": true,
+            "rescale_factor": 1.0 / 255.0,
+            "do_normalize": true,
+            "image_mean": MEAN,
+            "image_std": STD,
+            "do_convert_rgb": true,
+        }),
+    )
+}
+
+/// The vision tower and its projection, in the order the vision-only model has always used (its
+/// reference embeddings depend on the generator's sequence).
+fn add_vision(w: &mut Weights, spec: &TinyClipSpec) -> Result<(), ModelError> {
+    let h = spec.hidden;
     let positions = (spec.image_size / spec.patch_size).pow(2) + 1;
-    let mut w = Weights::new(spec.seed);
     let v = "vision_model";
     w.add(
         &format!("{v}.embeddings.class_embedding"),
@@ -87,8 +218,20 @@ pub fn write_tiny_clip_vision(dir: &Path, spec: &TinyClipSpec) -> Result<(), Mod
     )?;
     w.norm(&format!("{v}.pre_layrnorm"), h)?;
     w.norm(&format!("{v}.post_layernorm"), h)?;
+    add_layers(w, v, spec)?;
+    w.add(
+        "visual_projection.weight",
+        &[spec.projection, h],
+        Init::Normal(0.2),
+    )?;
+    Ok(())
+}
+
+/// The transformer layers of one tower (`{tower}.encoder.layers.N`), in generator order.
+fn add_layers(w: &mut Weights, tower: &str, spec: &TinyClipSpec) -> Result<(), ModelError> {
+    let (h, i) = (spec.hidden, spec.intermediate);
     for l in 0..spec.layers {
-        let p = format!("{v}.encoder.layers.{l}");
+        let p = format!("{tower}.encoder.layers.{l}");
         for (name, out, inp) in [
             ("self_attn.q_proj", h, h),
             ("self_attn.k_proj", h, h),
@@ -102,50 +245,5 @@ pub fn write_tiny_clip_vision(dir: &Path, spec: &TinyClipSpec) -> Result<(), Mod
         w.norm(&format!("{p}.layer_norm1"), h)?;
         w.norm(&format!("{p}.layer_norm2"), h)?;
     }
-    w.add(
-        "visual_projection.weight",
-        &[spec.projection, h],
-        Init::Normal(0.2),
-    )?;
-    w.save(&dir.join("model.safetensors"))?;
-
-    write_json(
-        &dir.join("config.json"),
-        &serde_json::json!({
-            "architectures": ["CLIPVisionModelWithProjection"],
-            "model_type": "clip_vision_model",
-            "tessera_tiny": true,
-            "hidden_size": h,
-            "intermediate_size": i,
-            "num_hidden_layers": spec.layers,
-            "num_attention_heads": spec.heads,
-            "num_channels": 3,
-            "image_size": spec.image_size,
-            "patch_size": spec.patch_size,
-            "projection_dim": spec.projection,
-            "hidden_act": "quick_gelu",
-            "layer_norm_eps": 1e-5,
-            "attention_dropout": 0.0,
-            "initializer_range": 0.02,
-            "initializer_factor": 1.0,
-            "torch_dtype": "float32",
-        }),
-    )?;
-    write_json(
-        &dir.join("preprocessor_config.json"),
-        &serde_json::json!({
-            "image_processor_type": "CLIPImageProcessor",
-            "do_resize": true,
-            "size": {"shortest_edge": spec.image_size},
-            "resample": 3,
-            "do_center_crop": true,
-            "crop_size": {"height": spec.image_size, "width": spec.image_size},
-            "do_rescale": true,
-            "rescale_factor": 1.0 / 255.0,
-            "do_normalize": true,
-            "image_mean": MEAN,
-            "image_std": STD,
-            "do_convert_rgb": true,
-        }),
-    )
+    Ok(())
 }

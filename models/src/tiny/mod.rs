@@ -9,10 +9,11 @@
 
 mod bert;
 mod clip;
+mod clip_tokenizer;
 mod whisper;
 
 pub use bert::{TinyBertSpec, write_tiny_bert};
-pub use clip::{TinyClipSpec, write_tiny_clip_vision};
+pub use clip::{TinyClipSpec, write_tiny_clip, write_tiny_clip_vision};
 pub use whisper::{TinyWhisperSpec, write_tiny_whisper};
 
 use crate::ModelError;
