@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 use std::collections::HashMap;
 use tessera::catalog;
@@ -203,7 +205,7 @@ fn embed_command_prints_the_model_vector() -> Result<(), Box<dyn std::error::Err
         .output()?;
     assert_eq!(missing.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&missing.stderr).contains("config.json"),
+        String::from_utf8_lossy(&missing.stderr).contains("nope: no such model directory"),
         "{}",
         String::from_utf8_lossy(&missing.stderr)
     );
@@ -430,6 +432,111 @@ fn zero_shot_command_scores_images_and_texts() -> Result<(), Box<dyn std::error:
         stderr.contains("bad.toml") && stderr.contains("no prompts"),
         "{stderr}"
     );
+    Ok(())
+}
+
+/// Puts the tiny Whisper of `seed` into an HF cache as `acme/whisper-tiny@revision` and writes a
+/// manifest for it named `name`.
+fn cached_whisper(cache: &Path, manifests: &Path, name: &str, revision: &str, seed: u64) {
+    let snapshot = cache.join(format!("models--acme--whisper-tiny/snapshots/{revision}"));
+    run_ok(
+        tessera()
+            .args([
+                "models",
+                "tiny-whisper",
+                "--seed",
+                &seed.to_string(),
+                "--out",
+            ])
+            .arg(&snapshot),
+    );
+    let mut files = String::new();
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ] {
+        let sha = tessera_models::manifest::sha256_file(&snapshot.join(file))
+            .unwrap_or_else(|e| panic!("{e}"));
+        files.push_str(&format!("\"{file}\" = \"{sha}\"\n"));
+    }
+    let manifest = format!(
+        "name = \"{name}\"\nmodality = \"audio\"\nrepo = \"acme/whisper-tiny\"\n\
+         revision = \"{revision}\"\ndimension = 64\n[files]\n{files}"
+    );
+    std::fs::create_dir_all(manifests).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(manifests.join(format!("{name}.toml")), manifest)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn embed_by_model_name_resolves_verifies_and_keeps_versions_apart()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let (cache, manifests) = (tmp.path().join("hub"), tmp.path().join("manifests"));
+    cached_whisper(&cache, &manifests, "whisper-a", "1111111", 11);
+    cached_whisper(&cache, &manifests, "whisper-b", "2222222", 12);
+    let clip = repo_root().join("tests/data/audio/short_0_2s.wav");
+    let embed = |model: &str| {
+        tessera()
+            .args([
+                "embed",
+                "--modality",
+                "audio",
+                "--model",
+                model,
+                "--manifests",
+            ])
+            .arg(&manifests)
+            .arg("--input")
+            .arg(&clip)
+            .env("HF_HUB_CACHE", &cache)
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+    };
+    let a: Vec<f32> = serde_json::from_slice(&embed("whisper-a")?.stdout)?;
+    let a_rev: Vec<f32> = serde_json::from_slice(&embed("whisper-a@1111")?.stdout)?;
+    let b: Vec<f32> = serde_json::from_slice(&embed("whisper-b")?.stdout)?;
+    assert_eq!(a.len(), 64);
+    assert_eq!(a, a_rev, "NAME@REVISION picks the same model");
+    assert!(max_abs_diff(&a, &b) > 1e-3, "two versions, two models");
+
+    let unknown = embed("whisper-c")?;
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("neither a model directory nor a model name")
+            && stderr.contains("whisper-a, whisper-b"),
+        "{stderr}"
+    );
+    let text = tessera()
+        .args([
+            "embed",
+            "--text",
+            "hello",
+            "--model",
+            "whisper-a",
+            "--manifests",
+        ])
+        .arg(&manifests)
+        .env("HF_HUB_CACHE", &cache)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()?;
+    assert_eq!(text.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&text.stderr).contains("has no text encoder; use --modality audio")
+    );
+
+    // A file that differs from its manifest is refused, never used.
+    let weights = cache.join("models--acme--whisper-tiny/snapshots/1111111/model.safetensors");
+    let mut bytes = std::fs::read(&weights)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&weights, bytes)?;
+    let tampered = embed("whisper-a")?;
+    assert_eq!(tampered.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&tampered.stderr);
+    assert!(stderr.contains("model.safetensors has sha256"), "{stderr}");
     Ok(())
 }
 

@@ -2,8 +2,8 @@ use crate::ModelError;
 use candle_core::Device;
 use std::str::FromStr;
 
-/// Where models run: `auto` (a GPU when this build and machine have one, else CPU), `cpu`, or
-/// `cuda[:N]`.
+/// Where models run: `auto` (a GPU when this build and machine have one, else CPU), `cpu`,
+/// `cuda[:N]` or `metal[:N]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// The first CUDA device when built with the `cuda` feature and one is present, else CPU.
@@ -13,6 +13,8 @@ pub enum DeviceChoice {
     Cpu,
     /// CUDA device N (needs the `cuda` feature).
     Cuda(usize),
+    /// Metal device N (Apple GPUs; needs the `metal` feature).
+    Metal(usize),
 }
 
 impl FromStr for DeviceChoice {
@@ -22,12 +24,17 @@ impl FromStr for DeviceChoice {
             "auto" => Ok(DeviceChoice::Auto),
             "cpu" => Ok(DeviceChoice::Cpu),
             "cuda" => Ok(DeviceChoice::Cuda(0)),
-            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(n)) => Ok(DeviceChoice::Cuda(n)),
-                _ => Err(ModelError::Device(format!(
-                    "{s:?} is not a device; use auto, cpu, cuda or cuda:N"
-                ))),
-            },
+            "metal" => Ok(DeviceChoice::Metal(0)),
+            _ => {
+                let numbered = |prefix: &str| s.strip_prefix(prefix).map(str::parse::<usize>);
+                match (numbered("cuda:"), numbered("metal:")) {
+                    (Some(Ok(n)), _) => Ok(DeviceChoice::Cuda(n)),
+                    (_, Some(Ok(n))) => Ok(DeviceChoice::Metal(n)),
+                    _ => Err(ModelError::Device(format!(
+                        "{s:?} is not a device; use auto, cpu, cuda, cuda:N, metal or metal:N"
+                    ))),
+                }
+            }
         }
     }
 }
@@ -41,6 +48,11 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device, ModelError> {
                 "cuda:{n} is unavailable ({e}); build with `--features cuda` on a machine with an NVIDIA GPU"
             ))
         }),
+        DeviceChoice::Metal(n) => Device::new_metal(n).map_err(|e| {
+            ModelError::Device(format!(
+                "metal:{n} is unavailable ({e}); build with `--features metal` on an Apple machine"
+            ))
+        }),
         DeviceChoice::Auto => {
             if candle_core::utils::cuda_is_available()
                 && let Ok(device) = Device::new_cuda(0)
@@ -48,8 +60,15 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device, ModelError> {
                 tracing::info!("models run on cuda:0");
                 return Ok(device);
             }
+            if candle_core::utils::metal_is_available()
+                && let Ok(device) = Device::new_metal(0)
+            {
+                tracing::info!("models run on metal:0");
+                return Ok(device);
+            }
             tracing::info!(
                 cuda_built = candle_core::utils::cuda_is_available(),
+                metal_built = candle_core::utils::metal_is_available(),
                 "models run on the CPU (no usable GPU in this build or machine)"
             );
             Ok(Device::Cpu)
@@ -78,5 +97,28 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("\"tpu\" is not a device"), "{err}");
+        assert_eq!(
+            "metal:1".parse::<DeviceChoice>().ok(),
+            Some(DeviceChoice::Metal(1))
+        );
+    }
+
+    #[test]
+    fn an_unbuilt_gpu_is_a_clear_error_not_a_fallback() {
+        if candle_core::utils::cuda_is_available() {
+            return;
+        }
+        let err = select_device(DeviceChoice::Cuda(0))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("build with `--features cuda`"), "{err}");
+        if !candle_core::utils::metal_is_available() {
+            let err = select_device(DeviceChoice::Metal(0))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("build with `--features metal`"), "{err}");
+        }
     }
 }

@@ -14,6 +14,9 @@
 //!   against a taxonomy of tags (prompt ensembling, softmax with the model's logit scale).
 //! - [`batching`]: one scheduler thread per model merges concurrent calls into batches, with an
 //!   interactive and a bulk lane and a bounded queue; [`BatchedText`] puts a text model behind it.
+//! - [`loader`]: detects a model directory's architecture from config.json and loads the
+//!   modalities it serves; resolves `NAME[@REVISION]` through the manifests. [`Registry`] holds
+//!   loaded models by name and modality, each behind its own batching scheduler.
 //! - [`manifest`]: TOML manifests pinning each named model's repo, revision and file sha256.
 //! - [`hub`]: resolves a (repo id, pinned revision) to a local directory through hf-hub, offline
 //!   first.
@@ -29,6 +32,7 @@ pub mod batching;
 mod device;
 mod error;
 pub mod hub;
+pub mod loader;
 pub mod manifest;
 pub mod preprocess;
 mod registry;
@@ -38,10 +42,10 @@ pub mod vision;
 mod weights;
 pub mod zero_shot;
 
-pub use audio::{AudioEmbedder, AudioEmbedding, WhisperAudioEncoder};
+pub use audio::{AudioEmbedder, AudioEmbedding, BatchedAudio, WhisperAudioEncoder};
 pub use candle_core::Device;
 pub use device::{DeviceChoice, select_device};
 pub use error::ModelError;
 pub use registry::Registry;
 pub use text::{BatchedText, ClipTextEncoder, SentenceEncoder, TextEmbedder};
-pub use vision::{ClipVisionEncoder, ImageEmbedder};
+pub use vision::{BatchedImage, ClipVisionEncoder, ImageEmbedder};

@@ -1,20 +1,60 @@
-//! Loaded models, addressed by name.
+//! Loaded models, addressed by name, per modality.
 
-use crate::TextEmbedder;
+use crate::batching::BatchConfig;
+use crate::loader::LoadedModel;
+use crate::{
+    AudioEmbedder, BatchedAudio, BatchedImage, BatchedText, ImageEmbedder, ModelError, TextEmbedder,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The models a host has loaded. Built once at startup and shared (`Arc`) by every plugin call.
-/// Several names may point at one model (e.g. `text` as an alias of `all-MiniLM-L6-v2`).
+/// Several names may point at one model (e.g. `text` as an alias of `all-MiniLM-L6-v2`), and
+/// several versions of one model live side by side under their own names (`name@revision`).
 #[derive(Debug, Default)]
 pub struct Registry {
     text: BTreeMap<String, Arc<dyn TextEmbedder>>,
+    image: BTreeMap<String, Arc<dyn ImageEmbedder>>,
+    audio: BTreeMap<String, Arc<dyn AudioEmbedder>>,
 }
 
 impl Registry {
-    /// Registers `model` under `name`, replacing any model of that name.
+    /// Registers `model` under `name`, replacing any text model of that name.
     pub fn insert_text(&mut self, name: &str, model: Arc<dyn TextEmbedder>) {
         self.text.insert(name.to_string(), model);
+    }
+
+    /// Registers `model` under `name`, replacing any image model of that name.
+    pub fn insert_image(&mut self, name: &str, model: Arc<dyn ImageEmbedder>) {
+        self.image.insert(name.to_string(), model);
+    }
+
+    /// Registers `model` under `name`, replacing any audio model of that name.
+    pub fn insert_audio(&mut self, name: &str, model: Arc<dyn AudioEmbedder>) {
+        self.audio.insert(name.to_string(), model);
+    }
+
+    /// Registers every modality of `loaded` under `name`, each behind its own batching
+    /// scheduler (one per model, as concurrent plugin calls need).
+    pub fn insert_batched(
+        &mut self,
+        name: &str,
+        loaded: &LoadedModel,
+        config: &BatchConfig,
+    ) -> Result<(), ModelError> {
+        if let Some(text) = &loaded.text {
+            let batched = BatchedText::start(text.clone(), config.clone())?;
+            self.insert_text(name, Arc::new(batched));
+        }
+        if let Some(image) = &loaded.image {
+            let batched = BatchedImage::start(image.clone(), config.clone())?;
+            self.insert_image(name, Arc::new(batched));
+        }
+        if let Some(audio) = &loaded.audio {
+            let batched = BatchedAudio::start(audio.clone(), config.clone())?;
+            self.insert_audio(name, Arc::new(batched));
+        }
+        Ok(())
     }
 
     /// The text model called `name`.
@@ -22,8 +62,77 @@ impl Registry {
         self.text.get(name).cloned()
     }
 
+    /// The image model called `name`.
+    pub fn image(&self, name: &str) -> Option<Arc<dyn ImageEmbedder>> {
+        self.image.get(name).cloned()
+    }
+
+    /// The audio model called `name`.
+    pub fn audio(&self, name: &str) -> Option<Arc<dyn AudioEmbedder>> {
+        self.audio.get(name).cloned()
+    }
+
     /// Names of the text models, sorted.
     pub fn text_names(&self) -> Vec<String> {
         self.text.keys().cloned().collect()
+    }
+
+    /// Names of the image models, sorted.
+    pub fn image_names(&self) -> Vec<String> {
+        self.image.keys().cloned().collect()
+    }
+
+    /// Names of the audio models, sorted.
+    pub fn audio_names(&self) -> Vec<String> {
+        self.audio.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::load_dir;
+    use crate::tiny::{TinyBertSpec, TinyClipSpec, write_tiny_bert, write_tiny_clip};
+    use candle_core::Device;
+
+    #[test]
+    fn two_versions_and_two_modalities_side_by_side() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (v1, v2, clip) = (
+            dir.path().join("v1"),
+            dir.path().join("v2"),
+            dir.path().join("clip"),
+        );
+        write_tiny_bert(&v1, &TinyBertSpec::default())?;
+        write_tiny_bert(
+            &v2,
+            &TinyBertSpec {
+                seed: 99,
+                ..TinyBertSpec::default()
+            },
+        )?;
+        write_tiny_clip(&clip, &TinyClipSpec::default())?;
+        let mut registry = Registry::default();
+        let config = BatchConfig::default();
+        let first = load_dir(&v1, "enc@1", &Device::Cpu)?;
+        let second = load_dir(&v2, "enc@2", &Device::Cpu)?;
+        let both = load_dir(&clip, "clip", &Device::Cpu)?;
+        registry.insert_batched("enc@1", &first, &config)?;
+        registry.insert_batched("enc@2", &second, &config)?;
+        registry.insert_batched("clip", &both, &config)?;
+        assert_eq!(registry.text_names(), ["clip", "enc@1", "enc@2"]);
+        assert_eq!(registry.image_names(), ["clip"]);
+        assert!(registry.audio_names().is_empty());
+
+        let text = "a lighthouse keeper";
+        let a = registry.text("enc@1").ok_or("enc@1")?.embed(&[text])?;
+        let b = registry.text("enc@2").ok_or("enc@2")?.embed(&[text])?;
+        let direct = first.text.as_ref().ok_or("text")?.embed(&[text])?;
+        assert_eq!(a, direct, "each name serves its own version");
+        assert_ne!(a, b, "the versions differ");
+        let image = image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 30]));
+        let v = registry.image("clip").ok_or("clip")?.embed(&[image])?;
+        assert_eq!(v[0].len(), 16);
+        Ok(())
     }
 }

@@ -3,12 +3,11 @@
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tessera_models::hub::HubOptions;
+use tessera_models::loader::{self, LoadedModel};
 use tessera_models::preprocess::audio::{AudioLimits, read_audio};
 use tessera_models::preprocess::image::{ImageLimits, read_image};
-use tessera_models::{
-    AudioEmbedder, ClipVisionEncoder, DeviceChoice, ImageEmbedder, SentenceEncoder, TextEmbedder,
-    WhisperAudioEncoder, select_device,
-};
+use tessera_models::{DeviceChoice, select_device};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Modality {
@@ -28,9 +27,14 @@ enum Format {
 /// Flags of `tessera embed`.
 #[derive(Debug, clap::Args)]
 pub struct EmbedArgs {
-    /// Model directory (Hugging Face layout).
+    /// Model directory (Hugging Face layout), or a model name from the manifests
+    /// (`NAME` or `NAME@REVISION`, fetched from the Hugging Face cache and verified). The
+    /// architecture comes from its config.json.
     #[arg(long, env = "TESSERA_MODEL")]
-    model: PathBuf,
+    model: String,
+    /// Manifest directory for model names.
+    #[arg(long, env = "TESSERA_MANIFESTS", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifests"))]
+    manifests: PathBuf,
     /// What the input is.
     #[arg(long, value_enum, default_value = "text")]
     modality: Modality,
@@ -50,21 +54,26 @@ pub struct EmbedArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
-    /// Where the model runs: auto, cpu, cuda, cuda:N.
+    /// Where the model runs: auto, cpu, cuda, cuda:N, metal, metal:N.
     #[arg(long, env = "TESSERA_DEVICE", default_value = "auto")]
     device: DeviceChoice,
 }
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
-    let device = select_device(args.device)?;
-    let name = args
-        .model
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     if args.windows && !matches!(args.modality, Modality::Audio) {
         bail!("--windows applies to --modality audio only");
     }
+    let device = select_device(args.device)?;
+    let (dir, name) = loader::resolve(&args.model, &args.manifests, &HubOptions::from_env())?;
+    let model: LoadedModel = loader::load_dir(&dir, &name, &device)?;
+    let missing = |what: &str| {
+        anyhow::anyhow!(
+            "model {} ({}) has no {what} encoder; use --modality {}",
+            args.model,
+            dir.display(),
+            offered(&model)
+        )
+    };
     let vectors: Vec<Vec<f32>> = match args.modality {
         Modality::Text => {
             let text = match (&args.text, &args.input) {
@@ -73,16 +82,16 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("reading --input {}", path.display()))?,
                 (None, None) => bail!("give --text or --input"),
             };
-            let encoder = SentenceEncoder::load(&args.model, &name, &device)?;
-            warn_placeholder(encoder.is_placeholder(), &args.model);
+            let encoder = model.text.as_ref().ok_or_else(|| missing("text"))?;
+            warn_placeholder(encoder.is_placeholder(), &dir);
             encoder.embed(&[&text])?
         }
         Modality::Image => {
             let Some(path) = &args.input else {
                 bail!("--modality image needs --input FILE")
             };
-            let encoder = ClipVisionEncoder::load(&args.model, &name, &device)?;
-            warn_placeholder(encoder.is_placeholder(), &args.model);
+            let encoder = model.image.as_ref().ok_or_else(|| missing("image"))?;
+            warn_placeholder(encoder.is_placeholder(), &dir);
             let image = read_image(path, &ImageLimits::default())?;
             encoder.embed(&[image])?
         }
@@ -90,8 +99,8 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
             let Some(path) = &args.input else {
                 bail!("--modality audio needs --input FILE")
             };
-            let encoder = WhisperAudioEncoder::load(&args.model, &name, &device)?;
-            warn_placeholder(encoder.is_placeholder(), &args.model);
+            let encoder = model.audio.as_ref().ok_or_else(|| missing("audio"))?;
+            warn_placeholder(encoder.is_placeholder(), &dir);
             let limits = AudioLimits {
                 max_seconds: args.max_seconds,
                 ..AudioLimits::default()
@@ -129,6 +138,20 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<ExitCode> {
         Format::Text => vector.iter().for_each(|x| println!("{x}")),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The modalities a loaded model serves, for error messages.
+fn offered(model: &LoadedModel) -> String {
+    [
+        (model.text.is_some(), "text"),
+        (model.image.is_some(), "image"),
+        (model.audio.is_some(), "audio"),
+    ]
+    .iter()
+    .filter(|(has, _)| *has)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join(" or ")
 }
 
 fn warn_placeholder(placeholder: bool, dir: &std::path::Path) {

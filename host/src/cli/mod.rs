@@ -106,7 +106,7 @@ pub struct SandboxArgs {
     /// Memory cap of one plugin instance, in MiB.
     #[arg(long, env = "TESSERA_PLUGIN_MEMORY_MIB", default_value_t = 256)]
     plugin_memory_mib: usize,
-    /// Where models run: auto, cpu, cuda, cuda:N.
+    /// Where models run: auto, cpu, cuda, cuda:N, metal, metal:N.
     #[arg(long, env = "TESSERA_DEVICE", default_value = "auto")]
     device: DeviceChoice,
 }

@@ -24,7 +24,7 @@ pub struct ZeroShotArgs {
     /// A text to score.
     #[arg(long)]
     text: Option<String>,
-    /// Where the model runs: auto, cpu, cuda, cuda:N.
+    /// Where the model runs: auto, cpu, cuda, cuda:N, metal, metal:N.
     #[arg(long, env = "TESSERA_DEVICE", default_value = "auto")]
     device: DeviceChoice,
 }

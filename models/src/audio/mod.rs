@@ -5,8 +5,10 @@
 //! the clip's vector pools its windows weighted by those positions, so it is the mean over every
 //! real position of the clip. Vectors are not normalised: stores compare them by cosine.
 
+mod batched;
 mod whisper;
 
+pub use batched::BatchedAudio;
 pub use whisper::{WhisperAudioEncoder, WhisperEncoderConfig, sinusoids};
 
 use crate::ModelError;
@@ -20,6 +22,15 @@ pub struct AudioEmbedding {
     pub window_positions: Vec<usize>,
     /// The clip-level vector.
     pub pooled: Vec<f32>,
+}
+
+/// One window ready for the model: its features and how many encoder positions are real audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFeatures {
+    /// The model's input for the window (Whisper: `n_mels × frames` log-mel, row-major).
+    pub features: Vec<f32>,
+    /// Encoder positions covering real audio (the rest is padding).
+    pub positions: usize,
 }
 
 /// The interface the host calls for audio models, shaped like [`crate::TextEmbedder`].
@@ -36,8 +47,40 @@ pub trait AudioEmbedder: Send + Sync + std::fmt::Debug {
     fn max_batch(&self) -> usize;
     /// Whether the weights are tiny random ones whose embeddings carry no meaning.
     fn is_placeholder(&self) -> bool;
+    /// The features of one window (`samples.len() <= window_samples()`; shorter is padded).
+    /// Pure CPU work, kept apart from [`AudioEmbedder::embed_windows`] so that it can run on the
+    /// caller's thread while the model runs earlier batches.
+    fn window_features(&self, samples: &[f32]) -> WindowFeatures;
+    /// One vector per window: the mean of the encoder output over its real positions.
+    fn embed_windows(&self, windows: &[WindowFeatures]) -> Result<Vec<Vec<f32>>, ModelError>;
     /// Embeds mono clips at [`AudioEmbedder::sample_rate`], windows of all clips batched together.
-    fn embed(&self, clips: &[&[f32]]) -> Result<Vec<AudioEmbedding>, ModelError>;
+    fn embed(&self, clips: &[&[f32]]) -> Result<Vec<AudioEmbedding>, ModelError> {
+        let window = self.window_samples().max(1);
+        // (clip, features) for every window of every clip; an empty clip still has one window.
+        let mut owners = Vec::new();
+        let mut windows = Vec::new();
+        for (c, clip) in clips.iter().enumerate() {
+            if clip.is_empty() {
+                owners.push(c);
+                windows.push(self.window_features(clip));
+            }
+            for piece in clip.chunks(window) {
+                owners.push(c);
+                windows.push(self.window_features(piece));
+            }
+        }
+        let vectors = self.embed_windows(&windows)?;
+        let mut out: Vec<AudioEmbedding> =
+            clips.iter().map(|_| AudioEmbedding::default()).collect();
+        for ((clip, window), vector) in owners.into_iter().zip(&windows).zip(vectors) {
+            out[clip].windows.push(vector);
+            out[clip].window_positions.push(window.positions);
+        }
+        for embedding in &mut out {
+            embedding.pooled = pool_windows(&embedding.windows, &embedding.window_positions);
+        }
+        Ok(out)
+    }
 }
 
 /// The position-weighted mean of window vectors.

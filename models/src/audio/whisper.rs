@@ -4,7 +4,7 @@
 //! uses the tanh GELU approximation where Whisper uses the exact one, ignores the checkpoint's
 //! position table and hard-codes the feed-forward width; and its loader is private.
 
-use super::{AudioEmbedder, AudioEmbedding};
+use super::{AudioEmbedder, WindowFeatures};
 use crate::ModelError;
 use crate::preprocess::mel::LogMel;
 use crate::text::read_model_config;
@@ -296,50 +296,43 @@ impl AudioEmbedder for WhisperAudioEncoder {
         self.placeholder
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(model = %self.name, clips = clips.len()))]
-    fn embed(&self, clips: &[&[f32]]) -> Result<Vec<AudioEmbedding>, ModelError> {
-        let window = self.mel.window_samples();
-        // (clip, samples) for every window of every clip; an empty clip still has one window.
-        let windows: Vec<(usize, &[f32])> = clips
-            .iter()
-            .enumerate()
-            .flat_map(|(c, clip)| {
-                let pieces: Vec<&[f32]> = if clip.is_empty() {
-                    vec![*clip]
-                } else {
-                    clip.chunks(window).collect()
-                };
-                pieces.into_iter().map(move |w| (c, w))
-            })
-            .collect();
+    fn window_features(&self, samples: &[f32]) -> WindowFeatures {
+        WindowFeatures {
+            features: self.mel.compute(samples),
+            positions: self.real_positions(samples.len()),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %self.name, windows = windows.len()))]
+    fn embed_windows(&self, windows: &[WindowFeatures]) -> Result<Vec<Vec<f32>>, ModelError> {
         let (n_mels, frames) = (self.mel.n_mels(), self.mel.frames());
-        let mut vectors: Vec<(Vec<f32>, usize)> = Vec::with_capacity(windows.len());
+        if let Some(bad) = windows.iter().find(|w| w.features.len() != n_mels * frames) {
+            return Err(ModelError::InvalidInput {
+                model: self.name.clone(),
+                reason: format!(
+                    "{} feature values, expected {n_mels}×{frames}",
+                    bad.features.len()
+                ),
+            });
+        }
+        let mut out = Vec::with_capacity(windows.len());
         for chunk in windows.chunks(MAX_BATCH) {
-            let mut data = Vec::with_capacity(chunk.len() * n_mels * frames);
-            for (_, samples) in chunk {
-                data.extend(self.mel.compute(samples));
-            }
+            let data: Vec<f32> = chunk
+                .iter()
+                .flat_map(|w| w.features.iter().copied())
+                .collect();
             let features = Tensor::from_vec(data, (chunk.len(), n_mels, frames), &self.device)
                 .map_err(ModelError::candle(&self.name))?;
             let hidden = self.forward(&features)?;
-            for (i, (_, samples)) in chunk.iter().enumerate() {
-                let real = self.real_positions(samples.len());
+            for (i, window) in chunk.iter().enumerate() {
+                let real = window.positions.clamp(1, self.config.max_source_positions);
                 let mean = hidden
                     .i((i, 0..real))
                     .and_then(|h| h.mean(D::Minus2))
                     .and_then(|m| m.to_vec1::<f32>())
                     .map_err(ModelError::candle(&self.name))?;
-                vectors.push((mean, real));
+                out.push(mean);
             }
-        }
-        let mut out: Vec<AudioEmbedding> =
-            clips.iter().map(|_| AudioEmbedding::default()).collect();
-        for ((clip, _), (vector, positions)) in windows.iter().zip(vectors) {
-            out[*clip].windows.push(vector);
-            out[*clip].window_positions.push(positions);
-        }
-        for embedding in &mut out {
-            embedding.pooled = super::pool_windows(&embedding.windows, &embedding.window_positions);
         }
         Ok(out)
     }

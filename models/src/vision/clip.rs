@@ -203,18 +203,26 @@ impl ImageEmbedder for ClipVisionEncoder {
         self.placeholder
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(model = %self.name, images = images.len()))]
-    fn embed(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>, ModelError> {
+    fn preprocess(&self, image: &RgbImage) -> Vec<f32> {
+        self.preprocess.pixels(image).0
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(model = %self.name, images = pixels.len()))]
+    fn embed_pixels(&self, pixels: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
         let side = self.image_size;
-        let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(MAX_BATCH) {
-            let mut data = Vec::with_capacity(chunk.len() * 3 * side * side);
-            for image in chunk {
-                data.extend(self.preprocess.pixels(image).0);
-            }
-            let pixels = Tensor::from_vec(data, (chunk.len(), 3, side, side), &self.device)
+        let per_image = 3 * side * side;
+        if let Some(bad) = pixels.iter().find(|p| p.len() != per_image) {
+            return Err(ModelError::InvalidInput {
+                model: self.name.clone(),
+                reason: format!("{} pixel values, expected 3×{side}×{side}", bad.len()),
+            });
+        }
+        let mut out = Vec::with_capacity(pixels.len());
+        for chunk in pixels.chunks(MAX_BATCH) {
+            let data: Vec<f32> = chunk.iter().flatten().copied().collect();
+            let tensor = Tensor::from_vec(data, (chunk.len(), 3, side, side), &self.device)
                 .map_err(ModelError::candle(&self.name))?;
-            out.extend(to_rows(&self.forward(&pixels)?).map_err(ModelError::candle(&self.name))?);
+            out.extend(to_rows(&self.forward(&tensor)?).map_err(ModelError::candle(&self.name))?);
         }
         Ok(out)
     }
