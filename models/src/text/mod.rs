@@ -1,6 +1,7 @@
 //! Text encoders.
 
 mod batched;
+pub mod bert;
 mod clip;
 mod sentence;
 mod st_config;

@@ -1,14 +1,15 @@
-//! A BERT-family sentence encoder: candle-transformers' `BertModel` plus the tokenizer, pooling
+//! A BERT-family sentence encoder: our CPU-tuned [`Bert`] (candle-transformers' config) plus the tokenizer, pooling
 //! and normalisation of the sentence-transformers pipeline it was trained with.
 
 use super::TextEmbedder;
+use super::bert::Bert;
 use super::st_config::{SentenceConfig, read_json};
 use crate::ModelError;
 use crate::preprocess::pooling::{l2_normalize, pool, to_rows};
 use crate::preprocess::tokenize::{TokenBatch, encode_batch, load_tokenizer};
 use crate::weights::Checkpoint;
 use candle_core::{Device, Tensor};
-use candle_transformers::models::bert::{BertModel, Config, DTYPE};
+use candle_transformers::models::bert::{Config, DTYPE};
 use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
 
@@ -20,7 +21,8 @@ const MAX_BATCH: usize = 32;
 pub struct SentenceEncoder {
     name: String,
     dir: PathBuf,
-    model: BertModel,
+    model: Bert,
+    device: Device,
     tokenizer: Tokenizer,
     sentence: SentenceConfig,
     max_len: usize,
@@ -81,8 +83,7 @@ impl SentenceEncoder {
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"), name, max_len)?;
 
         let checkpoint = Checkpoint::read(dir, DTYPE, device)?;
-        let model =
-            BertModel::load(checkpoint.vb.clone(), &config).map_err(checkpoint.mismatch())?;
+        let model = Bert::load(checkpoint.vb.clone(), &config).map_err(checkpoint.mismatch())?;
 
         if arch.tessera_tiny {
             tracing::warn!(model = name, dir = %dir.display(), "tiny random-weight model: its embeddings carry no meaning");
@@ -92,6 +93,7 @@ impl SentenceEncoder {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             model,
+            device: device.clone(),
             tokenizer,
             sentence,
             max_len,
@@ -113,7 +115,7 @@ impl SentenceEncoder {
     /// Runs the network on a tokenized batch: `rows × dimension` sentence vectors.
     pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor, ModelError> {
         let err = ModelError::candle(&self.name);
-        let device = &self.model.device;
+        let device = &self.device;
         let shape = (batch.rows, batch.seq_len);
         let ids = Tensor::from_slice(&batch.ids, shape, device).map_err(err)?;
         let mask = Tensor::from_slice(&batch.mask, shape, device)
@@ -121,7 +123,7 @@ impl SentenceEncoder {
         let type_ids = ids.zeros_like().map_err(ModelError::candle(&self.name))?;
         let hidden = self
             .model
-            .forward(&ids, &type_ids, Some(&mask))
+            .forward(&ids, &type_ids, &mask)
             .map_err(ModelError::candle(&self.name))?;
         let pooled =
             pool(&hidden, &mask, self.sentence.pooling).map_err(ModelError::candle(&self.name))?;
