@@ -8,6 +8,7 @@
 //! passes), because the reference models were trained on Pillow's output and a different bicubic
 //! moves every pixel by a level or two.
 
+use super::resize::{Filter, resize};
 use crate::ModelError;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use serde::Deserialize;
@@ -178,11 +179,22 @@ fn one_over_255() -> f32 {
     1.0 / 255.0
 }
 
+/// How a preprocessor resizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// The shorter side becomes this long, the aspect ratio kept (CLIP).
+    ShortestEdge(u32),
+    /// Exactly (height, width), the aspect ratio dropped (SigLIP).
+    Exact(u32, u32),
+}
+
 /// How images become pixel tensors, as `preprocessor_config.json` says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClipPreprocess {
-    /// Resize so that the shorter side has this length (None: no resize).
-    pub shortest_edge: Option<u32>,
+    /// How to resize (None: no resize).
+    pub resize: Option<Resize>,
+    /// The resampling filter.
+    pub filter: Filter,
     /// Center crop to (height, width) (None: no crop).
     pub crop: Option<(u32, u32)>,
     /// Multiplier from 0..255 to the model's range.
@@ -206,20 +218,24 @@ impl ClipPreprocess {
         })?;
         let config: PreprocessorConfig =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        if config.do_resize && config.resample != 3 {
-            return Err(bad(format!(
-                "resample {} is not supported (only 3, bicubic)",
-                config.resample
-            )));
-        }
-        let shortest_edge = match (config.do_resize, config.size) {
-            (false, _) => None,
-            (true, Some(SizeSpec::Square(s) | SizeSpec::Shortest { shortest_edge: s })) => Some(s),
-            (true, other) => {
+        // PIL's numbering: 2 = BILINEAR, 3 = BICUBIC.
+        let filter = match config.resample {
+            2 => Filter::Bilinear,
+            3 => Filter::Bicubic,
+            other if config.do_resize => {
                 return Err(bad(format!(
-                    "size {other:?} is not supported (shortest_edge only)"
+                    "resample {other} is not supported (2, bilinear, or 3, bicubic)"
                 )));
             }
+            _ => Filter::Bicubic,
+        };
+        let resize = match (config.do_resize, config.size) {
+            (false, _) => None,
+            (true, Some(SizeSpec::Square(s) | SizeSpec::Shortest { shortest_edge: s })) => {
+                Some(Resize::ShortestEdge(s))
+            }
+            (true, Some(SizeSpec::Exact { height, width })) => Some(Resize::Exact(height, width)),
+            (true, None) => return Err(bad("do_resize without a size".into())),
         };
         let crop = match (config.do_center_crop, config.crop_size) {
             (false, _) => None,
@@ -246,7 +262,8 @@ impl ClipPreprocess {
             1.0
         };
         Ok(ClipPreprocess {
-            shortest_edge,
+            resize,
+            filter,
             crop,
             rescale,
             mean,
@@ -256,15 +273,23 @@ impl ClipPreprocess {
 
     /// The (height, width) of the tensors this produces, if fixed.
     pub fn output_size(&self) -> Option<(u32, u32)> {
-        self.crop
+        match (self.crop, self.resize) {
+            (Some(crop), _) => Some(crop),
+            (None, Some(Resize::Exact(h, w))) => Some((h, w)),
+            _ => None,
+        }
     }
 
     /// Resize, crop, rescale and normalise: a `3 × H × W` tensor laid out channel-major.
     pub fn pixels(&self, image: &RgbImage) -> (Vec<f32>, (u32, u32)) {
         let mut image = image.clone();
-        if let Some(edge) = self.shortest_edge {
-            let (w, h) = shortest_edge_size(image.width(), image.height(), edge);
-            image = resize_bicubic(&image, w, h);
+        match self.resize {
+            Some(Resize::ShortestEdge(edge)) => {
+                let (w, h) = shortest_edge_size(image.width(), image.height(), edge);
+                image = resize(&image, w, h, self.filter);
+            }
+            Some(Resize::Exact(h, w)) => image = resize(&image, w, h, self.filter),
+            None => {}
         }
         if let Some((ch, cw)) = self.crop {
             image = center_crop(&image, ch, cw);
@@ -310,100 +335,6 @@ pub fn center_crop(image: &RgbImage, height: u32, width: u32) -> RgbImage {
     })
 }
 
-const PRECISION_BITS: u32 = 32 - 8 - 2;
-
-fn bicubic_filter(x: f64) -> f64 {
-    const A: f64 = -0.5;
-    let x = x.abs();
-    if x < 1.0 {
-        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
-    } else if x < 2.0 {
-        (((x - 5.0) * x + 8.0) * x - 4.0) * A
-    } else {
-        0.0
-    }
-}
-
-/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for BICUBIC: per output position, the
-/// first input index and fixed-point weights.
-fn coefficients(in_size: u32, out_size: u32) -> Vec<(usize, Vec<i32>)> {
-    let scale = f64::from(in_size) / f64::from(out_size);
-    let filter_scale = scale.max(1.0);
-    let support = 2.0 * filter_scale;
-    (0..out_size)
-        .map(|xx| {
-            let center = (f64::from(xx) + 0.5) * scale;
-            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-            let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size)) as usize;
-            let weights: Vec<f64> = (xmin..xmax)
-                .map(|x| bicubic_filter((x as f64 - center + 0.5) / filter_scale))
-                .collect();
-            let total: f64 = weights.iter().sum();
-            let fixed = weights
-                .iter()
-                .map(|w| {
-                    let w = if total != 0.0 { w / total } else { *w };
-                    let scaled = w * f64::from(1u32 << PRECISION_BITS);
-                    (if scaled < 0.0 {
-                        scaled - 0.5
-                    } else {
-                        scaled + 0.5
-                    }) as i32
-                })
-                .collect();
-            (xmin, fixed)
-        })
-        .collect()
-}
-
-fn clip8(sum: i64) -> u8 {
-    (sum >> PRECISION_BITS).clamp(0, 255) as u8
-}
-
-/// Resizes with Pillow's BICUBIC filter, bit for bit: horizontal pass, then vertical.
-pub fn resize_bicubic(image: &RgbImage, width: u32, height: u32) -> RgbImage {
-    let (iw, ih) = image.dimensions();
-    let src = image.as_raw();
-    let horizontal = if width != iw {
-        let coeffs = coefficients(iw, width);
-        let mut out = vec![0u8; (width * ih * 3) as usize];
-        for y in 0..ih as usize {
-            let row = &src[y * iw as usize * 3..(y + 1) * iw as usize * 3];
-            for (x, (xmin, k)) in coeffs.iter().enumerate() {
-                for c in 0..3 {
-                    let mut sum: i64 = 1 << (PRECISION_BITS - 1);
-                    for (i, w) in k.iter().enumerate() {
-                        sum += i64::from(row[(xmin + i) * 3 + c]) * i64::from(*w);
-                    }
-                    out[(y * width as usize + x) * 3 + c] = clip8(sum);
-                }
-            }
-        }
-        out
-    } else {
-        src.to_vec()
-    };
-    let vertical = if height != ih {
-        let coeffs = coefficients(ih, height);
-        let stride = width as usize * 3;
-        let mut out = vec![0u8; stride * height as usize];
-        for (y, (ymin, k)) in coeffs.iter().enumerate() {
-            for i in 0..stride {
-                let mut sum: i64 = 1 << (PRECISION_BITS - 1);
-                for (j, w) in k.iter().enumerate() {
-                    sum += i64::from(horizontal[(ymin + j) * stride + i]) * i64::from(*w);
-                }
-                out[y * stride + i] = clip8(sum);
-            }
-        }
-        out
-    } else {
-        horizontal
-    };
-    // The buffer length is width × height × 3 by construction.
-    RgbImage::from_raw(width, height, vertical).unwrap_or_else(|| RgbImage::new(width, height))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,12 +350,12 @@ mod tests {
     #[test]
     fn resize_keeps_a_flat_image_flat_and_is_identity_at_same_size() {
         let flat = RgbImage::from_pixel(37, 11, image::Rgb([200, 10, 77]));
-        let resized = resize_bicubic(&flat, 13, 29);
+        let resized = super::super::resize::resize_bicubic(&flat, 13, 29);
         assert!(resized.pixels().all(|p| p.0 == [200, 10, 77]));
         let noisy = RgbImage::from_fn(9, 7, |x, y| {
             image::Rgb([(x * 29 + y * 7) as u8, (x * y) as u8, 3])
         });
-        assert_eq!(resize_bicubic(&noisy, 9, 7), noisy);
+        assert_eq!(super::super::resize::resize_bicubic(&noisy, 9, 7), noisy);
     }
 
     #[test]

@@ -6,4 +6,5 @@ pub mod audio;
 pub mod image;
 pub mod mel;
 pub mod pooling;
+pub mod resize;
 pub mod tokenize;
