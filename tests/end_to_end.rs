@@ -417,6 +417,27 @@ fn zero_shot_command_scores_images_and_texts() -> Result<(), Box<dyn std::error:
             "best first: {probs:?}"
         );
     }
+    // SigLIP scores each tag on its own (sigmoid): they need not sum to 1.
+    let siglip = tmp.path().join("tiny-siglip");
+    run_ok(
+        tessera()
+            .args(["models", "tiny-siglip", "--out"])
+            .arg(&siglip),
+    );
+    let output = run_ok(
+        tessera()
+            .args(["zero-shot", "--model"])
+            .arg(&siglip)
+            .arg("--taxonomy")
+            .arg(&taxonomy)
+            .args(["--text", "a dog on a ship"]),
+    );
+    let scores: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
+    let probs: Vec<f64> = scores.iter().filter_map(|s| s["score"].as_f64()).collect();
+    assert_eq!(probs.len(), 6);
+    assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
+    assert!((probs.iter().sum::<f64>() - 1.0).abs() > 1e-3, "{probs:?}");
+
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[[tag]]\nname = 'x'\n")?;
     let output = tessera()

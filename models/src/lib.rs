@@ -10,6 +10,8 @@
 //! - [`WhisperAudioEncoder`]: Whisper's encoder over 30 s log-mel windows ([`preprocess::mel`]),
 //!   decoded and resampled by [`preprocess::audio`]; it implements [`AudioEmbedder`], giving one
 //!   vector per window and a pooled clip vector.
+//! - [`SiglipVisionEncoder`] and [`SiglipTextEncoder`]: SigLIP's towers (attention-pooled image,
+//!   last-token text), scored with a sigmoid in [`zero_shot`].
 //! - [`ClipTextEncoder`] and [`zero_shot`]: CLIP's text tower, and scoring an image or a text
 //!   against a taxonomy of tags (prompt ensembling, softmax with the model's logit scale).
 //! - [`batching`]: one scheduler thread per model merges concurrent calls into batches, with an
@@ -38,6 +40,7 @@ pub mod preprocess;
 mod registry;
 pub mod text;
 pub mod tiny;
+mod tower_config;
 pub mod vision;
 mod weights;
 pub mod zero_shot;
@@ -47,5 +50,5 @@ pub use candle_core::Device;
 pub use device::{DeviceChoice, select_device};
 pub use error::ModelError;
 pub use registry::Registry;
-pub use text::{BatchedText, ClipTextEncoder, SentenceEncoder, TextEmbedder};
-pub use vision::{BatchedImage, ClipVisionEncoder, ImageEmbedder};
+pub use text::{BatchedText, ClipTextEncoder, SentenceEncoder, SiglipTextEncoder, TextEmbedder};
+pub use vision::{BatchedImage, ClipVisionEncoder, ImageEmbedder, SiglipVisionEncoder};

@@ -9,9 +9,10 @@
 use crate::hub::HubOptions;
 use crate::manifest::{self, ModelManifest};
 use crate::text::read_model_config;
+use crate::zero_shot::Scoring;
 use crate::{
     AudioEmbedder, ClipTextEncoder, ClipVisionEncoder, ImageEmbedder, ModelError, SentenceEncoder,
-    TextEmbedder, WhisperAudioEncoder,
+    SiglipTextEncoder, SiglipVisionEncoder, TextEmbedder, WhisperAudioEncoder,
 };
 use candle_core::Device;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,10 @@ pub enum Architecture {
     ClipVision,
     /// CLIP's text tower alone: text.
     ClipText,
+    /// A full SigLIP checkpoint: text and image, in one space.
+    Siglip,
+    /// SigLIP's vision tower alone: image.
+    SiglipVision,
     /// Whisper: audio (its encoder).
     Whisper,
 }
@@ -45,12 +50,14 @@ pub fn detect(dir: &Path) -> Result<Architecture, ModelError> {
         Some("clip") => Ok(Architecture::Clip),
         Some("clip_vision_model") => Ok(Architecture::ClipVision),
         Some("clip_text_model") => Ok(Architecture::ClipText),
+        Some("siglip") => Ok(Architecture::Siglip),
+        Some("siglip_vision_model") => Ok(Architecture::SiglipVision),
         Some("whisper") => Ok(Architecture::Whisper),
         other => Err(ModelError::Config {
             path,
             reason: format!(
                 "model_type {} is not supported (supported: bert, clip, clip_vision_model, \
-                 clip_text_model, whisper)",
+                 clip_text_model, siglip, siglip_vision_model, whisper)",
                 other.map_or("(missing)".to_string(), |t| format!("{t:?}"))
             ),
         }),
@@ -66,8 +73,8 @@ pub struct LoadedModel {
     pub image: Option<Arc<dyn ImageEmbedder>>,
     /// The audio encoder, if the model has one.
     pub audio: Option<Arc<dyn AudioEmbedder>>,
-    /// CLIP's learned logit scale (before `exp`), for zero-shot.
-    pub logit_scale: Option<f32>,
+    /// How the text tower's similarities become zero-shot scores (CLIP, SigLIP).
+    pub scoring: Option<Scoring>,
 }
 
 /// Loads every modality the model in `dir` serves, as `name`.
@@ -79,7 +86,7 @@ pub fn load_dir(dir: &Path, name: &str, device: &Device) -> Result<LoadedModel, 
         }
         Architecture::ClipText => {
             let text = ClipTextEncoder::load(dir, name, device)?;
-            loaded.logit_scale = text.logit_scale();
+            loaded.scoring = Some(clip_scoring(&text));
             loaded.text = Some(Arc::new(text));
         }
         Architecture::ClipVision => {
@@ -87,15 +94,36 @@ pub fn load_dir(dir: &Path, name: &str, device: &Device) -> Result<LoadedModel, 
         }
         Architecture::Clip => {
             let text = ClipTextEncoder::load(dir, name, device)?;
-            loaded.logit_scale = text.logit_scale();
+            loaded.scoring = Some(clip_scoring(&text));
             loaded.text = Some(Arc::new(text));
             loaded.image = Some(Arc::new(ClipVisionEncoder::load(dir, name, device)?));
+        }
+        Architecture::Siglip => {
+            let text = SiglipTextEncoder::load(dir, name, device)?;
+            loaded.scoring = text
+                .logits()
+                .map(|(logit_scale, logit_bias)| Scoring::Sigmoid {
+                    logit_scale,
+                    logit_bias,
+                });
+            loaded.text = Some(Arc::new(text));
+            loaded.image = Some(Arc::new(SiglipVisionEncoder::load(dir, name, device)?));
+        }
+        Architecture::SiglipVision => {
+            loaded.image = Some(Arc::new(SiglipVisionEncoder::load(dir, name, device)?));
         }
         Architecture::Whisper => {
             loaded.audio = Some(Arc::new(WhisperAudioEncoder::load(dir, name, device)?));
         }
     }
     Ok(loaded)
+}
+
+/// CLIP's scoring with the checkpoint's logit scale, or CLIP's initial ln(100) without one.
+fn clip_scoring(text: &ClipTextEncoder) -> Scoring {
+    Scoring::Softmax {
+        logit_scale: text.logit_scale().unwrap_or(100f32.ln()),
+    }
 }
 
 /// Where a model spec (`DIR`, `NAME` or `NAME@REVISION`) points: an existing directory as it is,
@@ -155,7 +183,7 @@ mod tests {
     fn detects_each_architecture_and_refuses_others() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         type Writer = fn(&Path) -> Result<(), ModelError>;
-        let cases: [(&str, Writer, Architecture); 4] = [
+        let cases: [(&str, Writer, Architecture); 5] = [
             (
                 "bert",
                 |d| tiny::write_tiny_bert(d, &tiny::TinyBertSpec::default()),
@@ -176,6 +204,11 @@ mod tests {
                 |d| tiny::write_tiny_whisper(d, &tiny::TinyWhisperSpec::default()),
                 Architecture::Whisper,
             ),
+            (
+                "siglip",
+                |d| tiny::write_tiny_siglip(d, &tiny::TinySiglipSpec::default()),
+                Architecture::Siglip,
+            ),
         ];
         for (name, write, want) in cases {
             let d = dir.path().join(name);
@@ -189,8 +222,8 @@ mod tests {
             );
             let expected = match want {
                 Architecture::Bert | Architecture::ClipText => (true, false, false),
-                Architecture::Clip => (true, true, false),
-                Architecture::ClipVision => (false, true, false),
+                Architecture::Clip | Architecture::Siglip => (true, true, false),
+                Architecture::ClipVision | Architecture::SiglipVision => (false, true, false),
                 Architecture::Whisper => (false, false, true),
             };
             assert_eq!(got, expected, "{name}");

@@ -1,7 +1,8 @@
-//! Zero-shot tagging with CLIP: a taxonomy maps each tag to prompt templates; each tag's vector
-//! is the normalised mean of its prompts' CLIP text vectors (CLIP's prompt ensembling), and an
-//! image or a text is scored against every tag by cosine, turned into probabilities with a
-//! softmax over `exp(logit_scale) · cosine`.
+//! Zero-shot tagging with CLIP or SigLIP: a taxonomy maps each tag to prompt templates; each tag's
+//! vector is the normalised mean of its prompts' text vectors (CLIP's prompt ensembling), and an
+//! image or a text is scored against every tag by cosine, turned into a score the way the model
+//! was trained: CLIP's softmax over `exp(logit_scale) · cosine` (scores sum to 1 over the
+//! taxonomy), SigLIP's independent sigmoid of `exp(logit_scale) · cosine + logit_bias`.
 
 use crate::{ModelError, TextEmbedder};
 use serde::Deserialize;
@@ -89,10 +90,27 @@ impl Taxonomy {
 pub struct TagScore {
     /// The tag.
     pub tag: String,
-    /// Softmax probability over the taxonomy.
+    /// Softmax probability over the taxonomy (CLIP), or this tag's own sigmoid (SigLIP).
     pub score: f32,
     /// Raw cosine between the query and the tag's vector.
     pub cosine: f32,
+}
+
+/// How cosines become scores; the logit scale is the checkpoint's, before `exp`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scoring {
+    /// CLIP: softmax over the taxonomy.
+    Softmax {
+        /// `logit_scale` (CLIP's initial value is ln(100)).
+        logit_scale: f32,
+    },
+    /// SigLIP: an independent sigmoid per tag.
+    Sigmoid {
+        /// `logit_scale`.
+        logit_scale: f32,
+        /// `logit_bias`.
+        logit_bias: f32,
+    },
 }
 
 /// A taxonomy embedded once, ready to score many queries.
@@ -100,7 +118,7 @@ pub struct TagScore {
 pub struct ZeroShot {
     tags: Vec<String>,
     vectors: Vec<Vec<f32>>,
-    scale: f32,
+    scoring: Scoring,
 }
 
 fn normalize(v: &mut [f32]) {
@@ -111,12 +129,11 @@ fn normalize(v: &mut [f32]) {
 }
 
 impl ZeroShot {
-    /// Embeds every prompt with `text` (a CLIP text tower) and pools them per tag. `logit_scale`
-    /// is the checkpoint's (before `exp`); CLIP's initial value, ln(100), is used when `None`.
+    /// Embeds every prompt with `text` (a CLIP or SigLIP text tower) and pools them per tag.
     pub fn new(
         text: &dyn TextEmbedder,
         taxonomy: &Taxonomy,
-        logit_scale: Option<f32>,
+        scoring: Scoring,
     ) -> Result<Self, ModelError> {
         let prompts = taxonomy.prompts();
         let flat: Vec<&str> = prompts.iter().flatten().map(String::as_str).collect();
@@ -139,7 +156,7 @@ impl ZeroShot {
         Ok(ZeroShot {
             tags: taxonomy.tags.iter().map(|t| t.name.clone()).collect(),
             vectors,
-            scale: logit_scale.unwrap_or(100f32.ln()).exp(),
+            scoring,
         })
     }
 
@@ -163,18 +180,30 @@ impl ZeroShot {
             .iter()
             .map(|v| v.iter().zip(&q).map(|(a, b)| a * b).sum())
             .collect();
-        let logits: Vec<f32> = cosines.iter().map(|c| c * self.scale).collect();
-        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
-        let total: f32 = exps.iter().sum();
+        let scores: Vec<f32> = match self.scoring {
+            Scoring::Softmax { logit_scale } => {
+                let logits: Vec<f32> = cosines.iter().map(|c| c * logit_scale.exp()).collect();
+                let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+                let total: f32 = exps.iter().sum();
+                exps.iter().map(|e| e / total).collect()
+            }
+            Scoring::Sigmoid {
+                logit_scale,
+                logit_bias,
+            } => cosines
+                .iter()
+                .map(|c| 1.0 / (1.0 + (-(c * logit_scale.exp() + logit_bias)).exp()))
+                .collect(),
+        };
         Ok(self
             .tags
             .iter()
             .zip(cosines)
-            .zip(exps)
-            .map(|((tag, cosine), e)| TagScore {
+            .zip(scores)
+            .map(|((tag, cosine), score)| TagScore {
                 tag: tag.clone(),
-                score: e / total,
+                score,
                 cosine,
             })
             .collect())

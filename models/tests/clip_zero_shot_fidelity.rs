@@ -1,5 +1,5 @@
 //! CLIP's text tower and zero-shot scoring against transformers: the project's tiny full CLIP
-//! (generated here, byte for byte the model scripts/reference/clip_zero_shot_reference.py was
+//! (generated here, byte for byte the model scripts/reference/zero_shot_reference.py was
 //! run on) must reproduce the reference token ids, text embeddings (cosine ≥ 0.9999) and the
 //! per-tag cosines and softmax scores of tests/data/clip_zero_shot_reference.json, for texts and
 //! images scored against tests/data/taxonomy.toml.
@@ -10,7 +10,7 @@ use common::{cosine, data};
 use serde::Deserialize;
 use tessera_models::preprocess::image::{ImageLimits, read_image};
 use tessera_models::tiny::{TinyClipSpec, write_tiny_clip};
-use tessera_models::zero_shot::{Taxonomy, ZeroShot};
+use tessera_models::zero_shot::{Scoring, Taxonomy, ZeroShot};
 use tessera_models::{ClipTextEncoder, ClipVisionEncoder, Device, ImageEmbedder, TextEmbedder};
 
 #[derive(Deserialize)]
@@ -79,7 +79,10 @@ fn text_tower_and_zero_shot_match_transformers() -> Result<(), Box<dyn std::erro
     let taxonomy = Taxonomy::read(&data().join("taxonomy.toml"))?;
     let tags: Vec<&str> = taxonomy.tags.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(tags, reference.tags);
-    let zero_shot = ZeroShot::new(&text, &taxonomy, text.logit_scale())?;
+    let scoring = Scoring::Softmax {
+        logit_scale: reference.logit_scale,
+    };
+    let zero_shot = ZeroShot::new(&text, &taxonomy, scoring)?;
     // Image vectors carry the image path's own small differences (≥ 0.99996 cosine, see
     // clip_fidelity), so image queries get a looser bar than text ones.
     let (mut worst_text, mut worst_image, mut worst_score) = (0.0f32, 0.0f32, 0.0f32);

@@ -76,6 +76,15 @@ enum ModelsCommand {
         #[arg(long)]
         with_text: bool,
     },
+    /// Write a deterministic tiny random-weight SigLIP (text and vision) in Hugging Face format.
+    TinySiglip {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Weight seed.
+        #[arg(long, default_value_t = 13)]
+        seed: u64,
+    },
     /// Write a deterministic tiny random-weight Whisper encoder in Hugging Face format.
     TinyWhisper {
         /// Output directory.
@@ -191,6 +200,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             println!(
                 "wrote a tiny random-weight {what} to {} (its embeddings carry no meaning)",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models(ModelsCommand::TinySiglip { out, seed }) => {
+            let spec = tessera_models::tiny::TinySiglipSpec {
+                seed,
+                ..Default::default()
+            };
+            tessera_models::tiny::write_tiny_siglip(&out, &spec)?;
+            println!(
+                "wrote a tiny random-weight SigLIP to {} (its embeddings carry no meaning)",
                 out.display()
             );
             Ok(ExitCode::SUCCESS)

@@ -241,7 +241,11 @@ impl ClipPreprocess {
             (false, _) => None,
             (true, Some(SizeSpec::Square(s))) => Some((s, s)),
             (true, Some(SizeSpec::Exact { height, width })) => Some((height, width)),
-            (true, other) => return Err(bad(format!("crop_size {other:?} is not supported"))),
+            // Processors without a crop step (SigLIP's) name no crop_size.
+            (true, None) => None,
+            (true, Some(other @ SizeSpec::Shortest { .. })) => {
+                return Err(bad(format!("crop_size {other:?} is not supported")));
+            }
         };
         let (mean, std) = if config.do_normalize {
             (

@@ -7,10 +7,10 @@
 //! the right and attention is causal, so padding never changes a row's vector.
 
 use super::TextEmbedder;
-use super::st_config::read_model_config;
 use crate::ModelError;
 use crate::preprocess::pooling::{l2_normalize, to_rows};
 use crate::preprocess::tokenize::{encode_batch, load_tokenizer};
+use crate::tower_config::{TowerConfig, read_tower_config};
 use crate::weights::Checkpoint;
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::Linear;
@@ -55,17 +55,6 @@ fn legacy_eos() -> u32 {
     2
 }
 
-#[derive(Debug, Deserialize)]
-struct ConfigFile {
-    model_type: Option<String>,
-    text_config: Option<TextFields>,
-    projection_dim: Option<usize>,
-    #[serde(default)]
-    tessera_tiny: bool,
-    #[serde(flatten)]
-    rest: serde_json::Value,
-}
-
 /// A loaded CLIP text encoder; its vectors are unit length, comparable with the same
 /// checkpoint's [`crate::ClipVisionEncoder`] vectors.
 pub struct ClipTextEncoder {
@@ -96,26 +85,14 @@ impl std::fmt::Debug for ClipTextEncoder {
 impl ClipTextEncoder {
     /// Loads the text tower in `dir` (config.json, model.safetensors, tokenizer.json).
     pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Self, ModelError> {
-        let config_path = dir.join("config.json");
-        let bad = |reason: String| ModelError::Config {
-            path: config_path.clone(),
-            reason,
-        };
-        let file: ConfigFile = read_model_config(&config_path)?;
-        let fields = match file.model_type.as_deref() {
-            Some("clip") => file
-                .text_config
-                .ok_or_else(|| bad("a clip config without text_config".into()))?,
-            Some("clip_text_model") => {
-                serde_json::from_value(file.rest).map_err(|e| bad(e.to_string()))?
-            }
-            other => {
-                return Err(bad(format!(
-                    "model_type {other:?} is not a CLIP text model (supported: clip, clip_text_model)"
-                )));
-            }
-        };
-        let projection_dim = file
+        let tower: TowerConfig<TextFields> = read_tower_config(
+            dir,
+            ["clip", "clip_text_model", "text_config"],
+            "CLIP text model",
+        )?;
+        let bad = |reason: String| tower.error(reason);
+        let fields = &tower.fields;
+        let projection_dim = tower
             .projection_dim
             .or(fields.projection_dim)
             .ok_or_else(|| bad("projection_dim is missing".into()))?;
@@ -159,7 +136,7 @@ impl ClipTextEncoder {
         } else {
             None
         };
-        if file.tessera_tiny {
+        if tower.tiny {
             tracing::warn!(model = name, dir = %dir.display(), "tiny random-weight model: its embeddings carry no meaning");
         }
         tracing::info!(model = name, dir = %dir.display(), dim = projection_dim, "loaded CLIP text model");
@@ -173,7 +150,7 @@ impl ClipTextEncoder {
             dimension: projection_dim,
             logit_scale,
             device: device.clone(),
-            placeholder: file.tessera_tiny,
+            placeholder: tower.tiny,
         })
     }
 

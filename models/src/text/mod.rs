@@ -4,11 +4,13 @@ mod batched;
 pub mod bert;
 mod clip;
 mod sentence;
+mod siglip;
 mod st_config;
 
 pub use batched::BatchedText;
 pub use clip::ClipTextEncoder;
 pub use sentence::SentenceEncoder;
+pub use siglip::SiglipTextEncoder;
 pub use st_config::SentenceConfig;
 pub(crate) use st_config::{read_json, read_model_config};
 

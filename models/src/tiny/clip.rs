@@ -94,7 +94,7 @@ pub fn write_tiny_clip(dir: &Path, spec: &TinyClipSpec) -> Result<(), ModelError
         &[TEXT_POSITIONS, h],
         Init::Normal(0.1),
     )?;
-    add_layers(&mut w, t, spec)?;
+    w.encoder_layers(t, spec.hidden, spec.intermediate, spec.layers)?;
     w.norm(&format!("{t}.final_layer_norm"), h)?;
     w.add(
         "text_projection.weight",
@@ -218,32 +218,11 @@ fn add_vision(w: &mut Weights, spec: &TinyClipSpec) -> Result<(), ModelError> {
     )?;
     w.norm(&format!("{v}.pre_layrnorm"), h)?;
     w.norm(&format!("{v}.post_layernorm"), h)?;
-    add_layers(w, v, spec)?;
+    w.encoder_layers(v, spec.hidden, spec.intermediate, spec.layers)?;
     w.add(
         "visual_projection.weight",
         &[spec.projection, h],
         Init::Normal(0.2),
     )?;
-    Ok(())
-}
-
-/// The transformer layers of one tower (`{tower}.encoder.layers.N`), in generator order.
-fn add_layers(w: &mut Weights, tower: &str, spec: &TinyClipSpec) -> Result<(), ModelError> {
-    let (h, i) = (spec.hidden, spec.intermediate);
-    for l in 0..spec.layers {
-        let p = format!("{tower}.encoder.layers.{l}");
-        for (name, out, inp) in [
-            ("self_attn.q_proj", h, h),
-            ("self_attn.k_proj", h, h),
-            ("self_attn.v_proj", h, h),
-            ("self_attn.out_proj", h, h),
-            ("mlp.fc1", i, h),
-            ("mlp.fc2", h, i),
-        ] {
-            w.linear(&format!("{p}.{name}"), out, inp)?;
-        }
-        w.norm(&format!("{p}.layer_norm1"), h)?;
-        w.norm(&format!("{p}.layer_norm2"), h)?;
-    }
     Ok(())
 }

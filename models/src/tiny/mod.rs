@@ -10,10 +10,12 @@
 mod bert;
 mod clip;
 mod clip_tokenizer;
+mod siglip;
 mod whisper;
 
 pub use bert::{TinyBertSpec, write_tiny_bert};
 pub use clip::{TinyClipSpec, write_tiny_clip, write_tiny_clip_vision};
+pub use siglip::{TinySiglipSpec, write_tiny_siglip};
 pub use whisper::{TinyWhisperSpec, write_tiny_whisper};
 
 use crate::ModelError;
@@ -105,6 +107,34 @@ impl Weights {
     ) -> Result<(), ModelError> {
         self.add(&format!("{prefix}.weight"), &[out, inp], Init::Normal(0.2))?;
         self.add(&format!("{prefix}.bias"), &[out], Init::Normal(0.02))
+    }
+
+    /// CLIP-style transformer layers `{tower}.encoder.layers.N` (attention, two layer norms, MLP),
+    /// as CLIP and SigLIP checkpoints name them.
+    pub(crate) fn encoder_layers(
+        &mut self,
+        tower: &str,
+        hidden: usize,
+        intermediate: usize,
+        layers: usize,
+    ) -> Result<(), ModelError> {
+        let (h, i) = (hidden, intermediate);
+        for l in 0..layers {
+            let p = format!("{tower}.encoder.layers.{l}");
+            for (name, out, inp) in [
+                ("self_attn.q_proj", h, h),
+                ("self_attn.k_proj", h, h),
+                ("self_attn.v_proj", h, h),
+                ("self_attn.out_proj", h, h),
+                ("mlp.fc1", i, h),
+                ("mlp.fc2", h, i),
+            ] {
+                self.linear(&format!("{p}.{name}"), out, inp)?;
+            }
+            self.norm(&format!("{p}.layer_norm1"), h)?;
+            self.norm(&format!("{p}.layer_norm2"), h)?;
+        }
+        Ok(())
     }
 
     /// A layer norm `prefix.weight` (ones) and `prefix.bias` (zeros).

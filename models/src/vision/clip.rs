@@ -5,7 +5,7 @@ use super::ImageEmbedder;
 use crate::ModelError;
 use crate::preprocess::image::ClipPreprocess;
 use crate::preprocess::pooling::{l2_normalize, to_rows};
-use crate::text::read_model_config;
+use crate::tower_config::{TowerConfig, read_tower_config};
 use crate::weights::Checkpoint;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Linear;
@@ -46,17 +46,6 @@ fn default_eps() -> f64 {
     1e-5
 }
 
-#[derive(Debug, Deserialize)]
-struct ConfigFile {
-    model_type: Option<String>,
-    vision_config: Option<VisionFields>,
-    projection_dim: Option<usize>,
-    #[serde(default)]
-    tessera_tiny: bool,
-    #[serde(flatten)]
-    rest: serde_json::Value,
-}
-
 /// A loaded CLIP image encoder.
 pub struct ClipVisionEncoder {
     name: String,
@@ -84,32 +73,15 @@ impl std::fmt::Debug for ClipVisionEncoder {
 impl ClipVisionEncoder {
     /// Loads the encoder in `dir` (config.json, model.safetensors, preprocessor_config.json).
     pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Self, ModelError> {
-        let config_path = dir.join("config.json");
-        let bad = |reason: String| ModelError::Config {
-            path: config_path.clone(),
-            reason,
-        };
-        let file: ConfigFile = read_model_config(&config_path)?;
-        let (fields, projection_dim, prefix) = match file.model_type.as_deref() {
-            Some("clip") => {
-                let v = file
-                    .vision_config
-                    .ok_or_else(|| bad("a clip config without vision_config".into()))?;
-                let p = file.projection_dim.or(v.projection_dim);
-                (v, p, "vision_model")
-            }
-            Some("clip_vision_model") => {
-                let v: VisionFields =
-                    serde_json::from_value(file.rest).map_err(|e| bad(e.to_string()))?;
-                let p = file.projection_dim.or(v.projection_dim);
-                (v, p, "vision_model")
-            }
-            other => {
-                return Err(bad(format!(
-                    "model_type {other:?} is not a supported image model (supported: clip, clip_vision_model)"
-                )));
-            }
-        };
+        let tower: TowerConfig<VisionFields> = read_tower_config(
+            dir,
+            ["clip", "clip_vision_model", "vision_config"],
+            "image model",
+        )?;
+        let bad = |reason: String| tower.error(reason);
+        let fields = &tower.fields;
+        let projection_dim = tower.projection_dim.or(fields.projection_dim);
+        let prefix = "vision_model";
         let projection_dim =
             projection_dim.ok_or_else(|| bad("projection_dim is missing".into()))?;
         if fields.hidden_act != "quick_gelu" {
@@ -155,7 +127,7 @@ impl ClipVisionEncoder {
             checkpoint.vb.pp("visual_projection"),
         )
         .map_err(checkpoint.mismatch())?;
-        if file.tessera_tiny {
+        if tower.tiny {
             tracing::warn!(model = name, dir = %dir.display(), "tiny random-weight model: its embeddings carry no meaning");
         }
         tracing::info!(model = name, dir = %dir.display(), dim = projection_dim, image_size = fields.image_size, "loaded image model");
@@ -168,7 +140,7 @@ impl ClipVisionEncoder {
             dimension: projection_dim,
             image_size: fields.image_size,
             device: device.clone(),
-            placeholder: file.tessera_tiny,
+            placeholder: tower.tiny,
         })
     }
 

@@ -2,9 +2,11 @@
 
 mod batched;
 mod clip;
+mod siglip;
 
 pub use batched::BatchedImage;
 pub use clip::ClipVisionEncoder;
+pub use siglip::SiglipVisionEncoder;
 
 use crate::ModelError;
 use image::RgbImage;
