@@ -4,7 +4,7 @@
 use super::ImageEmbedder;
 use crate::ModelError;
 use crate::preprocess::image::ClipPreprocess;
-use crate::preprocess::pooling::{l2_normalize, to_rows};
+use crate::preprocess::pooling::l2_normalize;
 use crate::tower_config::{TowerConfig, read_tower_config};
 use crate::weights::Checkpoint;
 use candle_core::{DType, Device, Module, Tensor};
@@ -181,22 +181,14 @@ impl ImageEmbedder for ClipVisionEncoder {
 
     #[tracing::instrument(level = "debug", skip_all, fields(model = %self.name, images = pixels.len()))]
     fn embed_pixels(&self, pixels: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let side = self.image_size;
-        let per_image = 3 * side * side;
-        if let Some(bad) = pixels.iter().find(|p| p.len() != per_image) {
-            return Err(ModelError::InvalidInput {
-                model: self.name.clone(),
-                reason: format!("{} pixel values, expected 3×{side}×{side}", bad.len()),
-            });
-        }
-        let mut out = Vec::with_capacity(pixels.len());
-        for chunk in pixels.chunks(MAX_BATCH) {
-            let data: Vec<f32> = chunk.iter().flatten().copied().collect();
-            let tensor = Tensor::from_vec(data, (chunk.len(), 3, side, side), &self.device)
-                .map_err(ModelError::candle(&self.name))?;
-            out.extend(to_rows(&self.forward(&tensor)?).map_err(ModelError::candle(&self.name))?);
-        }
-        Ok(out)
+        super::embed_in_batches(
+            &self.name,
+            pixels,
+            self.image_size,
+            MAX_BATCH,
+            &self.device,
+            |t| self.forward(t),
+        )
     }
 }
 

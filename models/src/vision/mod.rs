@@ -33,3 +33,30 @@ pub trait ImageEmbedder: Send + Sync + std::fmt::Debug {
         self.embed_pixels(&pixels)
     }
 }
+
+/// Runs `forward` over `pixels` (each `3 × side × side`) in batches of at most `max_batch`:
+/// checks every tensor's length first, so a wrong one is a typed error naming `model`.
+pub(crate) fn embed_in_batches(
+    model: &str,
+    pixels: &[Vec<f32>],
+    side: usize,
+    max_batch: usize,
+    device: &candle_core::Device,
+    forward: impl Fn(&candle_core::Tensor) -> Result<candle_core::Tensor, ModelError>,
+) -> Result<Vec<Vec<f32>>, ModelError> {
+    if let Some(bad) = pixels.iter().find(|p| p.len() != 3 * side * side) {
+        return Err(ModelError::InvalidInput {
+            model: model.to_string(),
+            reason: format!("{} pixel values, expected 3×{side}×{side}", bad.len()),
+        });
+    }
+    let err = || ModelError::candle(model);
+    let mut out = Vec::with_capacity(pixels.len());
+    for chunk in pixels.chunks(max_batch.max(1)) {
+        let data: Vec<f32> = chunk.iter().flatten().copied().collect();
+        let tensor = candle_core::Tensor::from_vec(data, (chunk.len(), 3, side, side), device)
+            .map_err(err())?;
+        out.extend(crate::preprocess::pooling::to_rows(&forward(&tensor)?).map_err(err())?);
+    }
+    Ok(out)
+}

@@ -5,10 +5,10 @@
 use super::ImageEmbedder;
 use crate::ModelError;
 use crate::preprocess::image::ClipPreprocess;
-use crate::preprocess::pooling::{l2_normalize, to_rows};
+use crate::preprocess::pooling::l2_normalize;
 use crate::tower_config::{TowerConfig, read_tower_config};
 use crate::weights::Checkpoint;
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module};
 use candle_transformers::models::siglip::{VisionConfig, VisionModel};
 use image::RgbImage;
 use std::path::{Path, PathBuf};
@@ -102,22 +102,17 @@ impl ImageEmbedder for SiglipVisionEncoder {
 
     #[tracing::instrument(level = "debug", skip_all, fields(model = %self.name, images = pixels.len()))]
     fn embed_pixels(&self, pixels: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let side = self.image_size;
-        let err = || ModelError::candle(&self.name);
-        if let Some(bad) = pixels.iter().find(|p| p.len() != 3 * side * side) {
-            return Err(ModelError::InvalidInput {
-                model: self.name.clone(),
-                reason: format!("{} pixel values, expected 3×{side}×{side}", bad.len()),
-            });
-        }
-        let mut out = Vec::with_capacity(pixels.len());
-        for chunk in pixels.chunks(MAX_BATCH) {
-            let data: Vec<f32> = chunk.iter().flatten().copied().collect();
-            let tensor =
-                Tensor::from_vec(data, (chunk.len(), 3, side, side), &self.device).map_err(err())?;
-            let pooled = self.model.forward(&tensor).map_err(err())?;
-            out.extend(to_rows(&l2_normalize(&pooled).map_err(err())?).map_err(err())?);
-        }
-        Ok(out)
+        super::embed_in_batches(
+            &self.name,
+            pixels,
+            self.image_size,
+            MAX_BATCH,
+            &self.device,
+            |t| {
+                let err = || ModelError::candle(&self.name);
+                let pooled = self.model.forward(t).map_err(err())?;
+                l2_normalize(&pooled).map_err(err())
+            },
+        )
     }
 }
