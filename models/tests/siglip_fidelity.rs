@@ -98,6 +98,23 @@ fn siglip_towers_and_zero_shot_match_transformers() -> Result<(), Box<dyn std::e
         }
         assert_eq!(query.cosines.len(), taxonomy.tags.len());
     }
+    // Every image alone vs all of them in one batch.
+    let images = reference
+        .queries
+        .iter()
+        .filter_map(|q| q.image.as_ref())
+        .map(|name| read_image(&data().join("images").join(name), &ImageLimits::default()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let together = vision.embed(&images)?;
+    for (image, in_batch) in images.iter().zip(&together) {
+        let alone = vision.embed(std::slice::from_ref(image))?.remove(0);
+        let diff = alone
+            .iter()
+            .zip(in_batch)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "image alone vs batched: {diff}");
+    }
     println!(
         "SigLIP: worst text cosine {worst_text:.7}, worst image cosine {worst_image:.7}, max |Δscore| {worst_score:e}"
     );
