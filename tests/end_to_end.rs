@@ -562,6 +562,39 @@ fn embed_by_model_name_resolves_verifies_and_keeps_versions_apart()
 }
 
 #[test]
+fn plugin_inspect_prints_the_contract_and_refuses_non_components()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_, path) = tessera_plugin_artifacts::ALL
+        .iter()
+        .find(|(name, _)| *name == "synopsis-embedder")
+        .ok_or("synopsis-embedder is not built")?;
+    let output = run_ok(tessera().args(["plugin", "inspect", path]));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("contract: tessera:plugin 0.1.0"), "{text}");
+    assert!(text.contains("world: tagger"), "{text}");
+    assert!(
+        text.contains("instance tessera:plugin/models@0.1.0: embed-text"),
+        "{text}"
+    );
+    let output = run_ok(tessera().args(["plugin", "inspect", "--json", path]));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(json["tagger"], true);
+    assert_eq!(json["contract_versions"], serde_json::json!(["0.1.0"]));
+
+    let tmp = tempfile::tempdir()?;
+    let fake = tmp.path().join("notes.wasm");
+    std::fs::write(&fake, "just text")?;
+    let output = tessera().args(["plugin", "inspect"]).arg(&fake).output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("notes.wasm") && stderr.contains("cannot load component"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
 fn models_list_and_pull_work_offline_with_clear_errors() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let output = run_ok(

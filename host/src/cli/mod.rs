@@ -6,6 +6,7 @@ mod bench_media;
 mod demo;
 mod embed;
 mod ingest;
+mod plugin;
 mod serve;
 mod zero_shot;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Model utilities.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Plugin-author tools.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// Measure plugin-call overhead and embedding throughput.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -167,6 +171,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Embed(a) => embed::run(a),
         Command::ZeroShot(a) => zero_shot::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Plugin(c) => plugin::run(c),
         Command::Models(ModelsCommand::List { manifests }) => models_list(&manifests),
         Command::Models(ModelsCommand::Pull { name, manifests }) => {
             let all = manifest::load_dir(&manifests)?;

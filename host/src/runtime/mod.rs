@@ -10,6 +10,7 @@
 pub mod bindings;
 mod convert;
 mod error;
+pub mod inspect;
 
 pub use error::PluginError;
 
