@@ -21,6 +21,11 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(true)
+}
+
+/// `pooling`: the pooling allocator (the default) or on-demand allocation.
+fn fixture_with(pooling: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let model = common::tiny_model(dir.path());
     let encoder =
@@ -30,6 +35,7 @@ fn fixture() -> Fixture {
     let limits = SandboxLimits {
         deadline: DEADLINE,
         memory: MEMORY,
+        pooling,
         ..SandboxLimits::default()
     };
     let host =
@@ -107,6 +113,18 @@ fn unbounded_allocation_hits_the_memory_cap() {
         other => panic!("expected MemoryLimit, got {other}"),
     }
     assert!(e.to_string().contains("the limit is 67108864 bytes"), "{e}");
+}
+
+#[test]
+fn on_demand_allocation_enforces_the_same_limits() {
+    let f = fixture_with(false);
+    let e = run_probe(&f, "alloc", "");
+    assert!(
+        matches!(e, PluginError::MemoryLimit { limit, .. } if limit == MEMORY),
+        "{e}"
+    );
+    let e = run_probe(&f, "loop", "");
+    assert!(matches!(e, PluginError::Deadline { .. }), "{e}");
 }
 
 #[test]

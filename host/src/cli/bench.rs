@@ -125,8 +125,13 @@ fn plugin_call(iterations: usize) -> anyhow::Result<ExitCode> {
         tessera_plugin_artifacts::SYNOPSIS_EMBEDDER_WASM,
     )?;
     println!(
-        "compile + link + first describe: {:.1} ms",
-        start.elapsed().as_secs_f64() * 1e3
+        "compile + link + first describe: {:.1} ms ({} allocator)",
+        start.elapsed().as_secs_f64() * 1e3,
+        if host.pooled() {
+            "pooling"
+        } else {
+            "on-demand"
+        }
     );
     for _ in 0..iterations.min(100) {
         plugin.describe_fresh()?;

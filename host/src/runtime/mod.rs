@@ -23,7 +23,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tessera_models::Registry;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -40,6 +43,9 @@ pub struct SandboxLimits {
     pub stderr: usize,
     /// Caps on model calls.
     pub models: ModelsLimits,
+    /// Try the pooling allocator first (falls back to on-demand when it cannot reserve its
+    /// address space); `false` always allocates on demand.
+    pub pooling: bool,
 }
 
 impl Default for SandboxLimits {
@@ -49,6 +55,50 @@ impl Default for SandboxLimits {
             memory: 256 << 20,
             stderr: 16 << 10,
             models: ModelsLimits::default(),
+            pooling: true,
+        }
+    }
+}
+
+/// Instances the pool holds at once: every plugin call in flight uses one component instance
+/// (with a few core instances, memories and tables inside).
+const POOL_COMPONENTS: u32 = 256;
+
+/// The engine: the pooling allocator (instances reuse pre-reserved slots, and linear memories
+/// start from copy-on-write images of the component's data) when the machine grants the address
+/// space it reserves up front, else on-demand allocation. The choice is logged, never silent.
+fn engine(limits: &SandboxLimits) -> Result<(Engine, bool), PluginError> {
+    let base = || {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        config
+    };
+    if !limits.pooling {
+        let engine = Engine::new(&base()).map_err(|e| PluginError::Host(format!("{e:#}")))?;
+        return Ok((engine, false));
+    }
+    let mut pooled = base();
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_COMPONENTS)
+        .total_core_instances(POOL_COMPONENTS * 4)
+        .total_memories(POOL_COMPONENTS * 2)
+        .total_tables(POOL_COMPONENTS * 4)
+        .max_memory_size(limits.memory);
+    pooled
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .memory_init_cow(true);
+    match Engine::new(&pooled) {
+        Ok(engine) => {
+            tracing::debug!(
+                slots = POOL_COMPONENTS,
+                "plugin instances use the pooling allocator"
+            );
+            Ok((engine, true))
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the pooling allocator is unavailable (address space?); plugin instances are allocated on demand");
+            let engine = Engine::new(&base()).map_err(|e| PluginError::Host(format!("{e:#}")))?;
+            Ok((engine, false))
         }
     }
 }
@@ -134,6 +184,7 @@ pub struct PluginHost {
     linker: Linker<PluginState>,
     registry: Arc<Registry>,
     limits: SandboxLimits,
+    pooled: bool,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -149,9 +200,7 @@ impl PluginHost {
     /// Builds the engine and linker and starts the epoch ticker.
     pub fn new(registry: Arc<Registry>, limits: SandboxLimits) -> Result<Self, PluginError> {
         let host_err = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
-        let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(host_err)?;
+        let (engine, pooled) = engine(&limits)?;
 
         let mut linker = Linker::<PluginState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host_err)?;
@@ -176,11 +225,17 @@ impl PluginHost {
 
         Ok(PluginHost {
             engine,
+            pooled,
             linker,
             registry,
             limits,
             ticker_stop,
         })
+    }
+
+    /// Whether instances come from the pooling allocator (else on-demand allocation).
+    pub fn pooled(&self) -> bool {
+        self.pooled
     }
 
     /// The models plugins can call.
