@@ -7,6 +7,7 @@ mod demo;
 mod embed;
 mod ingest;
 mod plugin;
+mod plugin_template;
 mod serve;
 mod zero_shot;
 

@@ -1,0 +1,80 @@
+//! The files `tessera plugin new` writes: a tagger plugin crate that builds as it is.
+
+/// Cargo.toml; `{name}` and `{sdk}` are filled in.
+pub const CARGO_TOML: &str = r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+# A plugin is its own workspace: it builds for wasm32-wasip2 only (`tessera plugin build`).
+[workspace]
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+tessera-plugin-sdk = { path = "{sdk}" }
+
+[profile.release]
+opt-level = "s"
+debug = false
+strip = "debuginfo"
+panic = "unwind"
+"#;
+
+/// src/lib.rs; `{name}` is filled in.
+pub const LIB_RS: &str = r#"//! `{name}`: a Tessera tagger plugin.
+//!
+//! `describe` declares what the plugin produces; `analyze` runs once per title, in a fresh
+//! sandboxed instance, and may call the host's models. Build with `tessera plugin build`, look at
+//! the result with `tessera plugin inspect`, run it on a catalog with `tessera ingest --plugin`.
+
+use tessera_plugin_sdk::{
+    Analysis, Plugin, PluginError, PluginInfo, Title, export_plugin, log, models,
+};
+
+struct Tagger;
+
+/// The name of the vector this plugin stores.
+const EMBEDDING: &str = "synopsis";
+
+impl Plugin for Tagger {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("{name}", env!("CARGO_PKG_VERSION"))
+            .with_tags(&["synopsis-words"])
+            .with_embedding(EMBEDDING, models::DEFAULT_TEXT)
+    }
+
+    fn analyze(title: Title) -> Result<Analysis, PluginError> {
+        let synopsis = title.synopsis.trim();
+        if synopsis.is_empty() {
+            log::warn("no synopsis; nothing to do");
+            return Ok(Analysis::new());
+        }
+        let words = synopsis.split_whitespace().count();
+        let bucket = if words < 25 { "short" } else { "long" };
+        let vector = models::embed_one(models::DEFAULT_TEXT, synopsis)?;
+        Ok(Analysis::new()
+            .tag("synopsis-words", Some(bucket), 1.0)
+            .embedding(EMBEDDING, models::DEFAULT_TEXT, vector))
+    }
+}
+
+export_plugin!(Tagger);
+"#;
+
+/// README.md; `{name}` is filled in.
+pub const README: &str = r#"# {name}
+
+A Tessera tagger plugin.
+
+    tessera plugin build .                 # -> target/wasm32-wasip2/release/*.wasm
+    tessera plugin inspect target/wasm32-wasip2/release/{file}.wasm
+    tessera ingest CATALOG.jsonl --plugin target/wasm32-wasip2/release/{file}.wasm
+
+Needs the wasm32-wasip2 target (`rustup target add wasm32-wasip2`).
+"#;
+
+/// .gitignore.
+pub const GITIGNORE: &str = "/target\n";
