@@ -75,3 +75,59 @@ fn new_build_inspect_and_run_a_plugin() -> Result<(), Box<dyn std::error::Error>
     assert_eq!(analysis.embeddings.len(), 1);
     Ok(())
 }
+
+#[test]
+fn plugin_test_runs_a_catalog_deterministically_with_mock_models()
+-> Result<(), Box<dyn std::error::Error>> {
+    let (_, path) = tessera_plugin_artifacts::ALL
+        .iter()
+        .find(|(name, _)| *name == "synopsis-embedder")
+        .ok_or("synopsis-embedder is not built")?;
+    let catalog = example_catalog();
+    let run = || {
+        run_ok(
+            tessera()
+                .args([
+                    "plugin",
+                    "test",
+                    path,
+                    "--mock-models",
+                    "--json",
+                    "--catalog",
+                ])
+                .arg(&catalog),
+        )
+        .stdout
+    };
+    let first = run();
+    assert_eq!(first, run(), "mock models make runs identical");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&first)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 15);
+    let mut embedded = 0;
+    for line in &lines {
+        assert!(line["error"].is_null(), "{line}");
+        // Titles without a synopsis get a tag and no vector.
+        if let Some(vector) = line["embeddings"][0]["vector"].as_array() {
+            assert_eq!(vector.len(), 16, "mock vectors are 16-d");
+            embedded += 1;
+        }
+    }
+    assert!(embedded >= 10, "{embedded} of 15 titles embedded");
+
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let text = run_ok(
+        tessera()
+            .args(["plugin", "test", path, "--text-model"])
+            .arg(&model)
+            .arg("--catalog")
+            .arg(&catalog),
+    );
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(out.contains("15 titles, 0 failed"), "{out}");
+    assert!(out.contains("synopsis-length="), "{out}");
+    Ok(())
+}

@@ -4,7 +4,13 @@ use super::plugin_template as template;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::Instant;
+use tessera::mock_model::MockText;
 use tessera::runtime::inspect::{ComponentSummary, inspect};
+use tessera::runtime::{PluginHost, SandboxLimits};
+use tessera::text_model;
+use tessera_models::{DeviceChoice, Registry};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
@@ -27,6 +33,25 @@ pub enum PluginCommand {
         /// The plugin SDK to depend on (by path).
         #[arg(long, env = "TESSERA_PLUGIN_SDK", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk"))]
         sdk: PathBuf,
+    },
+    /// Run a plugin on a catalog's titles and print what it produced, with timings. Exit 1 when
+    /// any title failed.
+    Test {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Titles to run it on (JSON Lines, as `tessera ingest` reads).
+        #[arg(long)]
+        catalog: PathBuf,
+        /// Answer model calls with a deterministic mock (vectors depend only on the text), so a
+        /// plugin's own tests never change with the model.
+        #[arg(long, conflicts_with = "text_model")]
+        mock_models: bool,
+        /// Text model directory; default: all-MiniLM-L6-v2 from the HF cache, else a tiny model.
+        #[arg(long)]
+        text_model: Option<PathBuf>,
+        /// One JSON object per title instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Build a plugin crate for wasm32-wasip2 (release) and check the component it produced.
     Build {
@@ -51,6 +76,13 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::New { name, dir, sdk } => new(&name, &dir, &sdk),
         PluginCommand::Build { dir } => build(&dir),
+        PluginCommand::Test {
+            file,
+            catalog,
+            mock_models,
+            text_model,
+            json,
+        } => test(&file, &catalog, mock_models, text_model.as_deref(), json),
     }
 }
 
@@ -183,4 +215,95 @@ fn print_text(file: &std::path::Path, s: &ComponentSummary) {
             }
         }
     }
+}
+
+fn test(
+    file: &Path,
+    catalog: &Path,
+    mock: bool,
+    text_model: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let titles = tessera::catalog::read_jsonl(catalog)?;
+    let registry = if mock {
+        let mut registry = Registry::default();
+        // Plugins name the default text model `text`.
+        registry.insert_text("text", Arc::new(MockText::new("mock")));
+        Arc::new(registry)
+    } else {
+        let tiny = std::env::temp_dir().join("tessera-plugin-test-tiny");
+        let source = text_model::choose(text_model, None, &tiny)?;
+        let name = text_model::model_name(&source);
+        text_model::load_registry(source.dir(), &name, DeviceChoice::Auto)?.0
+    };
+    let host = Arc::new(PluginHost::new(registry, SandboxLimits::default())?);
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let start = Instant::now();
+    let plugin = host.load(&file.display().to_string(), &bytes)?;
+    let load_ms = start.elapsed().as_secs_f64() * 1e3;
+    let info = plugin.info();
+    if !json {
+        println!(
+            "{} {} (loaded in {load_ms:.1} ms){}",
+            info.name,
+            info.version,
+            if mock { ", mock models" } else { "" }
+        );
+    }
+    let mut failed = 0;
+    for title in &titles {
+        let start = Instant::now();
+        let result = plugin.analyze(title);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if json {
+            let line = match &result {
+                Ok(a) => serde_json::json!({
+                    "id": title.id,
+                    "tags": a.tags.iter().map(|t| serde_json::json!({
+                        "name": t.name, "value": t.value, "confidence": t.confidence,
+                    })).collect::<Vec<_>>(),
+                    "embeddings": a.embeddings.iter().map(|e| serde_json::json!({
+                        "name": e.name, "model": e.model, "vector": e.vector,
+                    })).collect::<Vec<_>>(),
+                }),
+                Err(e) => serde_json::json!({"id": title.id, "error": e.to_string()}),
+            };
+            println!("{line}");
+        } else {
+            match &result {
+                Ok(a) => {
+                    let tags: Vec<String> = a
+                        .tags
+                        .iter()
+                        .map(|t| match &t.value {
+                            Some(v) => format!("{}={v} ({:.2})", t.name, t.confidence),
+                            None => format!("{} ({:.2})", t.name, t.confidence),
+                        })
+                        .collect();
+                    let vectors: Vec<String> = a
+                        .embeddings
+                        .iter()
+                        .map(|e| format!("{}[{}]", e.name, e.vector.len()))
+                        .collect();
+                    println!(
+                        "{:>8.2} ms  {}  {}  {}",
+                        ms,
+                        title.id,
+                        tags.join(", "),
+                        vectors.join(", ")
+                    );
+                }
+                Err(e) => println!("{ms:>8.2} ms  {}  FAILED: {e}", title.id),
+            }
+        }
+        failed += usize::from(result.is_err());
+    }
+    if !json {
+        println!("{} titles, {failed} failed", titles.len());
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
