@@ -86,14 +86,7 @@ fn print_entity(
     names: &std::collections::HashMap<&str, &str>,
 ) -> anyhow::Result<()> {
     println!("\n{} — {}", entity.id, entity.name);
-    let tags: Vec<String> = entity
-        .tags
-        .iter()
-        .map(|t| match &t.value {
-            Some(v) => format!("{}={v} ({:.2})", t.name, t.confidence),
-            None => format!("{} ({:.2})", t.name, t.confidence),
-        })
-        .collect();
+    let tags: Vec<String> = entity.tags.iter().map(super::tag_label).collect();
     println!(
         "  tags:    {}",
         if tags.is_empty() {

@@ -248,3 +248,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// `name=value (0.93)`, or `name (0.93)` for a tag without a value.
+fn tag_label(t: &tessera_indexes::Tag) -> String {
+    match &t.value {
+        Some(v) => format!("{}={v} ({:.2})", t.name, t.confidence),
+        None => format!("{} ({:.2})", t.name, t.confidence),
+    }
+}

@@ -272,14 +272,7 @@ fn test(
         } else {
             match &result {
                 Ok(a) => {
-                    let tags: Vec<String> = a
-                        .tags
-                        .iter()
-                        .map(|t| match &t.value {
-                            Some(v) => format!("{}={v} ({:.2})", t.name, t.confidence),
-                            None => format!("{} ({:.2})", t.name, t.confidence),
-                        })
-                        .collect();
+                    let tags: Vec<String> = a.tags.iter().map(super::tag_label).collect();
                     let vectors: Vec<String> = a
                         .embeddings
                         .iter()
