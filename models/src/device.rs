@@ -17,6 +17,17 @@ pub enum DeviceChoice {
     Metal(usize),
 }
 
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceChoice::Metal(n) => write!(f, "metal:{n}"),
+        }
+    }
+}
+
 impl FromStr for DeviceChoice {
     type Err = ModelError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -101,6 +112,17 @@ mod tests {
             "metal:1".parse::<DeviceChoice>().ok(),
             Some(DeviceChoice::Metal(1))
         );
+        for choice in [
+            DeviceChoice::Auto,
+            DeviceChoice::Cpu,
+            DeviceChoice::Cuda(3),
+            DeviceChoice::Metal(0),
+        ] {
+            assert_eq!(
+                choice.to_string().parse::<DeviceChoice>().ok(),
+                Some(choice)
+            );
+        }
     }
 
     #[test]

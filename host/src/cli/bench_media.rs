@@ -142,6 +142,8 @@ pub fn image(
                 &images.to_string(),
                 "--batch",
                 &batch.to_string(),
+                "--device",
+                &device.to_string(),
             ])?;
             continue;
         }
