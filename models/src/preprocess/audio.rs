@@ -147,6 +147,13 @@ fn decode_stream(
         .sample_rate
         .filter(|r| *r > 0)
         .ok_or_else(|| media("the header gives no sample rate".into()))?;
+    // Outside this range a header is lying or the file is not audio; an absurd ratio would also
+    // size the resampler's buffers absurdly.
+    if !(MIN_RATE..=MAX_RATE).contains(&source_rate) {
+        return Err(media(format!(
+            "a sample rate of {source_rate} Hz is outside {MIN_RATE}..={MAX_RATE} Hz"
+        )));
+    }
     let mut decoder = symphonia::default::get_codecs()
         .make_audio_decoder(&params, &AudioDecoderOptions::default())
         .map_err(|e| media(format!("unsupported codec ({e})")))?;
@@ -261,6 +268,10 @@ struct ToRate {
     input_total: usize,
     ratio: f64,
 }
+
+/// Sample rates accepted from a header (telephone audio to studio masters).
+const MIN_RATE: u32 = 4_000;
+const MAX_RATE: u32 = 384_000;
 
 /// Input frames per resampler call: large enough for FFT efficiency, small enough to stream.
 const CHUNK: usize = 4096;
@@ -402,6 +413,33 @@ mod tests {
         assert_eq!(out.len(), 160);
         assert!(out.iter().any(|x| x.abs() > 0.1));
         Ok(())
+    }
+
+    #[test]
+    fn absurd_header_rates_are_refused() {
+        // A WAV header claiming 1 Hz: no real audio, and a 16 000× resampling ratio.
+        let mut wav = Vec::new();
+        wav.extend_from_slice(b"RIFF");
+        wav.extend_from_slice(&44u32.to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt ");
+        wav.extend_from_slice(&16u32.to_le_bytes());
+        wav.extend_from_slice(&1u16.to_le_bytes());
+        wav.extend_from_slice(&1u16.to_le_bytes());
+        wav.extend_from_slice(&1u32.to_le_bytes());
+        wav.extend_from_slice(&2u32.to_le_bytes());
+        wav.extend_from_slice(&2u16.to_le_bytes());
+        wav.extend_from_slice(&16u16.to_le_bytes());
+        wav.extend_from_slice(b"data");
+        wav.extend_from_slice(&8u32.to_le_bytes());
+        wav.extend_from_slice(&[0u8; 8]);
+        let err = decode_audio(wav, "one-hertz.wav", 16_000, &AudioLimits::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("one-hertz.wav") && err.contains("1 Hz is outside"),
+            "{err}"
+        );
     }
 
     #[test]
