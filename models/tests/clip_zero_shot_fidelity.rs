@@ -6,43 +6,15 @@
 
 mod common;
 
-use common::{cosine, data};
-use serde::Deserialize;
+use common::{cosine, data, zero_shot_reference};
 use tessera_models::preprocess::image::{ImageLimits, read_image};
 use tessera_models::tiny::{TinyClipSpec, write_tiny_clip};
 use tessera_models::zero_shot::{Scoring, Taxonomy, ZeroShot};
 use tessera_models::{ClipTextEncoder, ClipVisionEncoder, Device, ImageEmbedder, TextEmbedder};
 
-#[derive(Deserialize)]
-struct Reference {
-    logit_scale: f32,
-    tags: Vec<String>,
-    prompts: Vec<Prompt>,
-    queries: Vec<Query>,
-}
-
-#[derive(Deserialize)]
-struct Prompt {
-    text: String,
-    ids: Vec<u32>,
-    embedding: Vec<f32>,
-}
-
-#[derive(Deserialize)]
-struct Query {
-    text: Option<String>,
-    image: Option<String>,
-    #[serde(default)]
-    ids: Vec<u32>,
-    cosines: Vec<f32>,
-    scores: Vec<f32>,
-}
-
 #[test]
 fn text_tower_and_zero_shot_match_transformers() -> Result<(), Box<dyn std::error::Error>> {
-    let reference: Reference = serde_json::from_slice(&std::fs::read(
-        data().join("clip_zero_shot_reference.json"),
-    )?)?;
+    let reference = zero_shot_reference("clip_zero_shot_reference.json")?;
     let dir = tempfile::tempdir()?;
     write_tiny_clip(dir.path(), &TinyClipSpec::default())?;
     let text = ClipTextEncoder::load(dir.path(), "tiny-clip", &Device::Cpu)?;

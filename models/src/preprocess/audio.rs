@@ -312,14 +312,20 @@ impl ToRate {
         };
         self.pending.extend_from_slice(samples);
         let need = resampler.input_frames_next();
+        // Taken out for the loop so that `run` (which needs `&mut self`) reads it without a copy.
+        let mut pending = std::mem::take(&mut self.pending);
         let mut start = 0;
-        while self.pending.len() - start >= need {
-            let chunk = self.pending[start..start + need].to_vec();
-            self.run(&chunk, None)?;
+        let mut result = Ok(());
+        while pending.len() - start >= need {
+            result = self.run(&pending[start..start + need], None);
+            if result.is_err() {
+                break;
+            }
             start += need;
         }
-        self.pending.drain(..start);
-        Ok(())
+        pending.drain(..start);
+        self.pending = pending;
+        result
     }
 
     fn run(&mut self, input: &[f32], partial: Option<usize>) -> Result<(), String> {

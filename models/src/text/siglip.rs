@@ -147,8 +147,14 @@ impl TextEmbedder for SiglipTextEncoder {
         for chunk in texts.chunks(MAX_BATCH) {
             let mut ids = Vec::with_capacity(chunk.len() * self.context);
             for text in chunk {
-                let mut row = self.token_ids(text)?;
-                row.resize(self.context, 0);
+                // The tokenizer pads and truncates to the context (set at load).
+                let row = self.token_ids(text)?;
+                if row.len() != self.context {
+                    return Err(ModelError::Tokenizer {
+                        model: self.name.clone(),
+                        reason: format!("{} tokens, expected {}", row.len(), self.context),
+                    });
+                }
                 ids.extend(row);
             }
             let ids =
