@@ -10,7 +10,7 @@ use common::{cosine, data};
 use serde::Deserialize;
 use tessera_models::preprocess::image::{ImageLimits, read_image};
 use tessera_models::tiny::{TinyClipSpec, write_tiny_clip_vision};
-use tessera_models::{ClipVisionEncoder, Device, ImageEmbedder, ModelError};
+use tessera_models::{ClipVisionEncoder, ImageEmbedder, ModelError};
 
 #[derive(Deserialize)]
 struct Reference {
@@ -35,7 +35,7 @@ fn matches_transformers_on_every_fixture() -> Result<(), Box<dyn std::error::Err
         serde_json::from_slice(&std::fs::read(data().join("clip_tiny_reference.json"))?)?;
     let model_dir = tempfile::tempdir()?;
     write_tiny_clip_vision(model_dir.path(), &TinyClipSpec::default())?;
-    let encoder = ClipVisionEncoder::load(model_dir.path(), "tiny-clip", &Device::Cpu)?;
+    let encoder = ClipVisionEncoder::load(model_dir.path(), "tiny-clip", &common::device())?;
     let mut compared = 0;
     let (mut worst_pixel, mut worst_cos) = (0.0f32, 1.0f32);
     for entry in &reference.images {

@@ -10,15 +10,16 @@ use common::{cosine, data, zero_shot_reference};
 use tessera_models::preprocess::image::{ImageLimits, read_image};
 use tessera_models::tiny::{TinyClipSpec, write_tiny_clip};
 use tessera_models::zero_shot::{Scoring, Taxonomy, ZeroShot};
-use tessera_models::{ClipTextEncoder, ClipVisionEncoder, Device, ImageEmbedder, TextEmbedder};
+use tessera_models::{ClipTextEncoder, ClipVisionEncoder, ImageEmbedder, TextEmbedder};
 
 #[test]
 fn text_tower_and_zero_shot_match_transformers() -> Result<(), Box<dyn std::error::Error>> {
     let reference = zero_shot_reference("clip_zero_shot_reference.json")?;
     let dir = tempfile::tempdir()?;
     write_tiny_clip(dir.path(), &TinyClipSpec::default())?;
-    let text = ClipTextEncoder::load(dir.path(), "tiny-clip", &Device::Cpu)?;
-    let vision = ClipVisionEncoder::load(dir.path(), "tiny-clip", &Device::Cpu)?;
+    let device = common::device();
+    let text = ClipTextEncoder::load(dir.path(), "tiny-clip", &device)?;
+    let vision = ClipVisionEncoder::load(dir.path(), "tiny-clip", &device)?;
     assert_eq!(text.logit_scale(), Some(reference.logit_scale));
 
     // Prompts: ids and embeddings, alone and all in one padded batch.

@@ -10,15 +10,16 @@ use common::{cosine, data, zero_shot_reference};
 use tessera_models::preprocess::image::{ImageLimits, read_image};
 use tessera_models::tiny::{TinySiglipSpec, write_tiny_siglip};
 use tessera_models::zero_shot::{Scoring, Taxonomy, ZeroShot};
-use tessera_models::{Device, ImageEmbedder, SiglipTextEncoder, SiglipVisionEncoder, TextEmbedder};
+use tessera_models::{ImageEmbedder, SiglipTextEncoder, SiglipVisionEncoder, TextEmbedder};
 
 #[test]
 fn siglip_towers_and_zero_shot_match_transformers() -> Result<(), Box<dyn std::error::Error>> {
     let reference = zero_shot_reference("siglip_tiny_reference.json")?;
     let dir = tempfile::tempdir()?;
     write_tiny_siglip(dir.path(), &TinySiglipSpec::default())?;
-    let text = SiglipTextEncoder::load(dir.path(), "tiny-siglip", &Device::Cpu)?;
-    let vision = SiglipVisionEncoder::load(dir.path(), "tiny-siglip", &Device::Cpu)?;
+    let device = common::device();
+    let text = SiglipTextEncoder::load(dir.path(), "tiny-siglip", &device)?;
+    let vision = SiglipVisionEncoder::load(dir.path(), "tiny-siglip", &device)?;
     let (scale, bias) = text.logits().ok_or("no logit scale/bias")?;
     assert!((scale - reference.logit_scale).abs() < 1e-6);
     assert!(

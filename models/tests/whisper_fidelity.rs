@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use tessera_models::preprocess::audio::{AudioLimits, read_audio};
 use tessera_models::tiny::{TinyWhisperSpec, write_tiny_whisper};
-use tessera_models::{AudioEmbedder, Device, ModelError, WhisperAudioEncoder};
+use tessera_models::{AudioEmbedder, ModelError, WhisperAudioEncoder};
 
 #[derive(Deserialize)]
 struct Reference {
@@ -38,7 +38,7 @@ struct Entry {
 fn tiny_encoder() -> Result<(tempfile::TempDir, WhisperAudioEncoder), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     write_tiny_whisper(dir.path(), &TinyWhisperSpec::default())?;
-    let encoder = WhisperAudioEncoder::load(dir.path(), "tiny-whisper", &Device::Cpu)?;
+    let encoder = WhisperAudioEncoder::load(dir.path(), "tiny-whisper", &common::device())?;
     Ok((dir, encoder))
 }
 

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-use tessera_models::audio::AudioEmbedding;
+use tessera_models::audio::{WindowFeatures, pool_windows};
 use tessera_models::preprocess::audio::{AudioLimits, read_audio};
 use tessera_models::preprocess::image::{ImageLimits, decode_image};
 use tessera_models::tiny::{
@@ -83,28 +83,33 @@ pub fn audio(shapes: &[String], seconds: f64, device: DeviceChoice) -> anyhow::R
         let t = Instant::now();
         let audio = read_audio(&wav, encoder.sample_rate(), &AudioLimits::default())?;
         let decode = t.elapsed().as_secs_f64();
-        let windows: Vec<&[f32]> = audio.samples.chunks(encoder.window_samples()).collect();
+        // Each stage is timed on its own (features, then the encoder over every window at once),
+        // as the batching scheduler runs them: on a GPU the encoder is a small share, and
+        // subtracting stage times from a total would drown it in noise.
         let t = Instant::now();
-        let features: Vec<Vec<f32>> = windows.iter().map(|w| encoder.mel().compute(w)).collect();
+        let features: Vec<WindowFeatures> = audio
+            .samples
+            .chunks(encoder.window_samples())
+            .map(|w| encoder.window_features(w))
+            .collect();
         let mel = t.elapsed().as_secs_f64();
-        drop(features);
-        encoder.embed(&[&audio.samples[..16_000.min(audio.samples.len())]])?; // warm-up
+        encoder.embed_windows(&features[..1])?; // warm-up: kernels, allocator
         let t = Instant::now();
-        let embedding: AudioEmbedding = encoder
-            .embed(&[&audio.samples])?
-            .pop()
-            .context("no embedding")?;
-        let total_embed = t.elapsed().as_secs_f64();
-        let inference = (total_embed - mel).max(0.0);
+        let vectors = encoder.embed_windows(&features)?;
+        let inference = t.elapsed().as_secs_f64();
+        let positions: Vec<usize> = features.iter().map(|f| f.positions).collect();
+        if pool_windows(&vectors, &positions).len() != encoder.dimension() {
+            bail!("the {shape} encoder returned vectors of the wrong length");
+        }
         println!(
             "{shape:14} d={d:<4} {seconds:.0} s of 44.1 kHz stereo WAV, {} windows: decode+resample {:.1} ms, \
              log-mel {:.1} ms, encoder {:.1} ms -> {:.1} audio-s/s end to end ({:.1} audio-s/s encoder only); \
              RSS after load {} MiB, peak {} MiB",
-            embedding.windows.len(),
+            vectors.len(),
             decode * 1e3,
             mel * 1e3,
             inference * 1e3,
-            seconds / (decode + total_embed),
+            seconds / (decode + mel + inference),
             seconds / inference.max(1e-9),
             rss_loaded / 1024,
             rss_kib("VmHWM") / 1024,
@@ -172,17 +177,17 @@ pub fn image(
             .collect::<Result<Vec<_>, _>>()?;
         let decode = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        for image in &decoded {
-            encoder.preprocess().pixels(image);
-        }
+        let pixels: Vec<Vec<f32>> = decoded
+            .iter()
+            .map(|i| ImageEmbedder::preprocess(&encoder, i))
+            .collect();
         let preprocess = t.elapsed().as_secs_f64();
-        encoder.embed(&decoded[..1])?; // warm-up
+        encoder.embed_pixels(&pixels[..1])?; // warm-up: kernels, allocator
         let t = Instant::now();
-        for chunk in decoded.chunks(batch) {
-            encoder.embed(chunk)?;
+        for chunk in pixels.chunks(batch) {
+            encoder.embed_pixels(chunk)?;
         }
-        let embed = t.elapsed().as_secs_f64();
-        let inference = (embed - preprocess).max(0.0);
+        let inference = t.elapsed().as_secs_f64();
         let n = images as f64;
         println!(
             "{shape:22} {images} 1280×720 JPEGs, batch {batch}: decode {:.2} ms/image, preprocess {:.2} ms/image, \
@@ -190,7 +195,7 @@ pub fn image(
             decode * 1e3 / n,
             preprocess * 1e3 / n,
             inference * 1e3 / n,
-            n / (decode + embed),
+            n / (decode + preprocess + inference),
             n / inference.max(1e-9),
             rss_loaded / 1024,
             rss_kib("VmHWM") / 1024,

@@ -9,6 +9,20 @@ pub fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data")
 }
 
+/// The device the fidelity tests run on: `TESSERA_TEST_DEVICE` (auto, cpu, cuda[:N], metal[:N]),
+/// CPU when unset. On a GPU machine, `TESSERA_TEST_DEVICE=cuda` runs the same assertions against
+/// the same references there (scripts/gpu/device-run.sh does).
+pub fn device() -> tessera_models::Device {
+    let choice = std::env::var("TESSERA_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let parsed: tessera_models::DeviceChoice = choice
+        .parse()
+        .unwrap_or_else(|e| panic!("TESSERA_TEST_DEVICE={choice}: {e}"));
+    let device = tessera_models::select_device(parsed)
+        .unwrap_or_else(|e| panic!("TESSERA_TEST_DEVICE={choice}: {e}"));
+    eprintln!("fidelity test device: {device:?}");
+    device
+}
+
 /// Cosine similarity of two vectors.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
