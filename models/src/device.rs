@@ -65,23 +65,34 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device, ModelError> {
             ))
         }),
         DeviceChoice::Auto => {
-            if candle_core::utils::cuda_is_available()
-                && let Ok(device) = Device::new_cuda(0)
-            {
-                tracing::info!("models run on cuda:0");
-                return Ok(device);
+            // A GPU build on a machine whose GPU cannot be opened says why, at warn level.
+            let mut why_not = Vec::new();
+            if candle_core::utils::cuda_is_available() {
+                match Device::new_cuda(0) {
+                    Ok(device) => {
+                        tracing::info!("models run on cuda:0");
+                        return Ok(device);
+                    }
+                    Err(e) => why_not.push(format!("cuda:0: {e}")),
+                }
             }
-            if candle_core::utils::metal_is_available()
-                && let Ok(device) = Device::new_metal(0)
-            {
-                tracing::info!("models run on metal:0");
-                return Ok(device);
+            if candle_core::utils::metal_is_available() {
+                match Device::new_metal(0) {
+                    Ok(device) => {
+                        tracing::info!("models run on metal:0");
+                        return Ok(device);
+                    }
+                    Err(e) => why_not.push(format!("metal:0: {e}")),
+                }
             }
-            tracing::info!(
-                cuda_built = candle_core::utils::cuda_is_available(),
-                metal_built = candle_core::utils::metal_is_available(),
-                "models run on the CPU (no usable GPU in this build or machine)"
-            );
+            if why_not.is_empty() {
+                tracing::info!("models run on the CPU (this build has no GPU support)");
+            } else {
+                tracing::warn!(
+                    unavailable = %why_not.join("; "),
+                    "models run on the CPU: this build supports a GPU but none could be opened"
+                );
+            }
             Ok(Device::Cpu)
         }
     }
