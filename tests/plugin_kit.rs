@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tessera::catalog::Title;
+use tessera::catalog::{AssetRef, Title};
 use tessera::runtime::{PluginHost, SandboxLimits};
 use tessera_models::{Device, Registry, SentenceEncoder, TextEmbedder};
 
@@ -47,7 +47,7 @@ fn new_build_inspect_and_run_a_plugin() -> Result<(), Box<dyn std::error::Error>
     let inspected = run_ok(tessera().args(["plugin", "inspect", &wasm]));
     let text = String::from_utf8_lossy(&inspected.stdout);
     assert!(
-        text.contains("world: tagger") && text.contains("tessera:plugin 0.1.0"),
+        text.contains("world: tagger") && text.contains("tessera:plugin 1.0.0"),
         "{text}"
     );
 
@@ -68,11 +68,23 @@ fn new_build_inspect_and_run_a_plugin() -> Result<(), Box<dyn std::error::Error>
         year: None,
         language: "en".into(),
         metadata: BTreeMap::new(),
-        assets: vec![],
+        assets: vec![AssetRef {
+            kind: "poster".into(),
+            uri: "wide.png".into(),
+            path: common::repo_root().join("tests/data/images/wide.png"),
+        }],
     })?;
     assert_eq!(analysis.tags[0].name, "synopsis-words");
     assert_eq!(analysis.tags[0].value.as_deref(), Some("short"));
     assert_eq!(analysis.embeddings.len(), 1);
+    // The template reads the poster's size through its asset handle.
+    let poster = analysis
+        .tags
+        .iter()
+        .find(|t| t.name == "poster-shape")
+        .ok_or("no poster-shape tag")?;
+    assert_eq!(poster.value.as_deref(), Some("landscape"));
+    assert!(poster.evidence.as_deref().is_some_and(|e| e.contains('x')));
     Ok(())
 }
 

@@ -16,6 +16,7 @@ const MEMORY: usize = 64 << 20;
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    host: Arc<PluginHost>,
     probe: Plugin,
     embedder: Plugin,
 }
@@ -47,6 +48,7 @@ fn fixture_with(pooling: bool) -> Fixture {
     Fixture {
         probe: load("sandbox-probe"),
         embedder: load("synopsis-embedder"),
+        host,
         _dir: dir,
     }
 }
@@ -249,11 +251,9 @@ macro_rules! describes_itself {
         fn $name() {
             let f = fixture();
             let name = stringify!($name).replace('_', "-");
-            let plugin = if name == "sandbox-probe" {
-                &f.probe
-            } else {
-                &f.embedder
-            };
+            let bytes =
+                tessera_plugin_artifacts::component(&name).unwrap_or_else(|e| panic!("{e}"));
+            let plugin = f.host.load(&name, &bytes).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(plugin.info().name, name);
             assert!(!plugin.info().version.is_empty());
         }

@@ -40,6 +40,35 @@ pub struct AssetRef {
     pub kind: String,
     /// Catalog-relative path or `file:` URI.
     pub uri: String,
+    /// The file `uri` names, resolved against the catalog's directory when the catalog is read.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl AssetRef {
+    /// Resolves `uri` against `base` (the catalog's directory): a relative path, an absolute
+    /// path or a `file:` URI. Other schemes (http, s3) are refused: assets are local files.
+    pub fn resolve(uri: &str, base: &Path) -> Result<PathBuf, String> {
+        let path = if let Some(rest) = uri.strip_prefix("file://") {
+            PathBuf::from(rest)
+        } else if let Some(rest) = uri.strip_prefix("file:") {
+            PathBuf::from(rest)
+        } else if uri.contains("://") {
+            return Err(format!(
+                "asset uri {uri:?}: only local paths and file: URIs are supported"
+            ));
+        } else {
+            PathBuf::from(uri)
+        };
+        if uri.is_empty() {
+            return Err("an asset has an empty uri".into());
+        }
+        Ok(if path.is_absolute() {
+            path
+        } else {
+            base.join(path)
+        })
+    }
 }
 
 /// Why a catalog could not be read.
@@ -80,7 +109,11 @@ pub fn parse_jsonl(path: &Path, text: &str) -> Result<Vec<Title>, CatalogError> 
         if line.trim().is_empty() {
             continue;
         }
-        let title: Title = serde_json::from_str(line).map_err(|e| line_error(e.to_string()))?;
+        let mut title: Title = serde_json::from_str(line).map_err(|e| line_error(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for asset in &mut title.assets {
+            asset.path = AssetRef::resolve(&asset.uri, base).map_err(line_error)?;
+        }
         if title.id.trim().is_empty() {
             return Err(line_error("the title id is empty".into()));
         }
@@ -107,6 +140,21 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Title>, CatalogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolves_asset_uris_against_the_catalog_directory() -> Result<(), CatalogError> {
+        let line = r#"{"id":"t1","name":"A","assets":[{"kind":"poster","uri":"media/a.png"},{"kind":"trailer","uri":"file:///srv/t.m4a"}]}"#;
+        let titles = parse_jsonl(Path::new("/data/catalog.jsonl"), line)?;
+        assert_eq!(titles[0].assets[0].path, Path::new("/data/media/a.png"));
+        assert_eq!(titles[0].assets[1].path, Path::new("/srv/t.m4a"));
+        let remote =
+            r#"{"id":"t1","name":"A","assets":[{"kind":"poster","uri":"https://x/a.png"}]}"#;
+        let err = parse_jsonl(Path::new("c.jsonl"), remote)
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("line 1") && e.contains("file: URIs")));
+        Ok(())
+    }
 
     #[test]
     fn parses_titles_and_skips_blank_lines() -> Result<(), CatalogError> {

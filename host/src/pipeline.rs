@@ -54,6 +54,57 @@ pub enum PipelineError {
     /// Two plugins declare the same vector name.
     #[error("vector {0:?} is declared by two plugins")]
     DuplicateVector(String),
+    /// A plugin produces token sequences, which the store cannot keep yet.
+    #[error(
+        "plugin {plugin}: token sequence {name:?} cannot be stored: the entity store has no \
+         multivectors yet (the indexes issue adds them); remove the plugin or its token sequences"
+    )]
+    TokenSequencesUnsupported {
+        /// Plugin name.
+        plugin: String,
+        /// Sequence name.
+        name: String,
+    },
+    /// The plugins' `after` declarations cannot be satisfied.
+    #[error("plugin order: {0}")]
+    Ordering(String),
+}
+
+/// Orders `plugins` so that each runs after the plugins it lists in `after` (a stable
+/// topological sort: otherwise the given order is kept). A missing plugin or a cycle is an error
+/// naming them.
+pub fn order_plugins(plugins: Vec<Plugin>) -> Result<Vec<Plugin>, PipelineError> {
+    let names: Vec<String> = plugins.iter().map(|p| p.info().name.clone()).collect();
+    for plugin in &plugins {
+        for wanted in &plugin.info().after {
+            if !names.contains(wanted) {
+                return Err(PipelineError::Ordering(format!(
+                    "plugin {} reads the tags of {wanted:?}, which is not loaded (loaded: {})",
+                    plugin.info().name,
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    let mut pending: Vec<Plugin> = plugins;
+    let mut ordered: Vec<Plugin> = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|p| {
+            p.info()
+                .after
+                .iter()
+                .all(|w| ordered.iter().any(|o| &o.info().name == w))
+        });
+        let Some(i) = ready else {
+            let stuck: Vec<&str> = pending.iter().map(|p| p.info().name.as_str()).collect();
+            return Err(PipelineError::Ordering(format!(
+                "the `after` declarations of {} form a cycle",
+                stuck.join(", ")
+            )));
+        };
+        ordered.push(pending.remove(i));
+    }
+    Ok(ordered)
 }
 
 /// The store schema implied by the plugins' declared embeddings and the models' dimensions.
@@ -61,18 +112,41 @@ pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, Pip
     let mut vectors = BTreeMap::new();
     for plugin in plugins {
         let info = plugin.info();
+        if let Some((name, _)) = info.token_sequences.first() {
+            return Err(PipelineError::TokenSequencesUnsupported {
+                plugin: info.name.clone(),
+                name: name.clone(),
+            });
+        }
         for (name, model) in &info.embeddings {
-            let encoder = registry
+            let found = registry
                 .text(model)
-                .ok_or_else(|| PipelineError::UnknownModel {
-                    plugin: info.name.clone(),
-                    embedding: name.clone(),
-                    model: model.clone(),
-                    loaded: registry.text_names().join(", "),
-                })?;
+                .map(|m| (m.dimension(), m.name().to_string()))
+                .or_else(|| {
+                    registry
+                        .image(model)
+                        .map(|m| (m.dimension(), m.name().to_string()))
+                })
+                .or_else(|| {
+                    registry
+                        .audio(model)
+                        .map(|m| (m.dimension(), m.name().to_string()))
+                });
+            let (dim, model_name) = found.ok_or_else(|| PipelineError::UnknownModel {
+                plugin: info.name.clone(),
+                embedding: name.clone(),
+                model: model.clone(),
+                loaded: [
+                    registry.text_names(),
+                    registry.image_names(),
+                    registry.audio_names(),
+                ]
+                .concat()
+                .join(", "),
+            })?;
             let spec = VectorSpec {
-                dim: encoder.dimension(),
-                model: encoder.name().to_string(),
+                dim,
+                model: model_name,
             };
             if vectors.insert(name.clone(), spec).is_some() {
                 return Err(PipelineError::DuplicateVector(name.clone()));
@@ -90,9 +164,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline running `plugins` (in order) and writing to `store`.
-    pub fn new(plugins: Vec<Plugin>, store: Arc<dyn EntityStore>) -> Self {
-        Pipeline { plugins, store }
+    /// A pipeline running `plugins` (in the given order, except that a plugin runs after those
+    /// whose tags it reads) and writing to `store`.
+    pub fn new(plugins: Vec<Plugin>, store: Arc<dyn EntityStore>) -> Result<Self, PipelineError> {
+        Ok(Pipeline {
+            plugins: order_plugins(plugins)?,
+            store,
+        })
     }
 
     /// Runs every plugin on one title and builds its entity.
@@ -107,8 +185,12 @@ impl Pipeline {
             tags: Vec::new(),
         };
         for plugin in &self.plugins {
-            let Analysis { tags, embeddings } = plugin
-                .analyze(title)
+            // Token sequences are always empty here: `schema_for` refuses plugins that declare
+            // them, and validation refuses undeclared ones.
+            let Analysis {
+                tags, embeddings, ..
+            } = plugin
+                .analyze_after(title, &entity.tags)
                 .map_err(|e| (plugin.info().name.clone(), e))?;
             entity.tags.extend(tags);
             entity

@@ -261,6 +261,8 @@ mod tests {
                 confidence: 0.9,
                 plugin: "p".into(),
                 plugin_version: "1.0.0".into(),
+                span: Some((30.0, 60.0)),
+                evidence: Some("matched \"in French\"".into()),
             }],
         }
     }

@@ -36,6 +36,13 @@ pub struct Tag {
     pub plugin: String,
     /// That plugin's version.
     pub plugin_version: String,
+    /// Where in an audio or video asset the tag holds, (start, end) in seconds; `None` for the
+    /// whole title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<(f64, f64)>,
+    /// Why the plugin assigned it (a matched prompt, a rule), for people reviewing tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// Everything stored for one title.

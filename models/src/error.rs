@@ -63,6 +63,15 @@ pub enum ModelError {
         /// Why it was refused.
         reason: String,
     },
+    /// A media file is over a limit (bytes, pixels, duration): refused before it could cost
+    /// unbounded memory or time.
+    #[error("media {file}: {reason}")]
+    MediaLimit {
+        /// The file (path or name).
+        file: String,
+        /// Which limit, and by how much.
+        reason: String,
+    },
     /// Tokenizing failed.
     #[error("model {model}: tokenizer: {reason}")]
     Tokenizer {

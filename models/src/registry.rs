@@ -2,6 +2,7 @@
 
 use crate::batching::BatchConfig;
 use crate::loader::LoadedModel;
+use crate::zero_shot::Scoring;
 use crate::{
     AudioEmbedder, BatchedAudio, BatchedImage, BatchedText, ImageEmbedder, ModelError, TextEmbedder,
 };
@@ -16,6 +17,8 @@ pub struct Registry {
     text: BTreeMap<String, Arc<dyn TextEmbedder>>,
     image: BTreeMap<String, Arc<dyn ImageEmbedder>>,
     audio: BTreeMap<String, Arc<dyn AudioEmbedder>>,
+    /// How two-tower (CLIP, SigLIP) models turn cosines into zero-shot scores, by name.
+    scoring: BTreeMap<String, Scoring>,
 }
 
 impl Registry {
@@ -54,7 +57,30 @@ impl Registry {
             let batched = BatchedAudio::start(audio.clone(), config.clone())?;
             self.insert_audio(name, Arc::new(batched));
         }
+        if let Some(scoring) = loaded.scoring {
+            self.insert_scoring(name, scoring);
+        }
         Ok(())
+    }
+
+    /// Marks `name` as a two-tower model whose text and image vectors share a space, scored
+    /// for zero-shot with `scoring`.
+    pub fn insert_scoring(&mut self, name: &str, scoring: Scoring) {
+        self.scoring.insert(name.to_string(), scoring);
+    }
+
+    /// How the two-tower model `name` scores zero-shot labels; `None` for other models.
+    pub fn scoring(&self, name: &str) -> Option<Scoring> {
+        self.scoring.get(name).copied()
+    }
+
+    /// Names of the models that can score zero-shot (a text tower and a scoring rule), sorted.
+    pub fn zero_shot_names(&self) -> Vec<String> {
+        self.scoring
+            .keys()
+            .filter(|n| self.text.contains_key(*n))
+            .cloned()
+            .collect()
     }
 
     /// The text model called `name`.
@@ -123,6 +149,12 @@ mod tests {
         assert_eq!(registry.text_names(), ["clip", "enc@1", "enc@2"]);
         assert_eq!(registry.image_names(), ["clip"]);
         assert!(registry.audio_names().is_empty());
+        assert_eq!(
+            registry.zero_shot_names(),
+            ["clip"],
+            "CLIP carries its scoring rule"
+        );
+        assert!(registry.scoring("enc@1").is_none());
 
         let text = "a lighthouse keeper";
         let a = registry.text("enc@1").ok_or("enc@1")?.embed(&[text])?;

@@ -88,7 +88,8 @@ fn bad_images_are_typed_errors_naming_the_file() -> Result<(), Box<dyn std::erro
     for entry in std::fs::read_dir(data().join("images/bad"))? {
         let path = entry?.path();
         match read_image(&path, &ImageLimits::default()) {
-            Err(ModelError::Media { file, reason }) => {
+            // Decompression bombs are refused as over a limit, the rest as unreadable.
+            Err(ModelError::Media { file, reason } | ModelError::MediaLimit { file, reason }) => {
                 assert!(
                     file.ends_with(&*path.file_name().unwrap_or_default().to_string_lossy()),
                     "{file}"

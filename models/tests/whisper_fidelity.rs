@@ -201,7 +201,7 @@ fn audio_over_the_duration_limit_is_refused_while_decoding() {
     };
     let path = data().join("audio/long_62s.flac");
     match read_audio(&path, 16_000, &limits) {
-        Err(ModelError::Media { reason, .. }) => {
+        Err(ModelError::MediaLimit { reason, .. }) => {
             assert!(reason.contains("longer than the 30 s limit"), "{reason}")
         }
         other => panic!("expected a duration error, got {other:?}"),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest crates (package names) that are components; the SDK is a library only.
-const PLUGINS: [&str; 2] = ["synopsis-embedder", "sandbox-probe"];
+const PLUGINS: [&str; 3] = ["synopsis-embedder", "sandbox-probe", "legacy-v0"];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -24,7 +24,13 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap_or_default());
     let guest_target = out_dir.join("guest-target");
 
-    for watched in ["Cargo.toml", "Cargo.lock", "sdk/Cargo.toml", "../wit"] {
+    for watched in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "sdk/Cargo.toml",
+        "../wit/v0",
+        "../wit/v1",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             plugins_dir.join(watched).display()

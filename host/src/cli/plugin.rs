@@ -190,6 +190,7 @@ fn print_text(file: &std::path::Path, s: &ComponentSummary) {
         s.contract_versions.join(", ")
     };
     println!("contract: tessera:plugin {versions}");
+    println!("runs on this host: {}", s.host_support);
     println!(
         "world: {}",
         if s.tagger {

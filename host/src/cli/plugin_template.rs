@@ -31,7 +31,7 @@ pub const LIB_RS: &str = r#"//! `{name}`: a Tessera tagger plugin.
 //! the result with `tessera plugin inspect`, run it on a catalog with `tessera ingest --plugin`.
 
 use tessera_plugin_sdk::{
-    Analysis, Plugin, PluginError, PluginInfo, Title, export_plugin, log, models,
+    Analysis, Input, MediaKind, Plugin, PluginError, PluginInfo, Title, export_plugin, log, models,
 };
 
 struct Tagger;
@@ -42,22 +42,33 @@ const EMBEDDING: &str = "synopsis";
 impl Plugin for Tagger {
     fn describe() -> PluginInfo {
         PluginInfo::new("{name}", env!("CARGO_PKG_VERSION"))
-            .with_tags(&["synopsis-words"])
+            .with_tags(&["synopsis-words", "poster-shape"])
             .with_embedding(EMBEDDING, models::DEFAULT_TEXT)
     }
 
-    fn analyze(title: Title) -> Result<Analysis, PluginError> {
+    // `input.assets` holds handles to the title's media (posters, trailers, subtitles): ask them
+    // for what you need (`image_size`, `thumbnail`, `text`) or hand them to `models::embed_image`
+    // and `models::embed_audio`. Nothing is read until you ask.
+    fn analyze(title: Title, input: Input) -> Result<Analysis, PluginError> {
+        let mut analysis = Analysis::new();
         let synopsis = title.synopsis.trim();
         if synopsis.is_empty() {
-            log::warn("no synopsis; nothing to do");
-            return Ok(Analysis::new());
+            log::warn("no synopsis; nothing to embed");
+        } else {
+            let words = synopsis.split_whitespace().count();
+            let bucket = if words < 25 { "short" } else { "long" };
+            let vector = models::embed_one(models::DEFAULT_TEXT, synopsis)?;
+            analysis = analysis
+                .tag("synopsis-words", Some(bucket), 1.0)
+                .embedding(EMBEDDING, models::DEFAULT_TEXT, vector);
         }
-        let words = synopsis.split_whitespace().count();
-        let bucket = if words < 25 { "short" } else { "long" };
-        let vector = models::embed_one(models::DEFAULT_TEXT, synopsis)?;
-        Ok(Analysis::new()
-            .tag("synopsis-words", Some(bucket), 1.0)
-            .embedding(EMBEDDING, models::DEFAULT_TEXT, vector))
+        if let Some(poster) = input.assets_of(MediaKind::Image).next() {
+            let (w, h) = poster.image_size()?;
+            let shape = if h > w { "portrait" } else { "landscape" };
+            let evidence = format!("{w}x{h}");
+            analysis = analysis.tag_with("poster-shape", Some(shape), 1.0, None, Some(&evidence));
+        }
+        Ok(analysis)
     }
 }
 

@@ -77,6 +77,8 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
             confidence: t.confidence,
             plugin: t.plugin,
             plugin_version: t.plugin_version,
+            span: t.span.map(|(start, end)| proto::TimeSpan { start, end }),
+            evidence: t.evidence,
         })
         .collect();
     proto::Entity {

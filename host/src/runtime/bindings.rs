@@ -1,12 +1,38 @@
-//! The `bindgen!` output for `wit/`, generated once, here. Callers use the re-exports below, never
-//! the generated modules directly, so a future second WIT version can sit beside this one.
+//! The `bindgen!` output for each contract major the host supports, generated once, here:
+//! [`v1`] (`wit/v1`, the current contract) and [`v0`] (`wit/v0`, kept so that plugins built
+//! against 0.1 keep working). Callers use these modules, never `bindgen!` elsewhere.
 
-mod generated {
-    wasmtime::component::bindgen!({
-        world: "tagger",
-        path: "../wit",
-    });
+/// `tessera:plugin@1.x` (wit/v1): media resources, image/audio/zero-shot models, config, chaining.
+pub mod v1 {
+    mod generated {
+        wasmtime::component::bindgen!({
+            world: "tagger",
+            path: "../wit/v1",
+            with: {
+                "tessera:plugin/media.asset": crate::caps::media::Asset,
+            },
+        });
+    }
+
+    pub use generated::tessera::plugin::{config, log, media, models, types};
+    pub use generated::{Tagger, TaggerPre};
+
+    /// The contract version these bindings were generated from (wit/v1's package version).
+    pub const VERSION: semver::Version = semver::Version::new(1, 0, 0);
 }
 
-pub use generated::tessera::plugin::{log, models, types};
-pub use generated::{Tagger, TaggerPre};
+/// `tessera:plugin@0.1.x` (wit/v0): the first contract, text models and log only.
+pub mod v0 {
+    mod generated {
+        wasmtime::component::bindgen!({
+            world: "tagger",
+            path: "../wit/v0",
+        });
+    }
+
+    pub use generated::tessera::plugin::{log, models, types};
+    pub use generated::{Tagger, TaggerPre};
+
+    /// The contract version these bindings were generated from (wit/v0's package version).
+    pub const VERSION: semver::Version = semver::Version::new(0, 1, 0);
+}

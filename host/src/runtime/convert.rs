@@ -1,13 +1,16 @@
-//! Conversions between the WIT types and the host's own, with the checks that keep a plugin's
-//! output honest before anything reaches the store.
+//! Conversions between each contract version's WIT types and the host's own, with the checks
+//! that keep a plugin's output honest before anything reaches the store. Both versions convert
+//! into one raw shape first, so the checks exist once.
 
-use super::bindings::types;
+use super::bindings::{v0, v1};
 use crate::catalog::Title;
 use tessera_indexes::Tag;
 
 /// Caps on what one analysis may hold.
 const MAX_TAGS: usize = 256;
 const MAX_EMBEDDINGS: usize = 16;
+const MAX_SEQUENCES: usize = 16;
+const MAX_TOKENS: usize = 4096;
 const MAX_NAME: usize = 128;
 const MAX_VALUE: usize = 1024;
 
@@ -22,6 +25,12 @@ pub struct PluginInfo {
     pub tags: Vec<String>,
     /// Embeddings it produces: (vector name, host model).
     pub embeddings: Vec<(String, String)>,
+    /// Token sequences it produces: (multivector name, host model).
+    pub token_sequences: Vec<(String, String)>,
+    /// Plugins whose tags it reads, which must run before it.
+    pub after: Vec<String>,
+    /// The contract version it was built against (the newest it imports).
+    pub contract: semver::Version,
 }
 
 /// One vector a plugin produced.
@@ -35,6 +44,17 @@ pub struct Embedding {
     pub vector: Vec<f32>,
 }
 
+/// A sequence of vectors a plugin produced (one per audio window, image, text chunk).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSequence {
+    /// Multivector name in the store.
+    pub name: String,
+    /// Host model that produced it.
+    pub model: String,
+    /// The vectors, all of one length.
+    pub vectors: Vec<Vec<f32>>,
+}
+
 /// A plugin's validated output for one title, tags carrying their provenance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Analysis {
@@ -42,6 +62,26 @@ pub struct Analysis {
     pub tags: Vec<Tag>,
     /// Named embeddings.
     pub embeddings: Vec<Embedding>,
+    /// Named token sequences.
+    pub token_sequences: Vec<TokenSequence>,
+}
+
+/// A tag before validation, from either contract version.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawTag {
+    pub name: String,
+    pub value: Option<String>,
+    pub confidence: f32,
+    pub span: Option<(f64, f64)>,
+    pub evidence: Option<String>,
+}
+
+/// An analysis before validation, from either contract version.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawAnalysis {
+    pub tags: Vec<RawTag>,
+    pub embeddings: Vec<Embedding>,
+    pub token_sequences: Vec<TokenSequence>,
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), String> {
@@ -52,12 +92,55 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
 }
 
 impl PluginInfo {
-    pub(crate) fn try_from_wit(info: types::PluginInfo) -> Result<Self, String> {
-        check_name("plugin", &info.name)?;
-        for spec in &info.embeddings {
-            check_name("embedding", &spec.name)?;
+    fn checked(self) -> Result<Self, String> {
+        check_name("plugin", &self.name)?;
+        for (name, _) in self.embeddings.iter().chain(&self.token_sequences) {
+            check_name("embedding", name)?;
         }
-        Ok(PluginInfo {
+        if let Some(dup) = self
+            .embeddings
+            .iter()
+            .chain(&self.token_sequences)
+            .enumerate()
+            .find(|(i, (name, _))| {
+                self.embeddings
+                    .iter()
+                    .chain(&self.token_sequences)
+                    .skip(i + 1)
+                    .any(|(other, _)| other == name)
+            })
+        {
+            return Err(format!("output {:?} is declared twice", dup.1.0));
+        }
+        if self.after.contains(&self.name) {
+            return Err(format!("plugin {} lists itself in `after`", self.name));
+        }
+        Ok(self)
+    }
+
+    pub(crate) fn from_v1(
+        info: v1::types::PluginInfo,
+        contract: semver::Version,
+    ) -> Result<Self, String> {
+        let specs =
+            |s: Vec<v1::types::OutputSpec>| s.into_iter().map(|e| (e.name, e.model)).collect();
+        PluginInfo {
+            name: info.name,
+            version: info.version,
+            tags: info.tags,
+            embeddings: specs(info.embeddings),
+            token_sequences: specs(info.token_sequences),
+            after: info.after,
+            contract,
+        }
+        .checked()
+    }
+
+    pub(crate) fn from_v0(
+        info: v0::types::PluginInfo,
+        contract: semver::Version,
+    ) -> Result<Self, String> {
+        PluginInfo {
             name: info.name,
             version: info.version,
             tags: info.tags,
@@ -66,29 +149,107 @@ impl PluginInfo {
                 .into_iter()
                 .map(|e| (e.name, e.model))
                 .collect(),
-        })
+            token_sequences: Vec::new(),
+            after: Vec::new(),
+            contract,
+        }
+        .checked()
     }
 }
 
+impl From<v1::types::Analysis> for RawAnalysis {
+    fn from(a: v1::types::Analysis) -> Self {
+        RawAnalysis {
+            tags: a
+                .tags
+                .into_iter()
+                .map(|t| RawTag {
+                    name: t.name,
+                    value: t.value,
+                    confidence: t.confidence,
+                    span: t.span.map(|s| (s.start, s.end)),
+                    evidence: t.evidence,
+                })
+                .collect(),
+            embeddings: a
+                .embeddings
+                .into_iter()
+                .map(|e| Embedding {
+                    name: e.name,
+                    model: e.model,
+                    vector: e.vector,
+                })
+                .collect(),
+            token_sequences: a
+                .token_sequences
+                .into_iter()
+                .map(|t| TokenSequence {
+                    name: t.name,
+                    model: t.model,
+                    vectors: t.vectors,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<v0::types::Analysis> for RawAnalysis {
+    fn from(a: v0::types::Analysis) -> Self {
+        RawAnalysis {
+            tags: a
+                .tags
+                .into_iter()
+                .map(|t| RawTag {
+                    name: t.name,
+                    value: t.value,
+                    confidence: t.confidence,
+                    span: None,
+                    evidence: None,
+                })
+                .collect(),
+            embeddings: a
+                .embeddings
+                .into_iter()
+                .map(|e| Embedding {
+                    name: e.name,
+                    model: e.model,
+                    vector: e.vector,
+                })
+                .collect(),
+            token_sequences: Vec::new(),
+        }
+    }
+}
+
+fn check_vector(what: &str, name: &str, v: &[f32]) -> Result<(), String> {
+    if v.is_empty() || v.iter().any(|x| !x.is_finite()) {
+        return Err(format!("{what} {name:?} is empty or holds NaN/infinity"));
+    }
+    Ok(())
+}
+
 impl Analysis {
-    pub(crate) fn try_from_wit(
-        analysis: types::Analysis,
-        info: &PluginInfo,
-    ) -> Result<Self, String> {
-        if analysis.tags.len() > MAX_TAGS {
+    pub(crate) fn validate(raw: RawAnalysis, info: &PluginInfo) -> Result<Self, String> {
+        if raw.tags.len() > MAX_TAGS {
             return Err(format!(
                 "{} tags; at most {MAX_TAGS} per title",
-                analysis.tags.len()
+                raw.tags.len()
             ));
         }
-        if analysis.embeddings.len() > MAX_EMBEDDINGS {
+        if raw.embeddings.len() > MAX_EMBEDDINGS {
             return Err(format!(
                 "{} embeddings; at most {MAX_EMBEDDINGS} per title",
-                analysis.embeddings.len()
+                raw.embeddings.len()
             ));
         }
-        let mut tags = Vec::with_capacity(analysis.tags.len());
-        for tag in analysis.tags {
+        if raw.token_sequences.len() > MAX_SEQUENCES {
+            return Err(format!(
+                "{} token sequences; at most {MAX_SEQUENCES} per title",
+                raw.token_sequences.len()
+            ));
+        }
+        let mut tags = Vec::with_capacity(raw.tags.len());
+        for tag in raw.tags {
             check_name("tag", &tag.name)?;
             if !(0.0..=1.0).contains(&tag.confidence) {
                 return Err(format!(
@@ -96,9 +257,18 @@ impl Analysis {
                     tag.name, tag.confidence
                 ));
             }
-            if tag.value.as_ref().is_some_and(|v| v.len() > MAX_VALUE) {
+            let too_long = |v: &Option<String>| v.as_ref().is_some_and(|v| v.len() > MAX_VALUE);
+            if too_long(&tag.value) || too_long(&tag.evidence) {
                 return Err(format!(
-                    "tag {:?} has a value over {MAX_VALUE} bytes",
+                    "tag {:?} has a value or evidence over {MAX_VALUE} bytes",
+                    tag.name
+                ));
+            }
+            if let Some((start, end)) = tag.span
+                && !(start.is_finite() && end.is_finite() && 0.0 <= start && start <= end)
+            {
+                return Err(format!(
+                    "tag {:?} has the time span {start}..{end}; it must be finite with 0 <= start <= end",
                     tag.name
                 ));
             }
@@ -108,48 +278,84 @@ impl Analysis {
                 confidence: tag.confidence,
                 plugin: info.name.clone(),
                 plugin_version: info.version.clone(),
+                span: tag.span,
+                evidence: tag.evidence,
             });
         }
-        let mut embeddings = Vec::with_capacity(analysis.embeddings.len());
-        for e in analysis.embeddings {
+        for e in &raw.embeddings {
             if !info.embeddings.iter().any(|(name, _)| *name == e.name) {
                 return Err(format!(
                     "embedding {:?} was not declared by describe()",
                     e.name
                 ));
             }
-            if e.vector.is_empty() || e.vector.iter().any(|x| !x.is_finite()) {
+            check_vector("embedding", &e.name, &e.vector)?;
+        }
+        for t in &raw.token_sequences {
+            if !info.token_sequences.iter().any(|(name, _)| *name == t.name) {
                 return Err(format!(
-                    "embedding {:?} is empty or holds NaN/infinity",
-                    e.name
+                    "token sequence {:?} was not declared by describe()",
+                    t.name
                 ));
             }
-            embeddings.push(Embedding {
-                name: e.name,
-                model: e.model,
-                vector: e.vector,
-            });
+            if t.vectors.is_empty() || t.vectors.len() > MAX_TOKENS {
+                return Err(format!(
+                    "token sequence {:?} has {} vectors; 1..={MAX_TOKENS} are allowed",
+                    t.name,
+                    t.vectors.len()
+                ));
+            }
+            let dim = t.vectors[0].len();
+            for v in &t.vectors {
+                check_vector("token sequence", &t.name, v)?;
+                if v.len() != dim {
+                    return Err(format!(
+                        "token sequence {:?} mixes {dim}-d and {}-d vectors",
+                        t.name,
+                        v.len()
+                    ));
+                }
+            }
         }
-        Ok(Analysis { tags, embeddings })
+        Ok(Analysis {
+            tags,
+            embeddings: raw.embeddings,
+            token_sequences: raw.token_sequences,
+        })
     }
 }
 
-pub(crate) fn title_to_wit(title: &Title) -> types::Title {
-    types::Title {
+fn metadata(title: &Title) -> Vec<(String, String)> {
+    title
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+pub(crate) fn title_to_v1(title: &Title) -> v1::types::Title {
+    v1::types::Title {
         id: title.id.clone(),
         name: title.name.clone(),
         synopsis: title.synopsis.clone(),
         year: title.year,
         language: title.language.clone(),
-        metadata: title
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        metadata: metadata(title),
+    }
+}
+
+pub(crate) fn title_to_v0(title: &Title) -> v0::types::Title {
+    v0::types::Title {
+        id: title.id.clone(),
+        name: title.name.clone(),
+        synopsis: title.synopsis.clone(),
+        year: title.year,
+        language: title.language.clone(),
+        metadata: metadata(title),
         assets: title
             .assets
             .iter()
-            .map(|a| types::AssetRef {
+            .map(|a| v0::types::AssetRef {
                 kind: a.kind.clone(),
                 uri: a.uri.clone(),
             })
@@ -157,17 +363,61 @@ pub(crate) fn title_to_wit(title: &Title) -> types::Title {
     }
 }
 
-pub(crate) fn plugin_error_parts(error: types::PluginError) -> (&'static str, String) {
+pub(crate) fn prior_tag_to_v1(tag: &Tag) -> v1::types::PriorTag {
+    v1::types::PriorTag {
+        plugin: tag.plugin.clone(),
+        tag: v1::types::Tag {
+            name: tag.name.clone(),
+            value: tag.value.clone(),
+            confidence: tag.confidence,
+            span: tag
+                .span
+                .map(|(start, end)| v1::types::TimeSpan { start, end }),
+            evidence: tag.evidence.clone(),
+        },
+    }
+}
+
+fn media_error_text(e: v1::types::MediaError) -> String {
+    match e {
+        v1::types::MediaError::Unavailable(m) => format!("unavailable: {m}"),
+        v1::types::MediaError::Invalid(m) => format!("invalid: {m}"),
+        v1::types::MediaError::TooLarge(m) => format!("too large: {m}"),
+    }
+}
+
+pub(crate) fn plugin_error_parts_v1(error: v1::types::PluginError) -> (&'static str, String) {
+    use v1::types::{ModelError as M, PluginError as P};
     match error {
-        types::PluginError::InvalidInput(m) => ("invalid-input", m),
-        types::PluginError::Internal(m) => ("internal", m),
-        types::PluginError::Model(e) => (
+        P::InvalidInput(m) => ("invalid-input", m),
+        P::Internal(m) => ("internal", m),
+        P::Media(e) => ("media", media_error_text(e)),
+        P::Model(e) => (
             "model",
             match e {
-                types::ModelError::UnknownModel(m) => format!("unknown model: {m}"),
-                types::ModelError::Denied(m) => format!("denied: {m}"),
-                types::ModelError::InvalidInput(m) => format!("invalid input: {m}"),
-                types::ModelError::Failed(m) => format!("failed: {m}"),
+                M::UnknownModel(m) => format!("unknown model: {m}"),
+                M::Denied(m) => format!("denied: {m}"),
+                M::InvalidInput(m) => format!("invalid input: {m}"),
+                M::Media(e) => format!("media: {}", media_error_text(e)),
+                M::Overloaded(m) => format!("overloaded: {m}"),
+                M::Failed(m) => format!("failed: {m}"),
+            },
+        ),
+    }
+}
+
+pub(crate) fn plugin_error_parts_v0(error: v0::types::PluginError) -> (&'static str, String) {
+    use v0::types::{ModelError as M, PluginError as P};
+    match error {
+        P::InvalidInput(m) => ("invalid-input", m),
+        P::Internal(m) => ("internal", m),
+        P::Model(e) => (
+            "model",
+            match e {
+                M::UnknownModel(m) => format!("unknown model: {m}"),
+                M::Denied(m) => format!("denied: {m}"),
+                M::InvalidInput(m) => format!("invalid input: {m}"),
+                M::Failed(m) => format!("failed: {m}"),
             },
         ),
     }
@@ -183,49 +433,122 @@ mod tests {
             version: "1.0.0".into(),
             tags: vec![],
             embeddings: vec![("synopsis".into(), "text".into())],
+            token_sequences: vec![("audio-windows".into(), "whisper".into())],
+            after: vec![],
+            contract: semver::Version::new(1, 0, 0),
         }
     }
 
-    fn tag(confidence: f32) -> types::Tag {
-        types::Tag {
+    fn tag(confidence: f32) -> RawTag {
+        RawTag {
             name: "t".into(),
             value: None,
             confidence,
+            span: None,
+            evidence: None,
+        }
+    }
+
+    fn raw(
+        tags: Vec<RawTag>,
+        embeddings: Vec<Embedding>,
+        token_sequences: Vec<TokenSequence>,
+    ) -> RawAnalysis {
+        RawAnalysis {
+            tags,
+            embeddings,
+            token_sequences,
+        }
+    }
+
+    fn emb(name: &str, vector: Vec<f32>) -> Embedding {
+        Embedding {
+            name: name.into(),
+            model: "text".into(),
+            vector,
+        }
+    }
+
+    fn seq(name: &str, vectors: Vec<Vec<f32>>) -> TokenSequence {
+        TokenSequence {
+            name: name.into(),
+            model: "whisper".into(),
+            vectors,
         }
     }
 
     #[test]
     fn accepts_valid_output_and_adds_provenance() -> Result<(), String> {
-        let raw = types::Analysis {
-            tags: vec![tag(0.5)],
-            embeddings: vec![types::NamedEmbedding {
-                name: "synopsis".into(),
-                model: "text".into(),
-                vector: vec![0.1, 0.2],
-            }],
-        };
-        let analysis = Analysis::try_from_wit(raw, &info())?;
+        let mut spanned = tag(0.5);
+        spanned.span = Some((30.0, 60.0));
+        spanned.evidence = Some("loud".into());
+        let analysis = Analysis::validate(
+            raw(
+                vec![spanned],
+                vec![emb("synopsis", vec![0.1, 0.2])],
+                vec![seq("audio-windows", vec![vec![1.0, 0.0], vec![0.0, 1.0]])],
+            ),
+            &info(),
+        )?;
         assert_eq!(analysis.tags[0].plugin, "p");
         assert_eq!(analysis.tags[0].plugin_version, "1.0.0");
+        assert_eq!(analysis.tags[0].span, Some((30.0, 60.0)));
+        assert_eq!(analysis.token_sequences[0].vectors.len(), 2);
         Ok(())
     }
 
     #[test]
-    fn rejects_bad_confidence_undeclared_and_non_finite_embeddings() {
-        let with = |tags, embeddings| {
-            Analysis::try_from_wit(types::Analysis { tags, embeddings }, &info())
+    fn rejects_bad_tags_undeclared_outputs_and_bad_vectors() {
+        let with = |r: RawAnalysis| Analysis::validate(r, &info()).err().unwrap_or_default();
+        assert!(with(raw(vec![tag(1.5)], vec![], vec![])).contains("outside 0..=1"));
+        assert!(with(raw(vec![tag(f32::NAN)], vec![], vec![])).contains("outside 0..=1"));
+        let mut backwards = tag(0.5);
+        backwards.span = Some((10.0, 5.0));
+        assert!(with(raw(vec![backwards], vec![], vec![])).contains("time span 10..5"));
+        assert!(with(raw(vec![], vec![emb("other", vec![1.0])], vec![])).contains("not declared"));
+        assert!(
+            with(raw(
+                vec![],
+                vec![emb("synopsis", vec![f32::INFINITY])],
+                vec![]
+            ))
+            .contains("NaN/infinity")
+        );
+        assert!(with(raw(vec![], vec![emb("synopsis", vec![])], vec![])).contains("empty"));
+        assert!(
+            with(raw(vec![], vec![], vec![seq("other", vec![vec![1.0]])])).contains("not declared")
+        );
+        assert!(
+            with(raw(
+                vec![],
+                vec![],
+                vec![seq("audio-windows", vec![vec![1.0], vec![1.0, 2.0]])]
+            ))
+            .contains("mixes 1-d and 2-d")
+        );
+        assert!(
+            with(raw(vec![], vec![], vec![seq("audio-windows", vec![])])).contains("0 vectors")
+        );
+    }
+
+    #[test]
+    fn refuses_duplicate_outputs_and_self_ordering() {
+        let mut dup = info();
+        dup.token_sequences.push(("synopsis".into(), "text".into()));
+        assert!(
+            dup.checked()
                 .err()
                 .unwrap_or_default()
-        };
-        assert!(with(vec![tag(1.5)], vec![]).contains("outside 0..=1"));
-        assert!(with(vec![tag(f32::NAN)], vec![]).contains("outside 0..=1"));
-        let emb = |name: &str, v: Vec<f32>| types::NamedEmbedding {
-            name: name.into(),
-            model: "text".into(),
-            vector: v,
-        };
-        assert!(with(vec![], vec![emb("other", vec![1.0])]).contains("not declared"));
-        assert!(with(vec![], vec![emb("synopsis", vec![f32::INFINITY])]).contains("NaN/infinity"));
-        assert!(with(vec![], vec![emb("synopsis", vec![])]).contains("empty"));
+                .contains("declared twice")
+        );
+        let mut selfish = info();
+        selfish.after.push("p".into());
+        assert!(
+            selfish
+                .checked()
+                .err()
+                .unwrap_or_default()
+                .contains("itself")
+        );
     }
 }

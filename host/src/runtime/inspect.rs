@@ -28,6 +28,8 @@ pub struct ComponentSummary {
     pub bytes: usize,
     /// The contract versions of the `tessera:plugin` interfaces it imports (usually one).
     pub contract_versions: Vec<String>,
+    /// Whether this host can run it: the contract line it links against, or why not.
+    pub host_support: String,
     /// Whether it exports the `tagger` world's functions (`describe`, `analyze`).
     pub tagger: bool,
     /// Imports, in the component's order.
@@ -104,9 +106,24 @@ pub fn inspect(source: &str, bytes: &[u8]) -> Result<ComponentSummary, PluginErr
     contract_versions.sort();
     contract_versions.dedup();
     let exported = |n: &str| exports.iter().any(|e| e.name == n && e.kind == "func");
+    let host_support = match super::contract::versions_in(imports.iter().map(|i| i.name.as_str()))
+        .and_then(|v| super::contract::select(&v))
+    {
+        Ok(Some(line)) => format!(
+            "yes: linked as tessera:plugin {} (this host supports {})",
+            line.version(),
+            super::contract::supported_description()
+        ),
+        Ok(None) => format!(
+            "maybe: it imports nothing of the contract; its exports decide (this host supports {})",
+            super::contract::supported_description()
+        ),
+        Err(reason) => format!("no: {reason}"),
+    };
     Ok(ComponentSummary {
         bytes: bytes.len(),
         contract_versions,
+        host_support,
         tagger: exported("describe") && exported("analyze"),
         imports,
         exports,
@@ -131,11 +148,16 @@ mod tests {
         let bytes = tessera_plugin_artifacts::component("synopsis-embedder")?;
         let summary = inspect("synopsis-embedder", &bytes)?;
         assert!(summary.tagger);
-        assert_eq!(summary.contract_versions, ["0.1.0"]);
+        assert_eq!(summary.contract_versions, ["1.0.0"]);
+        assert!(
+            summary.host_support.starts_with("yes"),
+            "{}",
+            summary.host_support
+        );
         let models = summary
             .imports
             .iter()
-            .find(|i| i.name == "tessera:plugin/models@0.1.0")
+            .find(|i| i.name == "tessera:plugin/models@1.0.0")
             .ok_or("no models import")?;
         assert_eq!(models.kind, "instance");
         assert_eq!(models.functions, ["embed-text"]);

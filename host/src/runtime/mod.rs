@@ -8,16 +8,21 @@
 //! memory cap (a [`ResourceLimiter`]) bound every call, instantiation included.
 
 pub mod bindings;
+pub mod contract;
 mod convert;
 mod error;
 pub mod inspect;
 
+pub use contract::Contract;
 pub use error::PluginError;
 
+use crate::caps::config::ConfigCtx;
 use crate::caps::log::LogCtx;
-use crate::caps::models::{ModelsCtx, ModelsLimits};
+use crate::caps::media::{Asset, MediaCtx, MediaLimits, MediaView};
+use crate::caps::models::{ModelsCtx, ModelsLimits, ModelsView};
 use crate::catalog::Title;
-use bindings::{Tagger, TaggerPre, types};
+use bindings::{v0, v1};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -30,7 +35,8 @@ use wasmtime::{
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-pub use convert::{Analysis, Embedding, PluginInfo};
+pub use convert::{Analysis, Embedding, PluginInfo, TokenSequence};
+use tessera_indexes::Tag;
 
 /// Sandbox limits for every plugin call.
 #[derive(Debug, Clone)]
@@ -43,6 +49,8 @@ pub struct SandboxLimits {
     pub stderr: usize,
     /// Caps on model calls.
     pub models: ModelsLimits,
+    /// Caps on media calls and on decoding assets for models.
+    pub media: MediaLimits,
     /// Try the pooling allocator first (falls back to on-demand when it cannot reserve its
     /// address space); `false` always allocates on demand.
     pub pooling: bool,
@@ -55,6 +63,7 @@ impl Default for SandboxLimits {
             memory: 256 << 20,
             stderr: 16 << 10,
             models: ModelsLimits::default(),
+            media: MediaLimits::default(),
             pooling: true,
         }
     }
@@ -112,6 +121,8 @@ pub struct PluginState {
     table: ResourceTable,
     limiter: MemoryCap,
     models: ModelsCtx,
+    media: MediaCtx,
+    config: ConfigCtx,
     log: LogCtx,
 }
 
@@ -132,7 +143,18 @@ impl WasiView for PluginState {
     }
 }
 
-impl types::Host for PluginState {}
+impl v1::types::Host for PluginState {}
+impl v0::types::Host for PluginState {}
+
+/// What an operator decides about one plugin (from its manifest): which models it may call and
+/// its `[config]` table.
+#[derive(Debug, Clone, Default)]
+pub struct PluginSettings {
+    /// Model names the plugin may call; `None` allows every loaded model.
+    pub allowed_models: Option<Vec<String>>,
+    /// Key/values the plugin reads through the `config` interface.
+    pub config: BTreeMap<String, String>,
+}
 
 /// Caps linear memory and records a refused growth, so the error can say so precisely.
 struct MemoryCap {
@@ -181,7 +203,9 @@ impl ResourceLimiter for MemoryCap {
 /// The shared engine, linker and models. Create one per process; it is cheap to share.
 pub struct PluginHost {
     engine: Engine,
-    linker: Linker<PluginState>,
+    /// One linker per supported contract line ([`contract::SUPPORTED`]).
+    linker_v1: Linker<PluginState>,
+    linker_v0: Linker<PluginState>,
     registry: Arc<Registry>,
     limits: SandboxLimits,
     pooled: bool,
@@ -202,14 +226,8 @@ impl PluginHost {
         let host_err = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
         let (engine, pooled) = engine(&limits)?;
 
-        let mut linker = Linker::<PluginState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host_err)?;
-        types::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
-            .map_err(host_err)?;
-        crate::caps::models::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.models)
-            .map_err(host_err)?;
-        crate::caps::log::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.log)
-            .map_err(host_err)?;
+        let linker_v1 = linker_v1(&engine).map_err(host_err)?;
+        let linker_v0 = linker_v0(&engine).map_err(host_err)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
@@ -226,7 +244,8 @@ impl PluginHost {
         Ok(PluginHost {
             engine,
             pooled,
-            linker,
+            linker_v1,
+            linker_v0,
             registry,
             limits,
             ticker_stop,
@@ -243,22 +262,58 @@ impl PluginHost {
         &self.registry
     }
 
-    /// Compiles a component, links it and asks it to describe itself (under the sandbox limits).
-    /// `source` names it in errors (a file path or a built-in name).
+    /// Compiles a component, links it against the contract version it was built for and asks
+    /// it to describe itself (under the sandbox limits), with default settings (every model
+    /// allowed, no config). `source` names it in errors (a file path or a built-in name).
     pub fn load(self: &Arc<Self>, source: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
-        let load_err = |e: wasmtime::Error| PluginError::Load {
+        self.load_with(source, bytes, PluginSettings::default())
+    }
+
+    /// [`PluginHost::load`] with an operator's settings for this plugin.
+    pub fn load_with(
+        self: &Arc<Self>,
+        source: &str,
+        bytes: &[u8],
+        settings: PluginSettings,
+    ) -> Result<Plugin, PluginError> {
+        let load_err = |reason: String| PluginError::Load {
             plugin: source.to_string(),
-            reason: format!("{e:#}"),
+            reason,
         };
         if bytes.is_empty() {
-            return Err(PluginError::Load {
-                plugin: source.to_string(),
-                reason: "the component is empty (0 bytes)".into(),
-            });
+            return Err(load_err("the component is empty (0 bytes)".into()));
         }
-        let component = Component::from_binary(&self.engine, bytes).map_err(load_err)?;
-        let pre = self.linker.instantiate_pre(&component).map_err(load_err)?;
-        let pre = TaggerPre::new(pre).map_err(load_err)?;
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| load_err(format!("{e:#}")))?;
+        let ty = component.component_type();
+        let names: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let versions = contract::versions_in(names.iter().map(String::as_str)).map_err(load_err)?;
+        let lines: Vec<Contract> = match contract::select(&versions).map_err(load_err)? {
+            Some(line) => vec![line],
+            // Nothing of the contract imported: the exports' types decide.
+            None => contract::SUPPORTED.to_vec(),
+        };
+        let mut failures = Vec::new();
+        let mut pre = None;
+        for line in lines {
+            match self.pre(line, &component) {
+                Ok(p) => {
+                    pre = Some(p);
+                    break;
+                }
+                Err(e) => failures.push(format!("as tessera:plugin@{}: {e:#}", line.version())),
+            }
+        }
+        let Some(pre) = pre else {
+            return Err(load_err(failures.join("; ")));
+        };
+        let contract = versions
+            .last()
+            .cloned()
+            .unwrap_or_else(|| pre.contract().version());
         let mut plugin = Plugin {
             host: self.clone(),
             pre,
@@ -267,17 +322,69 @@ impl PluginHost {
                 version: String::new(),
                 tags: vec![],
                 embeddings: vec![],
+                token_sequences: vec![],
+                after: vec![],
+                contract: contract.clone(),
             },
+            allowed_models: settings.allowed_models.map(Arc::new),
+            config: Arc::new(settings.config),
         };
-        let raw = plugin.call(None, "describe", |store, tagger| {
-            tagger.call_describe(store)
-        })?;
-        plugin.info =
-            PluginInfo::try_from_wit(raw).map_err(|reason| PluginError::InvalidOutput {
-                plugin: source.to_string(),
-                reason,
-            })?;
+        plugin.info = plugin.describe_fresh_as(source, contract)?;
         Ok(plugin)
+    }
+
+    fn pre(&self, line: Contract, component: &Component) -> wasmtime::Result<Pre> {
+        Ok(match line {
+            Contract::V1 => Pre::V1(v1::TaggerPre::new(
+                self.linker_v1.instantiate_pre(component)?,
+            )?),
+            Contract::V0 => Pre::V0(v0::TaggerPre::new(
+                self.linker_v0.instantiate_pre(component)?,
+            )?),
+        })
+    }
+}
+
+/// Contract 1.x: WASI and every capability.
+fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::<PluginState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    v1::types::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    crate::caps::media::add_to_linker(&mut linker, |s: &mut PluginState| MediaView {
+        ctx: &mut s.media,
+        table: &mut s.table,
+    })?;
+    crate::caps::models::add_to_linker_v1(&mut linker, |s: &mut PluginState| ModelsView {
+        ctx: &mut s.models,
+        table: &mut s.table,
+    })?;
+    crate::caps::log::add_to_linker_v1(&mut linker, |s: &mut PluginState| &mut s.log)?;
+    crate::caps::config::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.config)?;
+    Ok(linker)
+}
+
+/// Contract 0.1: WASI, text models and log.
+fn linker_v0(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::<PluginState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    v0::types::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    crate::caps::models::add_to_linker_v0(&mut linker, |s: &mut PluginState| &mut s.models)?;
+    crate::caps::log::add_to_linker_v0(&mut linker, |s: &mut PluginState| &mut s.log)?;
+    Ok(linker)
+}
+
+/// A plugin linked against one contract line.
+enum Pre {
+    V0(v0::TaggerPre<PluginState>),
+    V1(v1::TaggerPre<PluginState>),
+}
+
+impl Pre {
+    fn contract(&self) -> Contract {
+        match self {
+            Pre::V0(_) => Contract::V0,
+            Pre::V1(_) => Contract::V1,
+        }
     }
 }
 
@@ -290,8 +397,11 @@ impl Drop for PluginHost {
 /// A loaded plugin, ready to analyse titles. Cheap to call concurrently from many threads.
 pub struct Plugin {
     host: Arc<PluginHost>,
-    pre: TaggerPre<PluginState>,
+    pre: Pre,
     info: PluginInfo,
+    /// From [`PluginSettings`], shared by every instance.
+    allowed_models: Option<Arc<Vec<String>>>,
+    config: Arc<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -308,34 +418,100 @@ impl Plugin {
         &self.info
     }
 
+    /// The contract line the plugin is linked against.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
+
     /// Calls `describe` again in a fresh instance (the cheapest full call: used by benchmarks and
     /// health checks).
     pub fn describe_fresh(&self) -> Result<PluginInfo, PluginError> {
-        let raw = self.call(None, "describe", |store, tagger| {
-            tagger.call_describe(store)
-        })?;
-        PluginInfo::try_from_wit(raw).map_err(|reason| PluginError::InvalidOutput {
-            plugin: self.info.name.clone(),
-            reason,
-        })
+        self.describe_fresh_as(&self.info.name, self.info.contract.clone())
     }
 
-    /// Runs the plugin on one title in a fresh instance.
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.info.name, title = %title.id))]
+    fn describe_fresh_as(
+        &self,
+        name: &str,
+        contract: semver::Version,
+    ) -> Result<PluginInfo, PluginError> {
+        let invalid = |reason| PluginError::InvalidOutput {
+            plugin: name.to_string(),
+            reason,
+        };
+        match &self.pre {
+            Pre::V1(pre) => {
+                let raw = self.call(None, "describe", |store| {
+                    pre.instantiate(&mut *store)?.call_describe(store)
+                })?;
+                PluginInfo::from_v1(raw, contract).map_err(invalid)
+            }
+            Pre::V0(pre) => {
+                let raw = self.call(None, "describe", |store| {
+                    pre.instantiate(&mut *store)?.call_describe(store)
+                })?;
+                PluginInfo::from_v0(raw, contract).map_err(invalid)
+            }
+        }
+    }
+
+    /// Runs the plugin on one title in a fresh instance, with no earlier plugins' tags.
     pub fn analyze(&self, title: &Title) -> Result<Analysis, PluginError> {
-        let wit_title = convert::title_to_wit(title);
-        let result = self.call(Some(&title.id), "analyze", |store, tagger| {
-            tagger.call_analyze(store, &wit_title)
-        })?;
-        match result {
-            Ok(analysis) => Analysis::try_from_wit(analysis, &self.info).map_err(|reason| {
-                PluginError::InvalidOutput {
+        self.analyze_after(title, &[])
+    }
+
+    /// Runs the plugin on one title in a fresh instance. `prior` holds the tags that plugins
+    /// before it produced for the title; the plugin sees those of the plugins it lists in
+    /// `after`. Each of the title's assets becomes an `asset` handle (contract 1.x).
+    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.info.name, title = %title.id))]
+    pub fn analyze_after(&self, title: &Title, prior: &[Tag]) -> Result<Analysis, PluginError> {
+        let (raw, parts) = match &self.pre {
+            Pre::V1(pre) => {
+                let wit_title = convert::title_to_v1(title);
+                let prior: Vec<v1::types::PriorTag> = prior
+                    .iter()
+                    .filter(|t| self.info.after.contains(&t.plugin))
+                    .map(convert::prior_tag_to_v1)
+                    .collect();
+                let result = self.call(Some(&title.id), "analyze", |store| {
+                    let assets = title
+                        .assets
+                        .iter()
+                        .map(|a| {
+                            store.data_mut().table.push(Asset {
+                                role: a.kind.clone(),
+                                path: a.path.clone(),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    pre.instantiate(&mut *store)?
+                        .call_analyze(store, &wit_title, &assets, &prior)
+                })?;
+                match result {
+                    Ok(a) => (Ok(convert::RawAnalysis::from(a)), None),
+                    Err(e) => (Err(()), Some(convert::plugin_error_parts_v1(e))),
+                }
+            }
+            Pre::V0(pre) => {
+                let wit_title = convert::title_to_v0(title);
+                let result = self.call(Some(&title.id), "analyze", |store| {
+                    pre.instantiate(&mut *store)?
+                        .call_analyze(store, &wit_title)
+                })?;
+                match result {
+                    Ok(a) => (Ok(convert::RawAnalysis::from(a)), None),
+                    Err(e) => (Err(()), Some(convert::plugin_error_parts_v0(e))),
+                }
+            }
+        };
+        match (raw, parts) {
+            (Ok(raw), _) => {
+                Analysis::validate(raw, &self.info).map_err(|reason| PluginError::InvalidOutput {
                     plugin: self.info.name.clone(),
                     reason,
-                }
-            }),
-            Err(e) => {
-                let (kind, message) = convert::plugin_error_parts(e);
+                })
+            }
+            (Err(()), parts) => {
+                let (kind, message) = parts.unwrap_or(("internal", String::new()));
                 Err(PluginError::Guest {
                     plugin: self.info.name.clone(),
                     kind,
@@ -350,7 +526,7 @@ impl Plugin {
         &self,
         title: Option<&str>,
         call: &'static str,
-        f: impl FnOnce(&mut Store<PluginState>, &Tagger) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let host = &self.host;
         let limits = &host.limits;
@@ -371,8 +547,16 @@ impl Plugin {
             models: ModelsCtx {
                 plugin: self.info.name.clone(),
                 registry: host.registry.clone(),
-                allowed: None,
+                allowed: self.allowed_models.clone(),
                 limits: limits.models.clone(),
+                media: limits.media.clone(),
+            },
+            media: MediaCtx {
+                plugin: self.info.name.clone(),
+                limits: limits.media.clone(),
+            },
+            config: ConfigCtx {
+                values: self.config.clone(),
             },
             log: LogCtx {
                 plugin: self.info.name.clone(),
@@ -386,10 +570,7 @@ impl Plugin {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|tagger| f(&mut store, &tagger));
+        let outcome = f(&mut store);
         outcome.map_err(|error| self.classify(error, call, &store, &stderr))
     }
 

@@ -79,10 +79,13 @@ pub fn read_audio(
         return Err(media("the file is empty (0 bytes)".into()));
     }
     if len > limits.max_file_bytes {
-        return Err(media(format!(
-            "{len} bytes is over the {} byte limit",
-            limits.max_file_bytes
-        )));
+        return Err(ModelError::MediaLimit {
+            file: name.clone(),
+            reason: format!(
+                "{len} bytes is over the {} byte limit",
+                limits.max_file_bytes
+            ),
+        });
     }
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -196,10 +199,10 @@ fn decode_stream(
         let frames = interleaved.len() / spec_channels;
         frames_total += frames as u64;
         if frames_total > max_source_frames {
-            return Err(media(format!(
-                "longer than the {} s limit",
-                limits.max_seconds
-            )));
+            return Err(ModelError::MediaLimit {
+                file: name.to_string(),
+                reason: format!("longer than the {} s limit", limits.max_seconds),
+            });
         }
         mono.clear();
         mono.extend(

@@ -41,6 +41,13 @@ fn media(source: &str, reason: impl Into<String>) -> ModelError {
     }
 }
 
+fn over_limit(source: &str, reason: impl Into<String>) -> ModelError {
+    ModelError::MediaLimit {
+        file: source.to_string(),
+        reason: reason.into(),
+    }
+}
+
 /// Decodes an image file's bytes into upright RGB. `source` names the file in errors.
 ///
 /// Transparent pixels are composited onto white (as transformers' `convert_rgb` does), grey and
@@ -55,7 +62,7 @@ pub fn decode_image(
         return Err(media(source, "the file is empty (0 bytes)"));
     }
     if bytes.len() as u64 > limits.max_bytes {
-        return Err(media(
+        return Err(over_limit(
             source,
             format!(
                 "{} bytes; the limit is {} bytes",
@@ -88,7 +95,7 @@ pub fn decode_image(
         ));
     }
     if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(media(
+        return Err(over_limit(
             source,
             format!(
                 "the header claims {width}×{height} pixels; the limit is {} pixels (a decompression bomb?)",
@@ -112,13 +119,54 @@ pub fn read_image(path: &Path, limits: &ImageLimits) -> Result<RgbImage, ModelEr
         .map_err(|e| media(&source, e.to_string()))?
         .len();
     if size > limits.max_bytes {
-        return Err(media(
+        return Err(over_limit(
             &source,
             format!("{size} bytes; the limit is {} bytes", limits.max_bytes),
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| media(&source, e.to_string()))?;
     decode_image(&bytes, &source, limits)
+}
+
+/// Width and height of the image file at `path`, read from its header: nothing is decoded, and
+/// the file's size and pixel count are checked against `limits` as [`read_image`] would.
+pub fn image_dimensions(path: &Path, limits: &ImageLimits) -> Result<(u32, u32), ModelError> {
+    let source = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .map_err(|e| media(&source, e.to_string()))?
+        .len();
+    if size == 0 {
+        return Err(media(&source, "the file is empty (0 bytes)"));
+    }
+    if size > limits.max_bytes {
+        return Err(over_limit(
+            &source,
+            format!("{size} bytes; the limit is {} bytes", limits.max_bytes),
+        ));
+    }
+    let reader = ImageReader::open(path)
+        .map_err(|e| media(&source, e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| media(&source, e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(media(
+            &source,
+            "not an image in a supported format (PNG, JPEG, WebP, GIF, BMP, TIFF)",
+        ));
+    }
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| media(&source, format!("unreadable image header: {e}")))?;
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(over_limit(
+            &source,
+            format!(
+                "the header claims {width}×{height} pixels; the limit is {} pixels",
+                limits.max_pixels
+            ),
+        ));
+    }
+    Ok((width, height))
 }
 
 /// RGB with transparency composited onto white.

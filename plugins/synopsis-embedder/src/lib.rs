@@ -7,7 +7,7 @@
 //! confidence is the winner's share of the votes, and fewer than three votes give no tag).
 
 use tessera_plugin_sdk::{
-    Analysis, Plugin, PluginError, PluginInfo, Title, export_plugin, log, models,
+    Analysis, Input, Plugin, PluginError, PluginInfo, Title, export_plugin, log, models,
 };
 
 struct SynopsisEmbedder;
@@ -28,7 +28,7 @@ impl Plugin for SynopsisEmbedder {
             .with_embedding(EMBEDDING, models::DEFAULT_TEXT)
     }
 
-    fn analyze(title: Title) -> Result<Analysis, PluginError> {
+    fn analyze(title: Title, _input: Input) -> Result<Analysis, PluginError> {
         let synopsis = title.synopsis.trim();
         if synopsis.is_empty() {
             log::warn("title has no synopsis; nothing to embed");

@@ -1,15 +1,20 @@
-//! The `models` capability: plugins embed text with the host's models.
+//! The `models` capability: plugins embed text, images and audio with the host's models and
+//! score zero-shot labels.
 //!
 //! Shared state is the model [`Registry`] (built once); each plugin instance gets a [`ModelsCtx`]
 //! that knows which plugin is calling and which models it may use. Permissions and input caps are
-//! checked before any model runs.
+//! checked before any model runs. [`v1`] implements contract 1.x, [`v0`] the text-only 0.1.
 
-mod host;
+mod v0;
+mod v1;
 
-use crate::runtime::bindings::models;
+pub(crate) use v1::model_error;
+
+use crate::caps::media::MediaLimits;
+use crate::runtime::bindings::v1::types::ModelError;
 use std::sync::Arc;
 use tessera_models::Registry;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasData, Linker, ResourceTable};
 
 /// Caps on what one `embed-text` call may ask for, so a plugin cannot make the host allocate
 /// without bound.
@@ -38,21 +43,79 @@ pub struct ModelsCtx {
     /// Loaded models.
     pub registry: Arc<Registry>,
     /// Model names the plugin may call; `None` allows every loaded model.
-    pub allowed: Option<Vec<String>>,
+    pub allowed: Option<Arc<Vec<String>>>,
     /// Input caps.
     pub limits: ModelsLimits,
+    /// Decoding limits for the assets handed to image and audio models.
+    pub media: MediaLimits,
 }
 
-struct ModelsData;
+/// What the 1.x models functions see: their state and the store's resource table, where the
+/// asset handles they take live.
+#[derive(Debug)]
+pub struct ModelsView<'a> {
+    /// The capability's state.
+    pub ctx: &'a mut ModelsCtx,
+    /// The store's resource table.
+    pub table: &'a mut ResourceTable,
+}
 
-impl HasData for ModelsData {
+/// `embed-text`, shared by both contract versions: permission, model, caps, then the model.
+pub(crate) fn embed_text(
+    ctx: &ModelsCtx,
+    model: &str,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, ModelError> {
+    ctx.check_allowed(model)?;
+    let Some(encoder) = ctx.registry.text(model) else {
+        return Err(ModelError::UnknownModel(format!(
+            "no text model {model:?} is loaded; loaded: {}",
+            ctx.registry.text_names().join(", ")
+        )));
+    };
+    if texts.len() > ctx.limits.max_texts {
+        return Err(ModelError::InvalidInput(format!(
+            "{} texts in one call; the limit is {}",
+            texts.len(),
+            ctx.limits.max_texts
+        )));
+    }
+    let bytes: usize = texts.iter().map(String::len).sum();
+    if bytes > ctx.limits.max_bytes {
+        return Err(ModelError::InvalidInput(format!(
+            "{bytes} bytes of text in one call; the limit is {}",
+            ctx.limits.max_bytes
+        )));
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    encoder.embed(&refs).map_err(model_error)
+}
+
+struct ModelsV0;
+
+impl HasData for ModelsV0 {
     type Data<'a> = &'a mut ModelsCtx;
 }
 
-/// Links the `models` interface, with `get` picking the [`ModelsCtx`] out of the store data.
-pub fn add_to_linker<T: 'static>(
+struct ModelsV1;
+
+impl HasData for ModelsV1 {
+    type Data<'a> = ModelsView<'a>;
+}
+
+/// Links contract 0.1's `models` interface, with `get` picking the [`ModelsCtx`] out of the
+/// store data.
+pub fn add_to_linker_v0<T: 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut ModelsCtx,
 ) -> wasmtime::Result<()> {
-    models::add_to_linker::<T, ModelsData>(linker, get)
+    crate::runtime::bindings::v0::models::add_to_linker::<T, ModelsV0>(linker, get)
+}
+
+/// Links contract 1.x's `models` interface, with `get` building a [`ModelsView`].
+pub fn add_to_linker_v1<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> ModelsView<'_>,
+) -> wasmtime::Result<()> {
+    crate::runtime::bindings::v1::models::add_to_linker::<T, ModelsV1>(linker, get)
 }

@@ -1,7 +1,9 @@
-//! `models::Host` on [`ModelsCtx`].
+//! `models::Host` of contract 0.1 on [`ModelsCtx`]: text only, errors mapped onto 0.1's
+//! narrower variant.
 
 use super::ModelsCtx;
-use crate::runtime::bindings::{models, types::ModelError};
+use crate::runtime::bindings::v0::{models, types::ModelError};
+use crate::runtime::bindings::v1::types::ModelError as ModelErrorV1;
 
 impl models::Host for ModelsCtx {
     #[tracing::instrument(level = "debug", skip(self, texts), fields(plugin = %self.plugin, texts = texts.len()))]
@@ -10,46 +12,22 @@ impl models::Host for ModelsCtx {
         model: String,
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        if let Some(allowed) = &self.allowed
-            && !allowed.contains(&model)
-        {
-            return Err(ModelError::Denied(format!(
-                "plugin {} may not call model {model:?}",
-                self.plugin
-            )));
-        }
-        let Some(encoder) = self.registry.text(&model) else {
-            return Err(ModelError::UnknownModel(format!(
-                "no text model {model:?} is loaded; loaded: {}",
-                self.registry.text_names().join(", ")
-            )));
-        };
-        if texts.len() > self.limits.max_texts {
-            return Err(ModelError::InvalidInput(format!(
-                "{} texts in one call; the limit is {}",
-                texts.len(),
-                self.limits.max_texts
-            )));
-        }
-        let bytes: usize = texts.iter().map(String::len).sum();
-        if bytes > self.limits.max_bytes {
-            return Err(ModelError::InvalidInput(format!(
-                "{bytes} bytes of text in one call; the limit is {}",
-                self.limits.max_bytes
-            )));
-        }
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        encoder
-            .embed(&refs)
-            .map_err(|e| ModelError::Failed(e.to_string()))
+        super::embed_text(self, &model, &texts).map_err(|e| match e {
+            ModelErrorV1::UnknownModel(m) => ModelError::UnknownModel(m),
+            ModelErrorV1::Denied(m) => ModelError::Denied(m),
+            ModelErrorV1::InvalidInput(m) => ModelError::InvalidInput(m),
+            ModelErrorV1::Media(m) => ModelError::InvalidInput(format!("{m:?}")),
+            ModelErrorV1::Overloaded(m) | ModelErrorV1::Failed(m) => ModelError::Failed(m),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::caps::media::MediaLimits;
     use crate::caps::models::ModelsLimits;
-    use crate::runtime::bindings::models::Host;
+    use crate::runtime::bindings::v0::models::Host;
     use std::sync::Arc;
     use tessera_models::{Registry, TextEmbedder};
 
@@ -80,7 +58,8 @@ mod tests {
         ModelsCtx {
             plugin: "p".into(),
             registry: Arc::new(registry),
-            allowed,
+            allowed: allowed.map(Arc::new),
+            media: MediaLimits::default(),
             limits: ModelsLimits {
                 max_texts: 2,
                 max_bytes: 10,

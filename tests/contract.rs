@@ -1,0 +1,489 @@
+//! The plugin contract, end to end through real components: contract 1.x's media resources,
+//! models, config, chaining, time spans and token sequences; 0.1 plugins still running; a plugin
+//! built against an unknown major refused with a clear message.
+//!
+//! The components are the workspace's guest plugins (`plugins/`): `sandbox-probe` reports what
+//! each host call answered, `legacy-v0` is built against `wit/v0`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tessera::catalog::{AssetRef, Title};
+use tessera::pipeline::{Pipeline, PipelineError, order_plugins, schema_for};
+use tessera::runtime::{Contract, Plugin, PluginError, PluginHost, PluginSettings, SandboxLimits};
+use tessera_indexes::{EdgeStore, EntityStore, Tag};
+use tessera_models::batching::BatchConfig;
+use tessera_models::loader::load_dir;
+use tessera_models::tiny::{TinyClipSpec, TinyWhisperSpec, write_tiny_clip, write_tiny_whisper};
+use tessera_models::{Device, Registry, SentenceEncoder, TextEmbedder};
+
+/// A host with a tiny text model (`text`), a tiny CLIP (`clip`: text, image, zero-shot) and a
+/// tiny Whisper encoder (`whisper`).
+struct Fixture {
+    dir: tempfile::TempDir,
+    host: Arc<PluginHost>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let text = common::tiny_model(dir.path());
+    let encoder =
+        SentenceEncoder::load(&text, "tiny", &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+    let mut registry = Registry::default();
+    registry.insert_text("text", Arc::new(encoder) as Arc<dyn TextEmbedder>);
+    let clip = dir.path().join("clip");
+    write_tiny_clip(&clip, &TinyClipSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+    let whisper = dir.path().join("whisper");
+    write_tiny_whisper(&whisper, &TinyWhisperSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+    for (name, path) in [("clip", &clip), ("whisper", &whisper)] {
+        let loaded = load_dir(path, name, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+        registry
+            .insert_batched(name, &loaded, &BatchConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The deadline covers host calls too; decoding and embedding a 62 s clip in a debug build
+    // takes seconds, and this file tests the contract, not the deadline (tests/sandbox.rs does).
+    let limits = SandboxLimits {
+        deadline: std::time::Duration::from_secs(120),
+        ..SandboxLimits::default()
+    };
+    let host = PluginHost::new(Arc::new(registry), limits).unwrap_or_else(|e| panic!("{e}"));
+    Fixture {
+        dir,
+        host: Arc::new(host),
+    }
+}
+
+impl Fixture {
+    fn load(&self, name: &str, settings: PluginSettings) -> Plugin {
+        let bytes = tessera_plugin_artifacts::component(name).unwrap_or_else(|e| panic!("{e}"));
+        self.host
+            .load_with(name, &bytes, settings)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn probe(&self) -> Plugin {
+        self.load("sandbox-probe", PluginSettings::default())
+    }
+}
+
+fn data(rel: &str) -> PathBuf {
+    common::repo_root().join("tests/data").join(rel)
+}
+
+fn asset(role: &str, path: &Path) -> AssetRef {
+    AssetRef {
+        kind: role.into(),
+        uri: path.display().to_string(),
+        path: path.to_path_buf(),
+    }
+}
+
+fn title(probe: &str, target: &str, assets: Vec<AssetRef>) -> Title {
+    Title {
+        id: format!("t-{probe}"),
+        name: "Probe".into(),
+        synopsis: "Astronauts stranded on Mars must grow food to survive.".into(),
+        year: Some(2015),
+        language: "en".into(),
+        metadata: BTreeMap::from([
+            ("probe".to_string(), probe.to_string()),
+            ("target".to_string(), target.to_string()),
+        ]),
+        assets,
+    }
+}
+
+fn probe_tags(plugin: &Plugin, title: &Title) -> Vec<Tag> {
+    plugin
+        .analyze(title)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .tags
+        .into_iter()
+        .filter(|t| t.name == "probe")
+        .collect()
+}
+
+#[test]
+fn media_handles_answer_what_the_plugin_asks_and_refuse_what_they_must() {
+    let f = fixture();
+    let subtitles = f.dir.path().join("subs.srt");
+    let srt = "1\n00:00:01,000 --> 00:00:02,000\nHello.\n";
+    std::fs::write(&subtitles, srt).unwrap_or_else(|e| panic!("{e}"));
+    let assets = vec![
+        asset("poster", &data("images/photo.jpg")),
+        asset("trailer", &data("audio/short_0_2s.wav")),
+        asset("subtitles", &subtitles),
+        asset("bomb", &data("images/bad/bomb.png")),
+        asset("missing", &f.dir.path().join("nope.png")),
+    ];
+    let tags = probe_tags(&f.probe(), &title("media", "", assets));
+    let by_role = |role: &str| -> String {
+        tags.iter()
+            .find(|t| {
+                t.value
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with(&format!("{role}:")))
+            })
+            .and_then(|t| t.evidence.clone())
+            .unwrap_or_else(|| panic!("no answer for {role}: {tags:?}"))
+    };
+    for t in &tags {
+        println!(
+            "{}: {}",
+            t.value.as_deref().unwrap_or(""),
+            t.evidence.as_deref().unwrap_or("")
+        );
+    }
+
+    let poster = by_role("poster");
+    let (w, h) = image_size(&data("images/photo.jpg"));
+    assert!(poster.contains(&format!("image={w}x{h}")), "{poster}");
+    // A thumbnail keeps the aspect ratio within 16 px and is RGB.
+    let (tw, th) = if w >= h {
+        (16, ((16.0 * h as f64 / w as f64).round() as u32).max(1))
+    } else {
+        (((16.0 * w as f64 / h as f64).round() as u32).max(1), 16)
+    };
+    assert!(
+        poster.contains(&format!("thumb={tw}x{th}:{}", tw * th * 3)),
+        "{poster}"
+    );
+    assert!(poster.contains("audio=err:MediaError::Invalid"), "{poster}");
+    assert!(
+        poster.contains("text=err:MediaError::Invalid"),
+        "a JPEG is not UTF-8 text: {poster}"
+    );
+    assert!(poster.contains("read=4"), "{poster}");
+
+    let trailer = by_role("trailer");
+    assert!(trailer.contains("audio=0.20"), "{trailer}");
+    assert!(
+        trailer.contains("image=err:MediaError::Invalid"),
+        "{trailer}"
+    );
+
+    let subs = by_role("subtitles");
+    assert!(
+        subs.contains(&format!("text={}", srt.len()))
+            && subs.contains("image=err:MediaError::Invalid"),
+        "{subs}"
+    );
+
+    let bomb = by_role("bomb");
+    assert!(
+        bomb.contains("image=err:MediaError::TooLarge"),
+        "a decompression bomb is over the pixel limit: {bomb}"
+    );
+    assert!(bomb.contains("thumb=err:MediaError::TooLarge"), "{bomb}");
+
+    let missing = by_role("missing");
+    assert!(
+        missing.contains("size=err:MediaError::Unavailable") && missing.contains("nope.png"),
+        "{missing}"
+    );
+    assert!(
+        tags.iter()
+            .any(|t| t.value.as_deref() == Some("poster:MediaKind::Image")),
+        "media kinds from file names: {tags:?}"
+    );
+}
+
+fn image_size(path: &Path) -> (u32, u32) {
+    let image = tessera_models::preprocess::image::read_image(
+        path,
+        &tessera_models::preprocess::image::ImageLimits::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (image.width(), image.height())
+}
+
+#[test]
+fn models_list_zero_shot_and_embed_images_and_audio_with_spans() {
+    let f = fixture();
+    let probe = f.probe();
+
+    let listed = probe_tags(&probe, &title("models", "clip", vec![]));
+    let list = listed[0].value.clone().unwrap_or_default();
+    assert!(
+        list.contains("clip:Modality::Text:") && list.contains(":true"),
+        "{list}"
+    );
+    assert!(list.contains("clip:Modality::Image:16:true"), "{list}");
+    assert!(list.contains("whisper:Modality::Audio:"), "{list}");
+    let analysis = probe
+        .analyze(&title("models", "clip", vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let scores: Vec<&Tag> = analysis
+        .tags
+        .iter()
+        .filter(|t| t.name == "zero-shot")
+        .collect();
+    assert_eq!(scores.len(), 2, "{scores:?}");
+    let sum: f32 = scores.iter().map(|t| t.confidence).sum();
+    assert!(
+        (sum - 1.0).abs() < 1e-4,
+        "CLIP's scores are a softmax: {sum}"
+    );
+    assert!(scores[0].confidence >= scores[1].confidence, "best first");
+    assert!(
+        scores[0]
+            .evidence
+            .as_deref()
+            .is_some_and(|e| e.starts_with("cosine"))
+    );
+
+    // zero-shot with a model that has no text tower is a typed model error
+    let err = probe.analyze(&title("models", "whisper", vec![])).err();
+    assert!(
+        matches!(&err, Some(PluginError::Guest { kind: "model", message, .. }) if message.contains("not a two-tower")),
+        "{err:?}"
+    );
+
+    let image = probe_tags(
+        &probe,
+        &title(
+            "image",
+            "clip",
+            vec![asset("poster", &data("images/photo.jpg"))],
+        ),
+    );
+    assert_eq!(image[0].value.as_deref(), Some("16-d"));
+
+    let audio = probe_tags(
+        &probe,
+        &title(
+            "audio",
+            "whisper",
+            vec![asset("trailer", &data("audio/long_62s.flac"))],
+        ),
+    );
+    assert_eq!(audio.len(), 4, "the clip and its three windows: {audio:?}");
+    let spans: Vec<(f64, f64)> = audio.iter().filter_map(|t| t.span).collect();
+    assert_eq!(spans.len(), 3);
+    assert_eq!(spans[0], (0.0, 30.0));
+    assert_eq!(spans[1], (30.0, 60.0));
+    assert!(
+        (spans[2].0 - 60.0).abs() < 1e-9 && (spans[2].1 - 62.0).abs() < 0.01,
+        "{spans:?}"
+    );
+
+    // A corrupt image handed to a model is a media error naming the file.
+    let bad = probe.analyze(&title(
+        "image",
+        "clip",
+        vec![asset("poster", &data("images/bad/truncated.jpg"))],
+    ));
+    match bad {
+        Err(PluginError::Guest {
+            kind: "model",
+            message,
+            ..
+        }) => {
+            assert!(
+                message.contains("media") && message.contains("truncated.jpg"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a model/media error, got {other:?}"),
+    }
+}
+
+#[test]
+fn manifest_settings_deny_models_and_feed_config() {
+    let f = fixture();
+    let settings = PluginSettings {
+        allowed_models: Some(vec!["text".into()]),
+        config: BTreeMap::from([
+            ("threshold".to_string(), "0.4".to_string()),
+            ("labels".to_string(), "space,sea".to_string()),
+        ]),
+    };
+    let probe = f.load("sandbox-probe", settings);
+    let config = probe_tags(&probe, &title("config", "", vec![]));
+    assert_eq!(
+        config[0].value.as_deref(),
+        Some("labels=space,sea;threshold=0.4")
+    );
+
+    let listed = probe_tags(&probe, &title("models", "", vec![]));
+    assert_eq!(
+        listed[0]
+            .value
+            .as_deref()
+            .map(|v| v.starts_with("text:Modality::Text:")),
+        Some(true),
+        "list-models shows only allowed models: {listed:?}"
+    );
+    let denied = probe.analyze(&title("models", "clip", vec![])).err();
+    assert!(
+        matches!(&denied, Some(PluginError::Guest { message, .. }) if message.contains("denied") && message.contains("\"clip\"")),
+        "{denied:?}"
+    );
+}
+
+#[test]
+fn chained_plugins_run_in_declared_order_and_see_earlier_tags() {
+    let f = fixture();
+    let reader = f.load(
+        "sandbox-probe",
+        PluginSettings {
+            config: BTreeMap::from([("after".to_string(), "legacy-v0".to_string())]),
+            ..PluginSettings::default()
+        },
+    );
+    assert_eq!(reader.info().after, ["legacy-v0"]);
+    let writer = f.load("legacy-v0", PluginSettings::default());
+    // Given reader first, the pipeline still runs legacy-v0 first.
+    let ordered = order_plugins(vec![reader, writer]).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = ordered.iter().map(|p| p.info().name.as_str()).collect();
+    assert_eq!(names, ["legacy-v0", "sandbox-probe"]);
+
+    let store_dir = f.dir.path().join("store");
+    let schema = schema_for(&ordered, f.host.registry()).unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(EdgeStore::open(&store_dir, schema).unwrap_or_else(|e| panic!("{e}")));
+    let pipeline = Pipeline::new(ordered, store.clone() as Arc<dyn EntityStore>)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let entity = pipeline
+        .analyze(&title("prior", "", vec![]))
+        .unwrap_or_else(|(p, e)| panic!("{p}: {e}"));
+    let seen = entity
+        .tags
+        .iter()
+        .find(|t| t.name == "probe")
+        .and_then(|t| t.value.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        seen,
+        "legacy-v0/legacy-language=en;legacy-v0/legacy-assets=0"
+    );
+
+    // A reader of a plugin that is not loaded is refused by name.
+    let reading = |name: &str, after: &str| {
+        f.load(
+            name,
+            PluginSettings {
+                config: BTreeMap::from([("after".to_string(), after.to_string())]),
+                ..PluginSettings::default()
+            },
+        )
+    };
+    let alone = order_plugins(vec![reading("sandbox-probe", "synopsis-embedder")]).err();
+    assert!(
+        matches!(&alone, Some(PipelineError::Ordering(m)) if m.contains("not loaded")),
+        "{alone:?}"
+    );
+}
+
+#[test]
+fn time_spans_evidence_and_token_sequences_are_validated_and_kept() {
+    let f = fixture();
+    let probe = f.load(
+        "sandbox-probe",
+        PluginSettings {
+            config: BTreeMap::from([("tokens".to_string(), "text".to_string())]),
+            ..PluginSettings::default()
+        },
+    );
+    assert_eq!(
+        probe.info().token_sequences,
+        [("probe-tokens".to_string(), "text".to_string())]
+    );
+    let analysis = probe
+        .analyze(&title("spans", "", vec![]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tag = &analysis.tags[0];
+    assert_eq!(tag.span, Some((30.0, 45.5)));
+    assert_eq!(
+        tag.evidence.as_deref(),
+        Some("a fixed span for the host's tests")
+    );
+    assert_eq!(
+        analysis.token_sequences[0].vectors,
+        [vec![1.0, 0.0], vec![0.0, 1.0]]
+    );
+    // The store cannot keep multivectors yet: ingesting such a plugin is refused up front.
+    let refused = schema_for(&[probe], f.host.registry()).err();
+    assert!(
+        matches!(&refused, Some(PipelineError::TokenSequencesUnsupported { name, .. }) if name == "probe-tokens"),
+        "{refused:?}"
+    );
+    // Without the declaration, emitting no tokens is fine and the tag still carries its span.
+    let plain = f.probe();
+    let tags = probe_tags(&plain, &title("spans", "", vec![]));
+    assert_eq!(tags[0].span, Some((30.0, 45.5)));
+}
+
+#[test]
+fn a_plugin_built_against_contract_0_1_still_runs() {
+    let f = fixture();
+    let legacy = f.load("legacy-v0", PluginSettings::default());
+    assert_eq!(legacy.contract(), Contract::V0);
+    assert_eq!(legacy.info().contract.to_string(), "0.1.0");
+    let analysis = legacy
+        .analyze(&title(
+            "ok",
+            "",
+            vec![asset("poster", &data("images/photo.jpg"))],
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let value = |name: &str| {
+        analysis
+            .tags
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.value.clone())
+    };
+    assert_eq!(value("legacy-language").as_deref(), Some("en"));
+    assert_eq!(
+        value("legacy-assets").as_deref(),
+        Some("1"),
+        "0.1 sees assets as references"
+    );
+    assert_eq!(analysis.embeddings[0].name, "legacy-synopsis");
+    let current = f.probe();
+    assert_eq!(current.contract(), Contract::V1);
+}
+
+/// A component importing `tessera:plugin/log@VERSION` (an empty instance type): what a plugin
+/// built against that contract version looks like to the host's version check.
+fn component_importing(version: &str) -> Vec<u8> {
+    let mut component = wasm_encoder::Component::new();
+    let mut types = wasm_encoder::ComponentTypeSection::new();
+    types.instance(&wasm_encoder::InstanceType::new());
+    component.section(&types);
+    let mut imports = wasm_encoder::ComponentImportSection::new();
+    imports.import(
+        format!("tessera:plugin/log@{version}").as_str(),
+        wasm_encoder::ComponentTypeRef::Instance(0),
+    );
+    component.section(&imports);
+    component.finish()
+}
+
+#[test]
+fn an_unknown_major_or_a_newer_minor_is_refused_with_the_supported_versions() {
+    let f = fixture();
+    let refused = |version: &str| -> String {
+        match f.host.load("future.wasm", &component_importing(version)) {
+            Err(e @ PluginError::Load { .. }) => e.to_string(),
+            Err(other) => panic!("{version}: expected a load error, got {other}"),
+            Ok(_) => panic!("{version}: loaded"),
+        }
+    };
+    let major = refused("2.0.0");
+    println!("{major}");
+    assert!(
+        major.contains("future.wasm")
+            && major.contains("tessera:plugin@2.0.0")
+            && major.contains("0.1.x")
+            && major.contains("1.x"),
+        "{major}"
+    );
+    let minor = refused("1.4.0");
+    assert!(minor.contains("newer than this host's 1.0.0"), "{minor}");
+    let zero = refused("0.2.0");
+    assert!(zero.contains("tessera:plugin@0.2.0"), "{zero}");
+}
