@@ -14,10 +14,7 @@ use tessera::catalog::{AssetRef, Title};
 use tessera::pipeline::{Pipeline, PipelineError, order_plugins, schema_for};
 use tessera::runtime::{Contract, Plugin, PluginError, PluginHost, PluginSettings, SandboxLimits};
 use tessera_indexes::{EdgeStore, EntityStore, Tag};
-use tessera_models::batching::BatchConfig;
-use tessera_models::loader::load_dir;
-use tessera_models::tiny::{TinyClipSpec, TinyWhisperSpec, write_tiny_clip, write_tiny_whisper};
-use tessera_models::{Device, Registry, SentenceEncoder, TextEmbedder};
+use tessera_models::Registry;
 
 /// A host with a tiny text model (`text`), a tiny CLIP (`clip`: text, image, zero-shot) and a
 /// tiny Whisper encoder (`whisper`).
@@ -28,21 +25,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let text = common::tiny_model(dir.path());
-    let encoder =
-        SentenceEncoder::load(&text, "tiny", &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
-    let mut registry = Registry::default();
-    registry.insert_text("text", Arc::new(encoder) as Arc<dyn TextEmbedder>);
-    let clip = dir.path().join("clip");
-    write_tiny_clip(&clip, &TinyClipSpec::default()).unwrap_or_else(|e| panic!("{e}"));
-    let whisper = dir.path().join("whisper");
-    write_tiny_whisper(&whisper, &TinyWhisperSpec::default()).unwrap_or_else(|e| panic!("{e}"));
-    for (name, path) in [("clip", &clip), ("whisper", &whisper)] {
-        let loaded = load_dir(path, name, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
-        registry
-            .insert_batched(name, &loaded, &BatchConfig::default())
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    let registry = common::media_registry(dir.path());
     // The deadline covers host calls too; decoding and embedding a 62 s clip in a debug build
     // takes seconds, and this file tests the contract, not the deadline (tests/sandbox.rs does).
     let limits = SandboxLimits {
@@ -300,6 +283,7 @@ fn manifest_settings_deny_models_and_feed_config() {
             ("threshold".to_string(), "0.4".to_string()),
             ("labels".to_string(), "space,sea".to_string()),
         ]),
+        ..PluginSettings::default()
     };
     let probe = f.load("sandbox-probe", settings);
     let config = probe_tags(&probe, &title("config", "", vec![]));
@@ -486,4 +470,52 @@ fn an_unknown_major_or_a_newer_minor_is_refused_with_the_supported_versions() {
     assert!(minor.contains("newer than this host's 1.0.0"), "{minor}");
     let zero = refused("0.2.0");
     assert!(zero.contains("tessera:plugin@0.2.0"), "{zero}");
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk_and_a_bad_entry_is_recompiled() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cache = dir.path().join("cache");
+    let bytes =
+        tessera_plugin_artifacts::component("sandbox-probe").unwrap_or_else(|e| panic!("{e}"));
+    let host = || {
+        Arc::new(
+            PluginHost::new(Arc::new(Registry::default()), SandboxLimits::default())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .with_compile_cache(cache.clone()),
+        )
+    };
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    let first = host()
+        .load("probe", &bytes)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stored = entries();
+    assert_eq!(stored.len(), 1, "one artifact per component: {stored:?}");
+    let name = stored[0]
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(
+        name.starts_with(&tessera::manifest::sha256_hex(&bytes)) && name.ends_with(".cwasm"),
+        "keyed by the component's sha256: {name}"
+    );
+    let second = host()
+        .load("probe", &bytes)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.info(), second.info());
+    // A corrupt entry costs a compile, not a failed load, and is replaced.
+    std::fs::write(&stored[0], b"not native code").unwrap_or_else(|e| panic!("{e}"));
+    let third = host()
+        .load("probe", &bytes)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.info(), third.info());
+    // The host holds its own copy: overwriting the file under a running plugin is harmless.
+    assert!(second.analyze(&title("ok", "", vec![])).is_ok());
+    let replaced = std::fs::read(&stored[0]).unwrap_or_default();
+    assert!(replaced.len() > 1000, "the entry was rewritten");
+    assert!(third.analyze(&title("ok", "", vec![])).is_ok());
 }

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use tessera::catalog::{AssetRef, Title};
 use tessera::runtime::{PluginHost, SandboxLimits};
@@ -141,5 +142,88 @@ fn plugin_test_runs_a_catalog_deterministically_with_mock_models()
     let out = String::from_utf8_lossy(&text.stdout);
     assert!(out.contains("15 titles, 0 failed"), "{out}");
     assert!(out.contains("synopsis-length="), "{out}");
+    Ok(())
+}
+
+#[test]
+fn manifests_pin_the_component_and_carry_models_limits_and_config()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let wasm = tmp.path().join("probe.wasm");
+    std::fs::write(&wasm, tessera_plugin_artifacts::component("sandbox-probe")?)?;
+    let written = run_ok(
+        tessera()
+            .args(["plugin", "manifest", "--models", "text"])
+            .arg(&wasm),
+    );
+    let mut manifest = String::from_utf8(written.stdout)?;
+    assert!(manifest.contains("name = \"sandbox-probe\""), "{manifest}");
+    assert!(manifest.contains("contract = \"1.0.0\""), "{manifest}");
+    manifest.push_str("labels = \"space,sea\"\n");
+    let manifest_path = tmp.path().join("probe.toml");
+    std::fs::write(&manifest_path, &manifest)?;
+    let catalog = tmp.path().join("catalog.jsonl");
+    std::fs::write(
+        &catalog,
+        r#"{"id":"t1","name":"Probe","synopsis":"A storm.","metadata":{"probe":"config"}}"#,
+    )?;
+    let test = |plugin: &Path| {
+        tessera()
+            .args(["plugin", "test", "--mock-models", "--json", "--catalog"])
+            .arg(&catalog)
+            .arg(plugin)
+            .output()
+    };
+
+    // The .wasm picks up the manifest beside it; the manifest itself works too.
+    for plugin in [&wasm, &manifest_path] {
+        let out = test(plugin)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("labels=space,sea"),
+            "config reaches the plugin: {stdout}"
+        );
+    }
+
+    // A manifest for a different version of the plugin is refused by field.
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("version = \"", "version = \"9"),
+    )?;
+    let out = test(&wasm)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("it says version"),
+        "{stderr}"
+    );
+
+    // More memory than the host grants is refused at load.
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("# memory-mib = 256", "memory-mib = 4096"),
+    )?;
+    let out = test(&wasm)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("4096 MiB"),
+        "{stderr}"
+    );
+
+    // A component changed after the manifest was written is refused before it is compiled.
+    std::fs::write(&manifest_path, &manifest)?;
+    let mut bytes = std::fs::read(&wasm)?;
+    bytes.push(0);
+    std::fs::write(&wasm, bytes)?;
+    let out = test(&wasm)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("changed since the manifest was written"),
+        "{stderr}"
+    );
     Ok(())
 }

@@ -13,6 +13,7 @@
 pub mod caps;
 pub mod catalog;
 pub mod grpc;
+pub mod manifest;
 pub mod mock_model;
 pub mod pipeline;
 pub mod runtime;

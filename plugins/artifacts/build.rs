@@ -12,7 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest crates (package names) that are components; the SDK is a library only.
-const PLUGINS: [&str; 3] = ["synopsis-embedder", "sandbox-probe", "legacy-v0"];
+const PLUGINS: [&str; 6] = [
+    "synopsis-embedder",
+    "sandbox-probe",
+    "legacy-v0",
+    "genre-tagger",
+    "audio-mood",
+    "content-advisory",
+];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {

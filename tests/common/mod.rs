@@ -98,3 +98,36 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// A registry with a tiny text model (`text`), a tiny CLIP (`clip`: text and image towers,
+/// softmax zero-shot), a tiny SigLIP (`siglip`: sigmoid zero-shot) and a tiny Whisper encoder
+/// (`whisper`), written under `dir`.
+pub fn media_registry(dir: &Path) -> tessera_models::Registry {
+    use std::sync::Arc;
+    use tessera_models::batching::BatchConfig;
+    use tessera_models::loader::load_dir;
+    use tessera_models::tiny::{
+        TinyClipSpec, TinySiglipSpec, TinyWhisperSpec, write_tiny_clip, write_tiny_siglip,
+        write_tiny_whisper,
+    };
+    use tessera_models::{Device, SentenceEncoder, TextEmbedder};
+
+    let text = tiny_model(dir);
+    let encoder =
+        SentenceEncoder::load(&text, "tiny", &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+    let mut registry = tessera_models::Registry::default();
+    registry.insert_text("text", Arc::new(encoder) as Arc<dyn TextEmbedder>);
+    let clip = dir.join("clip");
+    write_tiny_clip(&clip, &TinyClipSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+    let siglip = dir.join("siglip");
+    write_tiny_siglip(&siglip, &TinySiglipSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+    let whisper = dir.join("whisper");
+    write_tiny_whisper(&whisper, &TinyWhisperSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+    for (name, path) in [("clip", &clip), ("siglip", &siglip), ("whisper", &whisper)] {
+        let loaded = load_dir(path, name, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+        registry
+            .insert_batched(name, &loaded, &BatchConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    registry
+}

@@ -28,7 +28,9 @@ pub struct IngestArgs {
     /// else downloaded (unless HF_HUB_OFFLINE is set).
     #[arg(long, env = "TESSERA_TEXT_MODEL_HUB", conflicts_with = "text_model")]
     pub text_model_hub: Option<HubModel>,
-    /// Plugin components to run, in order. Default: the built-in synopsis-embedder.
+    /// Plugins to run, in order (a plugin runs after those whose tags it reads): components
+    /// (`x.wasm`, with their manifest `x.toml` when one sits beside them) or manifests.
+    /// Default: the built-in synopsis-embedder.
     #[arg(long = "plugin", env = "TESSERA_PLUGINS", value_delimiter = ',')]
     pub plugins: Vec<PathBuf>,
     #[command(flatten)]
@@ -63,7 +65,10 @@ pub fn setup(
     let name = text_model::model_name(&source);
     let (registry, _) = text_model::load_registry(source.dir(), &name, sandbox.device)
         .with_context(|| format!("loading text model from {}", source.dir().display()))?;
-    let host = Arc::new(PluginHost::new(registry.clone(), sandbox.limits())?);
+    let host = Arc::new(
+        PluginHost::new(registry.clone(), sandbox.limits())?
+            .with_compile_cache(data.join("plugin-cache")),
+    );
 
     let mut plugins: Vec<Plugin> = Vec::new();
     if plugin_files.is_empty() {
@@ -76,9 +81,7 @@ pub fn setup(
         )?);
     }
     for file in plugin_files {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("reading plugin {}", file.display()))?;
-        plugins.push(host.load(&file.display().to_string(), &bytes)?);
+        plugins.push(super::load::plugin(&host, file)?);
     }
     let schema = pipeline::schema_for(&plugins, &registry)?;
     let store = Arc::new(EdgeStore::open(&data.join("store"), schema)?);

@@ -6,6 +6,7 @@ mod bench_media;
 mod demo;
 mod embed;
 mod ingest;
+mod load;
 mod plugin;
 mod plugin_template;
 mod serve;

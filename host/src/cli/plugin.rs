@@ -37,7 +37,7 @@ pub enum PluginCommand {
     /// Run a plugin on a catalog's titles and print what it produced, with timings. Exit 1 when
     /// any title failed.
     Test {
-        /// The component (`.wasm`).
+        /// The component (`.wasm`) or its manifest (`.toml`).
         file: PathBuf,
         /// Titles to run it on (JSON Lines, as `tessera ingest` reads).
         #[arg(long)]
@@ -52,6 +52,15 @@ pub enum PluginCommand {
         /// One JSON object per title instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a manifest for a component (name, version, contract, sha256, allowed models) for an
+    /// operator to review and keep beside it as `NAME.toml`.
+    Manifest {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Models the plugin may call.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
     },
     /// Build a plugin crate for wasm32-wasip2 (release) and check the component it produced.
     Build {
@@ -76,6 +85,21 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::New { name, dir, sdk } => new(&name, &dir, &sdk),
         PluginCommand::Build { dir } => build(&dir),
+        PluginCommand::Manifest { file, models } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            // Describing needs an instance; no model is called, so an empty registry does.
+            let host = Arc::new(PluginHost::new(
+                Arc::new(Registry::default()),
+                SandboxLimits::default(),
+            )?);
+            let plugin = host.load(&file.display().to_string(), &bytes)?;
+            print!(
+                "{}",
+                tessera::manifest::PluginManifest::describe(&plugin, &bytes, &models)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::Test {
             file,
             catalog,
@@ -238,9 +262,8 @@ fn test(
         text_model::load_registry(source.dir(), &name, DeviceChoice::Auto)?.0
     };
     let host = Arc::new(PluginHost::new(registry, SandboxLimits::default())?);
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let start = Instant::now();
-    let plugin = host.load(&file.display().to_string(), &bytes)?;
+    let plugin = super::load::plugin(&host, file)?;
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
     let info = plugin.info();
     if !json {

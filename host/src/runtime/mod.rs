@@ -8,18 +8,20 @@
 //! memory cap (a [`ResourceLimiter`]) bound every call, instantiation included.
 
 pub mod bindings;
+mod compile_cache;
 pub mod contract;
 mod convert;
 mod error;
 pub mod inspect;
+mod linkers;
 
 pub use contract::Contract;
 pub use error::PluginError;
 
 use crate::caps::config::ConfigCtx;
 use crate::caps::log::LogCtx;
-use crate::caps::media::{Asset, MediaCtx, MediaLimits, MediaView};
-use crate::caps::models::{ModelsCtx, ModelsLimits, ModelsView};
+use crate::caps::media::{Asset, MediaCtx, MediaLimits};
+use crate::caps::models::{ModelsCtx, ModelsLimits};
 use crate::catalog::Title;
 use bindings::{v0, v1};
 use std::collections::BTreeMap;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tessera_models::Registry;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     Trap,
@@ -146,14 +148,18 @@ impl WasiView for PluginState {
 impl v1::types::Host for PluginState {}
 impl v0::types::Host for PluginState {}
 
-/// What an operator decides about one plugin (from its manifest): which models it may call and
-/// its `[config]` table.
+/// What an operator decides about one plugin (from its manifest): which models it may call, its
+/// `[config]` table and its own limits.
 #[derive(Debug, Clone, Default)]
 pub struct PluginSettings {
     /// Model names the plugin may call; `None` allows every loaded model.
     pub allowed_models: Option<Vec<String>>,
     /// Key/values the plugin reads through the `config` interface.
     pub config: BTreeMap<String, String>,
+    /// Its deadline per call; `None`: the host's.
+    pub deadline: Option<Duration>,
+    /// Its linear-memory cap in bytes (at most the host's); `None`: the host's.
+    pub memory: Option<usize>,
 }
 
 /// Caps linear memory and records a refused growth, so the error can say so precisely.
@@ -210,6 +216,8 @@ pub struct PluginHost {
     limits: SandboxLimits,
     pooled: bool,
     ticker_stop: Arc<AtomicBool>,
+    /// Where compiled components are kept between runs ([`PluginHost::with_compile_cache`]).
+    compile_cache: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -226,8 +234,8 @@ impl PluginHost {
         let host_err = |e: wasmtime::Error| PluginError::Host(format!("{e:#}"));
         let (engine, pooled) = engine(&limits)?;
 
-        let linker_v1 = linker_v1(&engine).map_err(host_err)?;
-        let linker_v0 = linker_v0(&engine).map_err(host_err)?;
+        let linker_v1 = linkers::linker_v1(&engine).map_err(host_err)?;
+        let linker_v0 = linkers::linker_v0(&engine).map_err(host_err)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
@@ -249,7 +257,17 @@ impl PluginHost {
             registry,
             limits,
             ticker_stop,
+            compile_cache: None,
         })
+    }
+
+    /// Keeps compiled components in `dir`, keyed by the component's sha256 and this engine's
+    /// compatibility hash (wasmtime version and settings), so that a plugin is compiled once per
+    /// machine rather than once per run. The directory must belong to this host: its entries are
+    /// native code that is loaded without recompiling.
+    pub fn with_compile_cache(mut self, dir: std::path::PathBuf) -> Self {
+        self.compile_cache = Some(dir);
+        self
     }
 
     /// Whether instances come from the pooling allocator (else on-demand allocation).
@@ -283,8 +301,18 @@ impl PluginHost {
         if bytes.is_empty() {
             return Err(load_err("the component is empty (0 bytes)".into()));
         }
+        if let Some(memory) = settings.memory
+            && memory > self.limits.memory
+        {
+            return Err(load_err(format!(
+                "its manifest asks for {} MiB of memory; this host allows at most {} MiB per \
+                 instance (--plugin-memory-mib)",
+                memory >> 20,
+                self.limits.memory >> 20
+            )));
+        }
         let component =
-            Component::from_binary(&self.engine, bytes).map_err(|e| load_err(format!("{e:#}")))?;
+            compile_cache::compile(&self.engine, self.compile_cache.as_deref(), source, bytes)?;
         let ty = component.component_type();
         let names: Vec<String> = ty
             .imports(&self.engine)
@@ -326,6 +354,8 @@ impl PluginHost {
                 after: vec![],
                 contract: contract.clone(),
             },
+            deadline: settings.deadline.unwrap_or(self.limits.deadline),
+            memory: settings.memory.unwrap_or(self.limits.memory),
             allowed_models: settings.allowed_models.map(Arc::new),
             config: Arc::new(settings.config),
         };
@@ -343,34 +373,6 @@ impl PluginHost {
             )?),
         })
     }
-}
-
-/// Contract 1.x: WASI and every capability.
-fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
-    let mut linker = Linker::<PluginState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    v1::types::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
-    crate::caps::media::add_to_linker(&mut linker, |s: &mut PluginState| MediaView {
-        ctx: &mut s.media,
-        table: &mut s.table,
-    })?;
-    crate::caps::models::add_to_linker_v1(&mut linker, |s: &mut PluginState| ModelsView {
-        ctx: &mut s.models,
-        table: &mut s.table,
-    })?;
-    crate::caps::log::add_to_linker_v1(&mut linker, |s: &mut PluginState| &mut s.log)?;
-    crate::caps::config::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.config)?;
-    Ok(linker)
-}
-
-/// Contract 0.1: WASI, text models and log.
-fn linker_v0(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
-    let mut linker = Linker::<PluginState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    v0::types::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
-    crate::caps::models::add_to_linker_v0(&mut linker, |s: &mut PluginState| &mut s.models)?;
-    crate::caps::log::add_to_linker_v0(&mut linker, |s: &mut PluginState| &mut s.log)?;
-    Ok(linker)
 }
 
 /// A plugin linked against one contract line.
@@ -400,6 +402,8 @@ pub struct Plugin {
     pre: Pre,
     info: PluginInfo,
     /// From [`PluginSettings`], shared by every instance.
+    deadline: Duration,
+    memory: usize,
     allowed_models: Option<Arc<Vec<String>>>,
     config: Arc<BTreeMap<String, String>>,
 }
@@ -541,7 +545,7 @@ impl Plugin {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryCap {
-                limit: limits.memory,
+                limit: self.memory,
                 refused: None,
             },
             models: ModelsCtx {
@@ -566,7 +570,7 @@ impl Plugin {
         };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+        let ticks = self.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
@@ -587,14 +591,14 @@ impl Plugin {
                 plugin,
                 call,
                 requested,
-                limit: self.host.limits.memory,
+                limit: self.memory,
             };
         }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => PluginError::Deadline {
                 plugin,
                 call,
-                deadline: self.host.limits.deadline,
+                deadline: self.deadline,
             },
             Some(Trap::StackOverflow) => PluginError::StackOverflow { plugin, call },
             other => PluginError::Trap {
