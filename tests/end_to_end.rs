@@ -636,3 +636,84 @@ fn models_list_and_pull_work_offline_with_clear_errors() -> Result<(), Box<dyn s
     assert!(String::from_utf8_lossy(&output.stderr).contains("known: all-minilm-l6-v2"));
     Ok(())
 }
+
+#[test]
+fn ingest_runs_media_plugins_with_extra_models_and_stores_tags_with_evidence()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let clip = tmp.path().join("clip");
+    tessera_models::tiny::write_tiny_clip(&clip, &tessera_models::tiny::TinyClipSpec::default())?;
+    std::fs::create_dir_all(tmp.path().join("media"))?;
+    std::fs::copy(
+        repo_root().join("tests/data/images/photo.jpg"),
+        tmp.path().join("media/poster.jpg"),
+    )?;
+    let catalog = tmp.path().join("catalog.jsonl");
+    std::fs::write(
+        &catalog,
+        concat!(
+            r#"{"id":"m1","name":"Red Planet","synopsis":"Astronauts stranded on Mars.","assets":[{"kind":"poster","uri":"media/poster.jpg"}]}"#,
+            "\n",
+            r#"{"id":"m2","name":"Deep Water","synopsis":"A storm at sea.","assets":[{"kind":"poster","uri":"media/missing.jpg"}]}"#,
+            "\n"
+        ),
+    )?;
+    // The example genre tagger, with a manifest that allows `clip` and sets its taxonomy.
+    let wasm = tmp.path().join("genre-tagger.wasm");
+    std::fs::write(&wasm, tessera_plugin_artifacts::component("genre-tagger")?)?;
+    let manifest = run_ok(
+        tessera()
+            .args(["plugin", "manifest", "--models", "clip"])
+            .arg(&wasm),
+    );
+    let mut manifest = String::from_utf8(manifest.stdout)?;
+    manifest.push_str(
+        "\"genre.space\" = \"a film set in space\"\n\"genre.sea\" = \"a film at sea\"\n\"min-score\" = \"0\"\n",
+    );
+    std::fs::write(tmp.path().join("genre-tagger.toml"), manifest)?;
+
+    let data = tmp.path().join("data");
+    let output = tessera()
+        .arg("ingest")
+        .arg(&catalog)
+        .arg("--data")
+        .arg(&data)
+        .arg("--text-model")
+        .arg(&model)
+        .arg("--model")
+        .arg(format!("clip={}", clip.display()))
+        .arg("--plugin")
+        .arg(&wasm)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // m1 is stored; m2's poster is missing: a media error that names the file, and the run goes on.
+    assert!(
+        stdout.contains("1 of 2 titles stored, 1 failed"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("missing.jpg") || stderr.contains("missing.jpg"),
+        "{stdout}\n{stderr}"
+    );
+
+    let store = EdgeStore::open_existing(&data.join("store"))?;
+    let stored = store
+        .get(&["m1".to_string()])?
+        .remove(0)
+        .ok_or("m1 not stored")?;
+    let genres: Vec<&tessera_indexes::Tag> =
+        stored.tags.iter().filter(|t| t.name == "genre").collect();
+    assert_eq!(genres.len(), 2, "{:?}", stored.tags);
+    for genre in genres {
+        assert!(["space", "sea"].contains(&genre.value.as_deref().unwrap_or_default()));
+        assert_eq!(genre.plugin, "genre-tagger");
+        let evidence = genre.evidence.as_deref().unwrap_or_default();
+        assert!(
+            evidence.contains("poster") && evidence.contains("synopsis"),
+            "{evidence}"
+        );
+    }
+    Ok(())
+}

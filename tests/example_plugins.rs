@@ -275,3 +275,63 @@ fn tags_empty_for(plugin: &Plugin, synopsis: &str) -> bool {
         .map(|a| a.tags.is_empty())
         .unwrap_or(false)
 }
+
+#[test]
+fn a_plugin_written_in_python_runs_through_the_same_contract() {
+    let f = fixture();
+    let out = f._dir.path().join("synopsis-keywords.wasm");
+    let script = common::repo_root().join("plugins/python-keywords/build.sh");
+    let built = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(
+        built.status.success(),
+        "building the Python plugin needs python3 and PyPI (componentize-py): {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let bytes = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}"));
+    let settings = PluginSettings {
+        config: BTreeMap::from([("top".to_string(), "3".to_string())]),
+        ..PluginSettings::default()
+    };
+    let plugin = f
+        .host
+        .load_with("synopsis-keywords (Python)", &bytes, settings)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plugin.info().name, "synopsis-keywords");
+    assert_eq!(plugin.info().contract.to_string(), "1.0.0");
+    let keywords = tags(
+        &plugin,
+        &title(
+            "A storm batters the lighthouse. The keeper records each storm and waits.",
+            &[],
+        ),
+    );
+    assert_eq!(keywords.len(), 3, "top = 3 from the config: {keywords:?}");
+    assert_eq!(keywords[0].value.as_deref(), Some("storm"));
+    assert_eq!(keywords[0].confidence, 1.0);
+    assert_eq!(
+        keywords[0].evidence.as_deref(),
+        Some("2 of 7 counted words")
+    );
+
+    let broken = f
+        .host
+        .load_with(
+            "synopsis-keywords (Python)",
+            &bytes,
+            PluginSettings {
+                config: BTreeMap::from([("top".to_string(), "lots".to_string())]),
+                ..PluginSettings::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = broken.analyze(&title("A storm.", &[])).err();
+    assert!(
+        matches!(&err, Some(PluginError::Guest { kind: "invalid-input", message, .. }) if message.contains("top")),
+        "a Python exception carrying a plugin-error reaches the host as that error: {err:?}"
+    );
+}

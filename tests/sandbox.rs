@@ -137,6 +137,14 @@ fn unbounded_recursion_overflows_the_stack() {
 }
 
 #[test]
+fn output_over_the_caps_is_refused_as_invalid_output() {
+    let f = fixture();
+    let e = run_probe(&f, "flood", "");
+    assert!(matches!(e, PluginError::InvalidOutput { .. }), "{e}");
+    assert!(e.to_string().contains("10000 tags; at most 256"), "{e}");
+}
+
+#[test]
 fn panic_is_a_trap_carrying_the_panic_message() {
     let f = fixture();
     let e = run_probe(&f, "panic", "");

@@ -91,7 +91,7 @@ pub fn load_registry(
     dir: &Path,
     name: &str,
     device: DeviceChoice,
-) -> Result<(Arc<Registry>, Arc<SentenceEncoder>), ModelError> {
+) -> Result<(Registry, Arc<SentenceEncoder>), ModelError> {
     let device = select_device(device)?;
     let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
     // Plugin calls run one title each, on many threads; the batcher merges them (bulk lane:
@@ -103,12 +103,78 @@ pub fn load_registry(
     let mut registry = Registry::default();
     registry.insert_text(DEFAULT_TEXT, batched.clone());
     registry.insert_text(name, batched);
-    Ok((Arc::new(registry), encoder))
+    Ok((registry, encoder))
+}
+
+/// A model plugins may call besides the text model: `NAME=SPEC`, where SPEC is a model
+/// directory or a manifest name (`clip-vit-base-patch32`, `name@revision`), served as NAME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraModel {
+    /// The name plugins call it by.
+    pub name: String,
+    /// Directory or manifest name.
+    pub spec: String,
+}
+
+impl std::str::FromStr for ExtraModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('=') {
+            Some((name, spec)) if !name.trim().is_empty() && !spec.trim().is_empty() => {
+                Ok(ExtraModel {
+                    name: name.trim().to_string(),
+                    spec: spec.trim().to_string(),
+                })
+            }
+            _ => Err(format!(
+                "{s:?}: give NAME=DIR or NAME=MODEL (e.g. clip=/models/clip-vit-base-patch32)"
+            )),
+        }
+    }
+}
+
+/// Loads each extra model (every modality it has) into `registry` under its name, behind its
+/// own batching scheduler.
+pub fn load_extra(
+    registry: &mut Registry,
+    extra: &[ExtraModel],
+    manifests: &Path,
+    device: DeviceChoice,
+) -> Result<(), ModelError> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let device = select_device(device)?;
+    for model in extra {
+        let (dir, _) = tessera_models::loader::resolve(
+            &model.spec,
+            manifests,
+            &tessera_models::hub::HubOptions::from_env(),
+        )?;
+        let loaded = tessera_models::loader::load_dir(&dir, &model.name, &device)?;
+        registry.insert_batched(&model.name, &loaded, &BatchConfig::default())?;
+        tracing::info!(model = %model.name, dir = %dir.display(), text = loaded.text.is_some(), image = loaded.image.is_some(), audio = loaded.audio.is_some(), "loaded a model for plugins");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_extra_model_flags() {
+        let m: Result<ExtraModel, _> = "clip=/models/clip".parse();
+        assert_eq!(
+            m,
+            Ok(ExtraModel {
+                name: "clip".into(),
+                spec: "/models/clip".into()
+            })
+        );
+        assert!("clip".parse::<ExtraModel>().is_err());
+        assert!("=x".parse::<ExtraModel>().is_err());
+    }
 
     #[test]
     fn names_models_after_their_directory_or_repo() {

@@ -63,8 +63,15 @@ pub fn setup(
         );
     }
     let name = text_model::model_name(&source);
-    let (registry, _) = text_model::load_registry(source.dir(), &name, sandbox.device)
+    let (mut registry, _) = text_model::load_registry(source.dir(), &name, sandbox.device)
         .with_context(|| format!("loading text model from {}", source.dir().display()))?;
+    text_model::load_extra(
+        &mut registry,
+        &sandbox.models,
+        &sandbox.manifests,
+        sandbox.device,
+    )?;
+    let registry = Arc::new(registry);
     let host = Arc::new(
         PluginHost::new(registry.clone(), sandbox.limits())?
             .with_compile_cache(data.join("plugin-cache")),

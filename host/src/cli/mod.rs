@@ -124,6 +124,13 @@ pub struct SandboxArgs {
     /// Where models run: auto, cpu, cuda, cuda:N, metal, metal:N.
     #[arg(long, env = "TESSERA_DEVICE", default_value = "auto")]
     device: DeviceChoice,
+    /// More models plugins may call, as NAME=DIR or NAME=MODEL (a manifest name), e.g.
+    /// `--model clip=/models/clip-vit-base-patch32 --model whisper=whisper-base`.
+    #[arg(long = "model", env = "TESSERA_MODELS", value_delimiter = ',')]
+    models: Vec<tessera::text_model::ExtraModel>,
+    /// Model manifests, for NAME=MODEL.
+    #[arg(long, env = "TESSERA_MANIFESTS", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifests"))]
+    manifests: std::path::PathBuf,
 }
 
 impl SandboxArgs {

@@ -52,6 +52,13 @@ pub enum PluginCommand {
         /// One JSON object per title instead of text.
         #[arg(long)]
         json: bool,
+        /// More models the plugin may call, as NAME=DIR or NAME=MODEL (e.g. clip=DIR for
+        /// zero-shot); with --mock-models too.
+        #[arg(long = "model", value_delimiter = ',')]
+        models: Vec<text_model::ExtraModel>,
+        /// Model manifests, for NAME=MODEL.
+        #[arg(long, env = "TESSERA_MANIFESTS", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifests"))]
+        manifests: PathBuf,
     },
     /// Print a manifest for a component (name, version, contract, sha256, allowed models) for an
     /// operator to review and keep beside it as `NAME.toml`.
@@ -106,7 +113,16 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             mock_models,
             text_model,
             json,
-        } => test(&file, &catalog, mock_models, text_model.as_deref(), json),
+            models,
+            manifests,
+        } => test(
+            &file,
+            &catalog,
+            mock_models,
+            text_model.as_deref(),
+            json,
+            (&models, &manifests),
+        ),
     }
 }
 
@@ -248,19 +264,22 @@ fn test(
     mock: bool,
     text_model: Option<&Path>,
     json: bool,
+    (extra, manifests): (&[text_model::ExtraModel], &Path),
 ) -> anyhow::Result<ExitCode> {
     let titles = tessera::catalog::read_jsonl(catalog)?;
-    let registry = if mock {
+    let mut registry = if mock {
         let mut registry = Registry::default();
         // Plugins name the default text model `text`.
         registry.insert_text("text", Arc::new(MockText::new("mock")));
-        Arc::new(registry)
+        registry
     } else {
         let tiny = std::env::temp_dir().join("tessera-plugin-test-tiny");
         let source = text_model::choose(text_model, None, &tiny)?;
         let name = text_model::model_name(&source);
         text_model::load_registry(source.dir(), &name, DeviceChoice::Auto)?.0
     };
+    text_model::load_extra(&mut registry, extra, manifests, DeviceChoice::Auto)?;
+    let registry = Arc::new(registry);
     let host = Arc::new(PluginHost::new(registry, SandboxLimits::default())?);
     let start = Instant::now();
     let plugin = super::load::plugin(&host, file)?;

@@ -9,7 +9,8 @@
 //! the host tests compare: `media` (every asset method), `models` (list-models, and zero-shot of
 //! the title's synopsis with the model named in `target`), `image` / `audio` (embed the first
 //! image / audio asset with `target`), `config`, `prior` (the tags read from earlier plugins) and
-//! `spans` (a time-span tag and, when the config sets `tokens`, a token sequence).
+//! `spans` (a time-span tag and, when the config sets `tokens`, a token sequence), `flood`
+//! (10 000 tags, over the host's cap).
 //! The config key `after` makes the probe read that plugin's tags.
 
 use std::hint::black_box;
@@ -39,6 +40,9 @@ impl Plugin for SandboxProbe {
         match mode.as_str() {
             "ok" => Ok(Analysis::new().tag("probe", Some("ok"), 1.0)),
             "media" => Ok(probe_media(&input)),
+            "flood" => Ok((0..10_000).fold(Analysis::new(), |a, i| {
+                a.tag("probe", Some(&i.to_string()), 1.0)
+            })),
             "models" => {
                 let listed: Vec<String> = models::list()
                     .iter()
