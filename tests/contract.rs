@@ -519,3 +519,50 @@ fn compiled_components_are_cached_on_disk_and_a_bad_entry_is_recompiled() {
     assert!(replaced.len() > 1000, "the entry was rewritten");
     assert!(third.analyze(&title("ok", "", vec![])).is_ok());
 }
+
+#[test]
+fn concurrent_ingest_stores_what_sequential_ingest_stores() {
+    let f = fixture();
+    let titles =
+        tessera::catalog::read_jsonl(&common::example_catalog()).unwrap_or_else(|e| panic!("{e}"));
+    let run = |workers: usize| {
+        let plugins = vec![f.load("synopsis-embedder", PluginSettings::default())];
+        let schema = schema_for(&plugins, f.host.registry()).unwrap_or_else(|e| panic!("{e}"));
+        let dir = f.dir.path().join(format!("store-{workers}"));
+        let store = Arc::new(EdgeStore::open(&dir, schema).unwrap_or_else(|e| panic!("{e}")));
+        let pipeline = Pipeline::new(plugins, store.clone() as Arc<dyn EntityStore>)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_workers(workers);
+        let mut seen = 0;
+        let report = pipeline
+            .ingest(&titles, |_, _| seen += 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seen, titles.len(), "one callback per title");
+        let ids: Vec<String> = titles.iter().map(|t| t.id.clone()).collect();
+        (report, store.get(&ids).unwrap_or_else(|e| panic!("{e}")))
+    };
+    let (one, sequential) = run(1);
+    let (many, concurrent) = run(6);
+    assert_eq!(one, many, "same report");
+    assert_eq!(one.stored, titles.len());
+    for (a, b) in sequential.iter().zip(&concurrent) {
+        let (a, b) = (
+            a.as_ref().unwrap_or_else(|| panic!("missing")),
+            b.as_ref().unwrap_or_else(|| panic!("missing")),
+        );
+        assert_eq!(a.tags, b.tags, "{}", a.id);
+        for (name, v) in &a.vectors {
+            let w = &b.vectors[name];
+            let diff = v
+                .iter()
+                .zip(w)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                diff < 1e-5,
+                "{}: {name} differs by {diff} between batch sizes",
+                a.id
+            );
+        }
+    }
+}

@@ -7,7 +7,8 @@
 use crate::catalog::Title;
 use crate::runtime::{Analysis, Plugin, PluginError};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tessera_indexes::{Entity, EntityStore, IndexError, Schema, VectorSpec};
 use tessera_models::Registry;
 
@@ -161,6 +162,8 @@ pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, Pip
 pub struct Pipeline {
     plugins: Vec<Plugin>,
     store: Arc<dyn EntityStore>,
+    /// Titles in flight at once during [`Pipeline::ingest`].
+    workers: usize,
 }
 
 impl Pipeline {
@@ -170,7 +173,35 @@ impl Pipeline {
         Ok(Pipeline {
             plugins: order_plugins(plugins)?,
             store,
+            workers: 1,
         })
+    }
+
+    /// Analyses up to `workers` titles at once (at least one). Concurrent titles share the
+    /// models' batching schedulers, so their model calls merge into batches, and their media
+    /// decoding runs on their own threads.
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Analyses a title and stores its entity.
+    fn process(&self, title: &Title) -> Result<Entity, Failure> {
+        let entity = self.analyze(title).map_err(|(plugin, e)| Failure {
+            title: title.id.clone(),
+            plugin,
+            kind: e.kind().to_string(),
+            message: e.to_string(),
+        })?;
+        match self.store.upsert(std::slice::from_ref(&entity)) {
+            Ok(()) => Ok(entity),
+            Err(e) => Err(Failure {
+                title: title.id.clone(),
+                plugin: String::new(),
+                kind: "store".into(),
+                message: e.to_string(),
+            }),
+        }
     }
 
     /// Runs every plugin on one title and builds its entity.
@@ -200,44 +231,49 @@ impl Pipeline {
         Ok(entity)
     }
 
-    /// Ingests `titles`, calling `on_title` after each with the title and its outcome.
+    /// Ingests `titles`, calling `on_title` after each with the title and its outcome (in the
+    /// order titles finish). Failures in the report are in catalog order.
     pub fn ingest(
         &self,
         titles: &[Title],
-        mut on_title: impl FnMut(&Title, Result<&Entity, &Failure>),
+        on_title: impl FnMut(&Title, Result<&Entity, &Failure>) + Send,
     ) -> Result<IngestReport, IndexError> {
-        let mut report = IngestReport::default();
-        for title in titles {
-            let outcome = self.analyze(title).map_err(|(plugin, e)| Failure {
-                title: title.id.clone(),
-                plugin,
-                kind: e.kind().to_string(),
-                message: e.to_string(),
-            });
-            let outcome =
-                outcome.and_then(
-                    |entity| match self.store.upsert(std::slice::from_ref(&entity)) {
-                        Ok(()) => Ok(entity),
-                        Err(e) => Err(Failure {
-                            title: title.id.clone(),
-                            plugin: String::new(),
-                            kind: "store".into(),
-                            message: e.to_string(),
-                        }),
-                    },
-                );
-            match outcome {
-                Ok(entity) => {
-                    report.stored += 1;
-                    on_title(title, Ok(&entity));
-                }
-                Err(failure) => {
-                    tracing::warn!(title = %failure.title, plugin = %failure.plugin, kind = %failure.kind, "{}", failure.message);
-                    on_title(title, Err(&failure));
-                    report.failures.push(failure);
+        let next = AtomicUsize::new(0);
+        let progress = Mutex::new((0usize, Vec::<(usize, Failure)>::new(), on_title));
+        let worker = || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(title) = titles.get(i) else { break };
+                let outcome = self.process(title);
+                // A panicking `on_title` must not stop the other workers from reporting.
+                let mut guard = progress.lock().unwrap_or_else(|p| p.into_inner());
+                let (stored, failures, on_title) = &mut *guard;
+                match outcome {
+                    Ok(entity) => {
+                        *stored += 1;
+                        on_title(title, Ok(&entity));
+                    }
+                    Err(failure) => {
+                        tracing::warn!(title = %failure.title, plugin = %failure.plugin, kind = %failure.kind, "{}", failure.message);
+                        on_title(title, Err(&failure));
+                        failures.push((i, failure));
+                    }
                 }
             }
-        }
+        };
+        let workers = self.workers.min(titles.len()).max(1);
+        std::thread::scope(|scope| {
+            for _ in 1..workers {
+                scope.spawn(worker);
+            }
+            worker();
+        });
+        let (stored, mut failures, _) = progress.into_inner().unwrap_or_else(|p| p.into_inner());
+        failures.sort_by_key(|(i, _)| *i);
+        let report = IngestReport {
+            stored,
+            failures: failures.into_iter().map(|(_, f)| f).collect(),
+        };
         self.store.flush()?;
         Ok(report)
     }

@@ -92,7 +92,8 @@ pub fn setup(
     }
     let schema = pipeline::schema_for(&plugins, &registry)?;
     let store = Arc::new(EdgeStore::open(&data.join("store"), schema)?);
-    let pipeline = Pipeline::new(plugins, store.clone() as Arc<dyn EntityStore>)?;
+    let pipeline = Pipeline::new(plugins, store.clone() as Arc<dyn EntityStore>)?
+        .with_workers(sandbox.concurrency());
     Ok(Setup {
         source,
         pipeline,

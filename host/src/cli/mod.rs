@@ -131,9 +131,22 @@ pub struct SandboxArgs {
     /// Model manifests, for NAME=MODEL.
     #[arg(long, env = "TESSERA_MANIFESTS", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/manifests"))]
     manifests: std::path::PathBuf,
+    /// Titles analysed at once; their model calls merge into batches. Default: twice the cores.
+    #[arg(long, env = "TESSERA_CONCURRENCY")]
+    concurrency: Option<usize>,
 }
 
 impl SandboxArgs {
+    /// Titles in flight: the flag, else twice the cores (model calls block on batches, so more
+    /// titles than cores keep the models busy), at most 64.
+    fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get() * 2)
+                .min(64)
+        })
+    }
+
     fn limits(&self) -> SandboxLimits {
         SandboxLimits {
             deadline: Duration::from_millis(self.plugin_deadline_ms),
