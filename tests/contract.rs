@@ -538,6 +538,16 @@ fn concurrent_ingest_stores_what_sequential_ingest_stores() {
             .ingest(&titles, |_, _| seen += 1)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seen, titles.len(), "one callback per title");
+        // Every call is counted: describe at load, then one analyze per title, each synopsis
+        // embedded with one model call.
+        let stats = pipeline.plugins()[0].stats();
+        assert_eq!(stats.calls, titles.len() as u64 + 1, "{stats}");
+        let with_synopsis = titles
+            .iter()
+            .filter(|t| !t.synopsis.trim().is_empty())
+            .count();
+        assert_eq!(stats.model_calls, with_synopsis as u64, "{stats}");
+        assert!(stats.instantiate_s > 0.0 && stats.guest_s > 0.0 && stats.failures == 0);
         let ids: Vec<String> = titles.iter().map(|t| t.id.clone()).collect();
         (report, store.get(&ids).unwrap_or_else(|e| panic!("{e}")))
     };

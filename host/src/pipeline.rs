@@ -185,6 +185,11 @@ impl Pipeline {
         self
     }
 
+    /// The plugins, in the order they run.
+    pub fn plugins(&self) -> &[Plugin] {
+        &self.plugins
+    }
+
     /// Analyses a title and stores its entity.
     fn process(&self, title: &Title) -> Result<Entity, Failure> {
         let entity = self.analyze(title).map_err(|(plugin, e)| Failure {

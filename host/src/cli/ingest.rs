@@ -138,5 +138,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         &args.sandbox,
     )?;
     let report = setup.pipeline.ingest(&titles, print_progress)?;
-    Ok(finish(&report, titles.len()))
+    let code = finish(&report, titles.len());
+    for plugin in setup.pipeline.plugins() {
+        println!("  plugin {}: {}", plugin.info().name, plugin.stats());
+    }
+    Ok(code)
 }

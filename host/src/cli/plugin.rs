@@ -336,6 +336,7 @@ fn test(
     }
     if !json {
         println!("{} titles, {failed} failed", titles.len());
+        println!("{}", plugin.stats());
     }
     Ok(if failed > 0 {
         ExitCode::from(1)

@@ -14,9 +14,11 @@ mod convert;
 mod error;
 pub mod inspect;
 mod linkers;
+mod stats;
 
 pub use contract::Contract;
 pub use error::PluginError;
+pub use stats::{CallTiming, PluginStats, StatsSnapshot};
 
 use crate::caps::config::ConfigCtx;
 use crate::caps::log::LogCtx;
@@ -126,6 +128,8 @@ pub struct PluginState {
     media: MediaCtx,
     config: ConfigCtx,
     log: LogCtx,
+    /// When the component finished instantiating (set by the call), for the call's timing.
+    instantiated_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for PluginState {
@@ -358,6 +362,7 @@ impl PluginHost {
             memory: settings.memory.unwrap_or(self.limits.memory),
             allowed_models: settings.allowed_models.map(Arc::new),
             config: Arc::new(settings.config),
+            stats: Arc::default(),
         };
         plugin.info = plugin.describe_fresh_as(source, contract)?;
         Ok(plugin)
@@ -406,6 +411,7 @@ pub struct Plugin {
     memory: usize,
     allowed_models: Option<Arc<Vec<String>>>,
     config: Arc<BTreeMap<String, String>>,
+    stats: Arc<PluginStats>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -420,6 +426,11 @@ impl Plugin {
     /// What the plugin said about itself at load.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// Call counts and where their time went, since the plugin was loaded.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
     }
 
     /// The contract line the plugin is linked against.
@@ -445,13 +456,17 @@ impl Plugin {
         match &self.pre {
             Pre::V1(pre) => {
                 let raw = self.call(None, "describe", |store| {
-                    pre.instantiate(&mut *store)?.call_describe(store)
+                    let instance = pre.instantiate(&mut *store)?;
+                    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+                    instance.call_describe(store)
                 })?;
                 PluginInfo::from_v1(raw, contract).map_err(invalid)
             }
             Pre::V0(pre) => {
                 let raw = self.call(None, "describe", |store| {
-                    pre.instantiate(&mut *store)?.call_describe(store)
+                    let instance = pre.instantiate(&mut *store)?;
+                    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+                    instance.call_describe(store)
                 })?;
                 PluginInfo::from_v0(raw, contract).map_err(invalid)
             }
@@ -487,8 +502,9 @@ impl Plugin {
                             })
                         })
                         .collect::<Result<Vec<_>, _>>()?;
-                    pre.instantiate(&mut *store)?
-                        .call_analyze(store, &wit_title, &assets, &prior)
+                    let instance = pre.instantiate(&mut *store)?;
+                    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+                    instance.call_analyze(store, &wit_title, &assets, &prior)
                 })?;
                 match result {
                     Ok(a) => (Ok(convert::RawAnalysis::from(a)), None),
@@ -498,8 +514,9 @@ impl Plugin {
             Pre::V0(pre) => {
                 let wit_title = convert::title_to_v0(title);
                 let result = self.call(Some(&title.id), "analyze", |store| {
-                    pre.instantiate(&mut *store)?
-                        .call_analyze(store, &wit_title)
+                    let instance = pre.instantiate(&mut *store)?;
+                    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+                    instance.call_analyze(store, &wit_title)
                 })?;
                 match result {
                     Ok(a) => (Ok(convert::RawAnalysis::from(a)), None),
@@ -532,6 +549,19 @@ impl Plugin {
         call: &'static str,
         f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
+        let started = std::time::Instant::now();
+        let span = tracing::debug_span!(
+            "plugin_call",
+            plugin = %self.info.name,
+            version = %self.info.version,
+            call,
+            title = title.unwrap_or("-"),
+            instantiate_us = tracing::field::Empty,
+            guest_us = tracing::field::Empty,
+            model_calls = tracing::field::Empty,
+            model_us = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let host = &self.host;
         let limits = &host.limits;
         let stderr = MemoryOutputPipe::new(limits.stderr);
@@ -554,6 +584,7 @@ impl Plugin {
                 allowed: self.allowed_models.clone(),
                 limits: limits.models.clone(),
                 media: limits.media.clone(),
+                usage: Default::default(),
             },
             media: MediaCtx {
                 plugin: self.info.name.clone(),
@@ -567,6 +598,7 @@ impl Plugin {
                 title: title.map(str::to_string),
                 lines: vec![],
             },
+            instantiated_at: None,
         };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -575,6 +607,33 @@ impl Plugin {
         store.epoch_deadline_trap();
 
         let outcome = f(&mut store);
+        let timing = {
+            let data = store.data();
+            let total = started.elapsed();
+            let instantiate = data
+                .instantiated_at
+                .map_or(total, |at| at.saturating_duration_since(started));
+            let model = data.models.usage;
+            CallTiming {
+                instantiate,
+                guest: total.saturating_sub(instantiate).saturating_sub(model.busy),
+                model_calls: model.calls,
+                model: model.busy,
+            }
+        };
+        span.record("instantiate_us", timing.instantiate.as_micros() as u64);
+        span.record("guest_us", timing.guest.as_micros() as u64);
+        span.record("model_calls", timing.model_calls);
+        span.record("model_us", timing.model.as_micros() as u64);
+        tracing::debug!(
+            instantiate_us = timing.instantiate.as_micros() as u64,
+            guest_us = timing.guest.as_micros() as u64,
+            model_calls = timing.model_calls,
+            model_us = timing.model.as_micros() as u64,
+            ok = outcome.is_ok(),
+            "plugin call"
+        );
+        self.stats.record(&timing, outcome.is_err());
         outcome.map_err(|error| self.classify(error, call, &store, &stderr))
     }
 

@@ -48,6 +48,35 @@ pub struct ModelsCtx {
     pub limits: ModelsLimits,
     /// Decoding limits for the assets handed to image and audio models.
     pub media: MediaLimits,
+    /// Model calls this instance made and the time they took (for the call's span and stats).
+    pub usage: ModelUsage,
+}
+
+/// Model calls made by one plugin instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ModelUsage {
+    /// Calls made (any outcome).
+    pub calls: u32,
+    /// Time spent in them, waiting for batches included.
+    pub busy: std::time::Duration,
+}
+
+impl ModelUsage {
+    /// Counts one call that started at `start`.
+    pub(crate) fn record(&mut self, start: std::time::Instant) {
+        self.calls += 1;
+        self.busy += start.elapsed();
+    }
+}
+
+impl ModelsCtx {
+    /// Runs one model call, counting it and its time in [`ModelsCtx::usage`].
+    pub(crate) fn timed<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let start = std::time::Instant::now();
+        let out = f(self);
+        self.usage.record(start);
+        out
+    }
 }
 
 /// What the 1.x models functions see: their state and the store's resource table, where the

@@ -12,13 +12,14 @@ impl models::Host for ModelsCtx {
         model: String,
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        super::embed_text(self, &model, &texts).map_err(|e| match e {
-            ModelErrorV1::UnknownModel(m) => ModelError::UnknownModel(m),
-            ModelErrorV1::Denied(m) => ModelError::Denied(m),
-            ModelErrorV1::InvalidInput(m) => ModelError::InvalidInput(m),
-            ModelErrorV1::Media(m) => ModelError::InvalidInput(format!("{m:?}")),
-            ModelErrorV1::Overloaded(m) | ModelErrorV1::Failed(m) => ModelError::Failed(m),
-        })
+        self.timed(|ctx| super::embed_text(ctx, &model, &texts))
+            .map_err(|e| match e {
+                ModelErrorV1::UnknownModel(m) => ModelError::UnknownModel(m),
+                ModelErrorV1::Denied(m) => ModelError::Denied(m),
+                ModelErrorV1::InvalidInput(m) => ModelError::InvalidInput(m),
+                ModelErrorV1::Media(m) => ModelError::InvalidInput(format!("{m:?}")),
+                ModelErrorV1::Overloaded(m) | ModelErrorV1::Failed(m) => ModelError::Failed(m),
+            })
     }
 }
 
@@ -60,6 +61,7 @@ mod tests {
             registry: Arc::new(registry),
             allowed: allowed.map(Arc::new),
             media: MediaLimits::default(),
+            usage: Default::default(),
             limits: ModelsLimits {
                 max_texts: 2,
                 max_bytes: 10,
@@ -68,9 +70,11 @@ mod tests {
     }
 
     #[test]
-    fn embeds_in_order() {
-        let out = ctx(None).embed_text("text".into(), vec!["ab".into(), "abcd".into()]);
+    fn embeds_in_order_and_counts_the_call() {
+        let mut ctx = ctx(None);
+        let out = ctx.embed_text("text".into(), vec!["ab".into(), "abcd".into()]);
         assert_eq!(out.ok(), Some(vec![vec![2.0], vec![4.0]]));
+        assert_eq!(ctx.usage.calls, 1);
     }
 
     #[test]

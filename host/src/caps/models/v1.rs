@@ -78,6 +78,54 @@ impl ModelsView<'_> {
 
 impl models::Host for ModelsView<'_> {
     fn list_models(&mut self) -> Vec<ModelInfo> {
+        self.list()
+    }
+
+    fn embed_text(
+        &mut self,
+        model: String,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.ctx.timed(|ctx| super::embed_text(ctx, &model, &texts))
+    }
+
+    fn embed_image(
+        &mut self,
+        model: String,
+        image: Resource<Asset>,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.timed(|v| v.image(model, image))
+    }
+
+    fn embed_audio(
+        &mut self,
+        model: String,
+        audio: Resource<Asset>,
+        options: AudioOptions,
+    ) -> Result<AudioEmbedding, ModelError> {
+        self.timed(|v| v.audio(model, audio, options))
+    }
+
+    fn zero_shot(
+        &mut self,
+        model: String,
+        input: ZeroShotInput,
+        labels: Vec<ZeroShotLabel>,
+    ) -> Result<Vec<LabelScore>, ModelError> {
+        self.timed(|v| v.score(model, input, labels))
+    }
+}
+
+/// The calls' bodies; the trait methods above time them.
+impl ModelsView<'_> {
+    fn timed<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let start = std::time::Instant::now();
+        let out = f(self);
+        self.ctx.usage.record(start);
+        out
+    }
+
+    fn list(&mut self) -> Vec<ModelInfo> {
         let registry = &self.ctx.registry;
         let mut out = Vec::new();
         let dim = |d: usize| u32::try_from(d).unwrap_or(u32::MAX);
@@ -115,28 +163,15 @@ impl models::Host for ModelsView<'_> {
         out
     }
 
-    #[tracing::instrument(level = "debug", skip(self, texts), fields(plugin = %self.ctx.plugin, texts = texts.len()))]
-    fn embed_text(
-        &mut self,
-        model: String,
-        texts: Vec<String>,
-    ) -> Result<Vec<Vec<f32>>, ModelError> {
-        super::embed_text(self.ctx, &model, &texts)
-    }
-
     #[tracing::instrument(level = "debug", skip(self, image), fields(plugin = %self.ctx.plugin))]
-    fn embed_image(
-        &mut self,
-        model: String,
-        image: Resource<Asset>,
-    ) -> Result<Vec<f32>, ModelError> {
+    fn image(&mut self, model: String, image: Resource<Asset>) -> Result<Vec<f32>, ModelError> {
         self.ctx.check_allowed(&model)?;
         let asset = self.asset(&image)?;
         self.embed_image_asset(&model, &asset)
     }
 
     #[tracing::instrument(level = "debug", skip(self, audio, options), fields(plugin = %self.ctx.plugin))]
-    fn embed_audio(
+    fn audio(
         &mut self,
         model: String,
         audio: Resource<Asset>,
@@ -193,7 +228,7 @@ impl models::Host for ModelsView<'_> {
     }
 
     #[tracing::instrument(level = "debug", skip(self, input, labels), fields(plugin = %self.ctx.plugin, labels = labels.len()))]
-    fn zero_shot(
+    fn score(
         &mut self,
         model: String,
         input: ZeroShotInput,
