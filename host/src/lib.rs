@@ -1,10 +1,13 @@
 //! The Tessera host: runs sandboxed WebAssembly plugins over a catalog, turns what they produce
 //! into entity representations in the store, and serves those to rankers over gRPC.
 //!
-//! Data flows one way: [`catalog`] → [`runtime`] (plugins, which call the host [`caps`]: models,
-//! log) → [`pipeline`] → `tessera-indexes` → [`grpc`]. Main types: [`runtime::PluginHost`] (engine,
-//! linker, models), [`runtime::Plugin`] (one loaded component), [`pipeline::Pipeline`] (titles in,
-//! entities stored), [`grpc::EntitiesService`].
+//! Data flows one way: [`catalog`] → [`runtime`] (plugins, which call the host [`caps`]: media,
+//! models, log, config) → [`pipeline`] → `tessera-indexes` → [`grpc`]. Main types:
+//! [`runtime::PluginHost`] (engine, one linker per contract line, models),
+//! [`runtime::Plugin`] (one loaded component), [`manifest::PluginManifest`] (what an operator
+//! allows a plugin), [`pipeline::Pipeline`] (titles in, entities stored),
+//! [`grpc::EntitiesService`]. [`runtime::contract`] decides which contract version a component
+//! was built against and whether this host runs it.
 //!
 //! What the host must not do: let a plugin reach anything its capabilities do not grant (files,
 //! network, environment), let one plugin call's failure affect another, or store output it has not
