@@ -22,7 +22,6 @@
 
 use crate::runtime::{Plugin, PluginSettings};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -115,13 +114,7 @@ pub fn path_for(component: &Path) -> PathBuf {
     component.with_extension("toml")
 }
 
-/// sha256 of `bytes`, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use tessera_models::manifest::sha256_hex;
 
 impl PluginManifest {
     /// Reads and checks a manifest file.

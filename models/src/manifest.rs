@@ -123,6 +123,15 @@ pub fn load_dir(dir: &Path) -> Result<Vec<ModelManifest>, ModelError> {
     Ok(manifests)
 }
 
+/// The sha256 of `bytes`, lowercase hex (the form manifests hold).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
     let io = |e: std::io::Error| ModelError::File {
@@ -139,11 +148,7 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Checks every file of `manifest` in `dir` against its sha256.
@@ -188,10 +193,7 @@ pooling = "cls"
 "#;
 
     fn sha(text: &str) -> String {
-        Sha256::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        sha256_hex(text.as_bytes())
     }
 
     fn manifest_for(content: &str) -> String {

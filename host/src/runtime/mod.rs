@@ -380,6 +380,12 @@ impl PluginHost {
     }
 }
 
+/// Notes that the call's component is instantiated: the rest of the call is the guest's (and
+/// its model calls').
+fn mark_instantiated(store: &mut Store<PluginState>) {
+    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+}
+
 /// A plugin linked against one contract line.
 enum Pre {
     V0(v0::TaggerPre<PluginState>),
@@ -457,7 +463,7 @@ impl Plugin {
             Pre::V1(pre) => {
                 let raw = self.call(None, "describe", |store| {
                     let instance = pre.instantiate(&mut *store)?;
-                    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+                    mark_instantiated(store);
                     instance.call_describe(store)
                 })?;
                 PluginInfo::from_v1(raw, contract).map_err(invalid)
@@ -465,7 +471,7 @@ impl Plugin {
             Pre::V0(pre) => {
                 let raw = self.call(None, "describe", |store| {
                     let instance = pre.instantiate(&mut *store)?;
-                    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+                    mark_instantiated(store);
                     instance.call_describe(store)
                 })?;
                 PluginInfo::from_v0(raw, contract).map_err(invalid)
@@ -483,7 +489,8 @@ impl Plugin {
     /// `after`. Each of the title's assets becomes an `asset` handle (contract 1.x).
     #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.info.name, title = %title.id))]
     pub fn analyze_after(&self, title: &Title, prior: &[Tag]) -> Result<Analysis, PluginError> {
-        let (raw, parts) = match &self.pre {
+        // The guest's own error, as (kind, message), or its raw output.
+        let raw: Result<convert::RawAnalysis, (&'static str, String)> = match &self.pre {
             Pre::V1(pre) => {
                 let wit_title = convert::title_to_v1(title);
                 let prior: Vec<v1::types::PriorTag> = prior
@@ -491,7 +498,7 @@ impl Plugin {
                     .filter(|t| self.info.after.contains(&t.plugin))
                     .map(convert::prior_tag_to_v1)
                     .collect();
-                let result = self.call(Some(&title.id), "analyze", |store| {
+                self.call(Some(&title.id), "analyze", |store| {
                     let assets = title
                         .assets
                         .iter()
@@ -503,42 +510,36 @@ impl Plugin {
                         })
                         .collect::<Result<Vec<_>, _>>()?;
                     let instance = pre.instantiate(&mut *store)?;
-                    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+                    mark_instantiated(store);
                     instance.call_analyze(store, &wit_title, &assets, &prior)
-                })?;
-                match result {
-                    Ok(a) => (Ok(convert::RawAnalysis::from(a)), None),
-                    Err(e) => (Err(()), Some(convert::plugin_error_parts_v1(e))),
-                }
+                })?
+                .map(convert::RawAnalysis::from)
+                .map_err(convert::plugin_error_parts_v1)
             }
             Pre::V0(pre) => {
                 let wit_title = convert::title_to_v0(title);
-                let result = self.call(Some(&title.id), "analyze", |store| {
+                self.call(Some(&title.id), "analyze", |store| {
                     let instance = pre.instantiate(&mut *store)?;
-                    store.data_mut().instantiated_at = Some(std::time::Instant::now());
+                    mark_instantiated(store);
                     instance.call_analyze(store, &wit_title)
-                })?;
-                match result {
-                    Ok(a) => (Ok(convert::RawAnalysis::from(a)), None),
-                    Err(e) => (Err(()), Some(convert::plugin_error_parts_v0(e))),
-                }
+                })?
+                .map(convert::RawAnalysis::from)
+                .map_err(convert::plugin_error_parts_v0)
             }
         };
-        match (raw, parts) {
-            (Ok(raw), _) => {
+        let plugin = || self.info.name.clone();
+        match raw {
+            Ok(raw) => {
                 Analysis::validate(raw, &self.info).map_err(|reason| PluginError::InvalidOutput {
-                    plugin: self.info.name.clone(),
+                    plugin: plugin(),
                     reason,
                 })
             }
-            (Err(()), parts) => {
-                let (kind, message) = parts.unwrap_or(("internal", String::new()));
-                Err(PluginError::Guest {
-                    plugin: self.info.name.clone(),
-                    kind,
-                    message,
-                })
-            }
+            Err((kind, message)) => Err(PluginError::Guest {
+                plugin: plugin(),
+                kind,
+                message,
+            }),
         }
     }
 

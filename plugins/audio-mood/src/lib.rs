@@ -63,12 +63,7 @@ impl Plugin for AudioMood {
 
     fn analyze(_title: Title, input: Input) -> Result<Analysis, PluginError> {
         let model = config::get("model").unwrap_or_else(|| "whisper".to_string());
-        let min_cosine: f32 = match config::get("min-cosine") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| PluginError::InvalidInput(format!("config min-cosine = {v:?}")))?,
-            None => 0.0,
-        };
+        let min_cosine: f32 = config::parse("min-cosine", 0.0)?;
         let prototypes = prototypes()?;
         let Some(audio) = input
             .asset("trailer")

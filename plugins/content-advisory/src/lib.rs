@@ -36,21 +36,10 @@ const ADVISORIES: [(&str, &str); 5] = [
 ];
 
 fn labels() -> Vec<ZeroShotLabel> {
-    let split = |prompts: &str| -> Vec<String> {
-        prompts
-            .split('|')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
     let configured: Vec<ZeroShotLabel> = config::all()
         .into_iter()
         .filter_map(|(key, prompts)| {
-            Some(ZeroShotLabel {
-                name: key.strip_prefix("advisory.")?.to_string(),
-                prompts: split(&prompts),
-            })
+            Some(models::label_from(key.strip_prefix("advisory.")?, &prompts))
         })
         .collect();
     if !configured.is_empty() {
@@ -58,10 +47,7 @@ fn labels() -> Vec<ZeroShotLabel> {
     }
     ADVISORIES
         .iter()
-        .map(|(name, prompts)| ZeroShotLabel {
-            name: name.to_string(),
-            prompts: split(prompts),
-        })
+        .map(|(name, prompts)| models::label_from(name, prompts))
         .collect()
 }
 
@@ -76,12 +62,7 @@ impl Plugin for ContentAdvisory {
             return Ok(Analysis::new());
         }
         let model = config::get("model").unwrap_or_else(|| "siglip".to_string());
-        let threshold: f32 = match config::get("threshold") {
-            Some(v) => v.parse().map_err(|_| {
-                PluginError::InvalidInput(format!("config threshold = {v:?} is not a number"))
-            })?,
-            None => 0.5,
-        };
+        let threshold: f32 = config::parse("threshold", 0.5)?;
         let mut analysis = Analysis::new();
         for score in models::zero_shot_text(&model, synopsis, &labels())? {
             if score.score >= threshold {

@@ -41,13 +41,7 @@ fn taxonomy() -> Vec<ZeroShotLabel> {
     let configured: Vec<ZeroShotLabel> = config::all()
         .into_iter()
         .filter_map(|(key, prompts)| {
-            let name = key.strip_prefix("genre.")?;
-            let prompts: Vec<&str> = prompts
-                .split('|')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .collect();
-            Some(models::label(name, &prompts))
+            Some(models::label_from(key.strip_prefix("genre.")?, &prompts))
         })
         .collect();
     if !configured.is_empty() {
@@ -55,20 +49,8 @@ fn taxonomy() -> Vec<ZeroShotLabel> {
     }
     DEFAULT_GENRES
         .iter()
-        .map(|(name, prompts)| {
-            let prompts: Vec<&str> = prompts.split('|').map(str::trim).collect();
-            models::label(name, &prompts)
-        })
+        .map(|(name, prompts)| models::label_from(name, prompts))
         .collect()
-}
-
-fn setting<T: std::str::FromStr>(key: &str, default: T) -> Result<T, PluginError> {
-    match config::get(key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| {
-            PluginError::InvalidInput(format!("config {key} = {v:?} is not a number"))
-        }),
-    }
 }
 
 impl Plugin for GenreTagger {
@@ -78,8 +60,8 @@ impl Plugin for GenreTagger {
 
     fn analyze(title: Title, input: Input) -> Result<Analysis, PluginError> {
         let model = config::get("model").unwrap_or_else(|| "clip".to_string());
-        let top: usize = setting("top", 2)?;
-        let min_score: f32 = setting("min-score", 0.15)?;
+        let top: usize = config::parse("top", 2)?;
+        let min_score: f32 = config::parse("min-score", 0.15)?;
         let labels = taxonomy();
 
         // (genre) -> [(source, score)]

@@ -189,6 +189,20 @@ pub mod models {
             prompts: prompts.iter().map(|p| p.to_string()).collect(),
         }
     }
+
+    /// A zero-shot label from a name and prompts separated by `|`, as manifests write them
+    /// (`"a horror film | a frightening scene"`); empty prompts are dropped.
+    pub fn label_from(name: &str, prompts: &str) -> ZeroShotLabel {
+        ZeroShotLabel {
+            name: name.to_string(),
+            prompts: prompts
+                .split('|')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
 }
 
 /// The plugin's configuration: the `[config]` table of its manifest.
@@ -203,6 +217,20 @@ pub mod config {
     /// Every key and value, sorted by key.
     pub fn all() -> Vec<(String, String)> {
         raw::all()
+    }
+
+    /// The value of `key` parsed as `T`, `default` when unset; a value that does not parse is
+    /// an `invalid-input` error naming the key.
+    pub fn parse<T: std::str::FromStr>(key: &str, default: T) -> Result<T, crate::PluginError> {
+        match raw::get(key) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|_| {
+                crate::PluginError::InvalidInput(format!(
+                    "config {key} = {value:?} is not a valid {}",
+                    std::any::type_name::<T>()
+                ))
+            }),
+        }
     }
 }
 

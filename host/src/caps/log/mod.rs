@@ -91,31 +91,35 @@ impl LogCtx {
     }
 }
 
+/// Both contract versions define the same five levels.
+macro_rules! level_from {
+    ($wit:ty) => {
+        impl From<$wit> for Level {
+            fn from(level: $wit) -> Self {
+                type L = $wit;
+                match level {
+                    L::Trace => Level::Trace,
+                    L::Debug => Level::Debug,
+                    L::Info => Level::Info,
+                    L::Warn => Level::Warn,
+                    L::Error => Level::Error,
+                }
+            }
+        }
+    };
+}
+level_from!(v1::log::Level);
+level_from!(v0::log::Level);
+
 impl v1::log::Host for LogCtx {
     fn log(&mut self, level: v1::log::Level, message: String, fields: Vec<(String, String)>) {
-        use v1::log::Level as L;
-        let level = match level {
-            L::Trace => Level::Trace,
-            L::Debug => Level::Debug,
-            L::Info => Level::Info,
-            L::Warn => Level::Warn,
-            L::Error => Level::Error,
-        };
-        self.emit(level, &message, &fields);
+        self.emit(level.into(), &message, &fields);
     }
 }
 
 impl v0::log::Host for LogCtx {
     fn log(&mut self, level: v0::log::Level, message: String) {
-        use v0::log::Level as L;
-        let level = match level {
-            L::Trace => Level::Trace,
-            L::Debug => Level::Debug,
-            L::Info => Level::Info,
-            L::Warn => Level::Warn,
-            L::Error => Level::Error,
-        };
-        self.emit(level, &message, &[]);
+        self.emit(level.into(), &message, &[]);
     }
 }
 

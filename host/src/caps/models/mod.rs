@@ -70,6 +70,31 @@ impl ModelUsage {
 }
 
 impl ModelsCtx {
+    /// Refuses a model outside the plugin's allowed list.
+    pub(crate) fn check_allowed(&self, model: &str) -> Result<(), ModelError> {
+        match &self.allowed {
+            Some(allowed) if !allowed.iter().any(|m| m == model) => {
+                Err(ModelError::Denied(format!(
+                    "plugin {} may not call model {model:?}; its manifest allows: {}",
+                    self.plugin,
+                    allowed.join(", ")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn unknown(&self, modality: &str, model: &str, loaded: Vec<String>) -> ModelError {
+        ModelError::UnknownModel(format!(
+            "no {modality} model {model:?} is loaded; {modality} models: {}",
+            if loaded.is_empty() {
+                "none".to_string()
+            } else {
+                loaded.join(", ")
+            }
+        ))
+    }
+
     /// Runs one model call, counting it and its time in [`ModelsCtx::usage`].
     pub(crate) fn timed<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let start = std::time::Instant::now();

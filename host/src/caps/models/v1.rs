@@ -2,7 +2,7 @@
 //! scoring and the model list. Permission and input caps are checked before anything is read or
 //! run; assets are decoded under the media limits.
 
-use super::{ModelsCtx, ModelsView};
+use super::ModelsView;
 use crate::caps::media::{Asset, media_error};
 use crate::runtime::bindings::v1::models::{
     self, AudioEmbedding, AudioOptions, AudioWindow, LabelScore, ZeroShotInput, ZeroShotLabel,
@@ -25,33 +25,6 @@ pub(crate) fn model_error(e: tessera_models::ModelError) -> ModelError {
         E::InvalidInput { .. } | E::Tokenizer { .. } => ModelError::InvalidInput(e.to_string()),
         E::Overloaded { .. } => ModelError::Overloaded(e.to_string()),
         other => ModelError::Failed(other.to_string()),
-    }
-}
-
-impl ModelsCtx {
-    /// Refuses a model outside the plugin's allowed list.
-    pub(crate) fn check_allowed(&self, model: &str) -> Result<(), ModelError> {
-        match &self.allowed {
-            Some(allowed) if !allowed.iter().any(|m| m == model) => {
-                Err(ModelError::Denied(format!(
-                    "plugin {} may not call model {model:?}; its manifest allows: {}",
-                    self.plugin,
-                    allowed.join(", ")
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn unknown(&self, modality: &str, model: &str, loaded: Vec<String>) -> ModelError {
-        ModelError::UnknownModel(format!(
-            "no {modality} model {model:?} is loaded; {modality} models: {}",
-            if loaded.is_empty() {
-                "none".to_string()
-            } else {
-                loaded.join(", ")
-            }
-        ))
     }
 }
 
