@@ -9,6 +9,8 @@ use crate::runtime::{Analysis, Plugin, PluginError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use tessera_indexes::sid::Codebook;
+use tessera_indexes::sid_store::IngestIds;
 use tessera_indexes::{Entity, EntityStore, IndexError, Schema, VectorSpec};
 use tessera_models::Registry;
 
@@ -164,6 +166,8 @@ pub struct Pipeline {
     store: Arc<dyn EntityStore>,
     /// Titles in flight at once during [`Pipeline::ingest`].
     workers: usize,
+    /// Gives titles their semantic IDs as they are stored, once a codebook exists.
+    semantic_ids: Option<IngestIds>,
 }
 
 impl Pipeline {
@@ -174,6 +178,7 @@ impl Pipeline {
             plugins: order_plugins(plugins)?,
             store,
             workers: 1,
+            semantic_ids: None,
         })
     }
 
@@ -185,6 +190,12 @@ impl Pipeline {
         self
     }
 
+    /// Gives every stored title a semantic ID from `codebook` (trained by `tessera sid train`).
+    pub fn with_semantic_ids(mut self, codebook: Arc<Codebook>) -> Self {
+        self.semantic_ids = Some(IngestIds::new(codebook));
+        self
+    }
+
     /// The plugins, in the order they run.
     pub fn plugins(&self) -> &[Plugin] {
         &self.plugins
@@ -192,12 +203,20 @@ impl Pipeline {
 
     /// Analyses a title and stores its entity.
     fn process(&self, title: &Title) -> Result<Entity, Failure> {
-        let entity = self.analyze(title).map_err(|(plugin, e)| Failure {
+        let mut entity = self.analyze(title).map_err(|(plugin, e)| Failure {
             title: title.id.clone(),
             plugin,
             kind: e.kind().to_string(),
             message: e.to_string(),
         })?;
+        if let Some(ids) = &self.semantic_ids {
+            entity.semantic_id = ids.assign(&*self.store, &entity).map_err(|e| Failure {
+                title: title.id.clone(),
+                plugin: String::new(),
+                kind: "semantic-id".into(),
+                message: e.to_string(),
+            })?;
+        }
         match self.store.upsert(std::slice::from_ref(&entity)) {
             Ok(()) => Ok(entity),
             Err(e) => Err(Failure {
@@ -219,6 +238,7 @@ impl Pipeline {
             metadata: title.metadata.clone(),
             vectors: BTreeMap::new(),
             tags: Vec::new(),
+            semantic_id: None,
         };
         for plugin in &self.plugins {
             // Token sequences are always empty here: `schema_for` refuses plugins that declare

@@ -1,6 +1,6 @@
 //! Entities to qdrant points and back. One place knows the payload layout.
 
-use crate::{Entity, IndexError, Tag};
+use crate::{Entity, IndexError, StoredSid, Tag};
 use qdrant_edge::{
     Payload, PointId, PointStructPersisted, Record, VectorInternal, VectorPersisted,
     VectorStructInternal, VectorStructPersisted,
@@ -11,6 +11,16 @@ use uuid::Uuid;
 
 /// Namespace of Tessera's point ids (UUID v5 of the title id within it).
 const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x7e55_e7a0_5eed_4b1d_9a3c_0d5e_11ab_2026);
+
+/// Payload key holding every prefix of a title's semantic ID as a keyword (`"12"`, `"12-200"`,
+/// …, the full ID): one indexed match answers a lookup by full ID or by any prefix.
+pub(crate) const SID_PREFIXES: &str = "sid_prefixes";
+
+pub(crate) fn sid_prefixes(codes: &[u16]) -> Vec<String> {
+    (1..=codes.len())
+        .map(|n| crate::sid::SemanticId(codes[..n].to_vec()).to_string())
+        .collect()
+}
 
 /// The point id of a title: deterministic, so writing a title again replaces it.
 pub fn point_id(title_id: &str) -> PointId {
@@ -31,6 +41,14 @@ pub(crate) fn entity_to_point(entity: &Entity) -> PointStructPersisted {
         "metadata": entity.metadata,
         "tags": entity.tags,
     });
+    let mut payload = payload;
+    if let (Some(sid), Value::Object(map)) = (&entity.semantic_id, &mut payload) {
+        map.insert(
+            "sid".into(),
+            json!({ "codebook": sid.codebook, "codes": sid.id.0 }),
+        );
+        map.insert(SID_PREFIXES.into(), json!(sid_prefixes(&sid.id.0)));
+    }
     let map = match payload {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -62,6 +80,22 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         serde_json::from_value(parse("metadata")?).unwrap_or_default();
     let tags: Vec<Tag> =
         serde_json::from_value(parse("tags")?).map_err(|e| corrupt(format!("tags: {e}")))?;
+    let semantic_id = match payload.get("sid") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            #[derive(serde::Deserialize)]
+            struct Raw {
+                codebook: String,
+                codes: Vec<u16>,
+            }
+            let raw: Raw =
+                serde_json::from_value(v.clone()).map_err(|e| corrupt(format!("sid: {e}")))?;
+            Some(StoredSid {
+                codebook: raw.codebook,
+                id: crate::sid::SemanticId(raw.codes),
+            })
+        }
+    };
     let mut vectors = BTreeMap::new();
     match record.vector {
         Some(VectorStructInternal::Named(named)) => {
@@ -85,6 +119,7 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         metadata,
         vectors,
         tags,
+        semantic_id,
     })
 }
 
@@ -96,5 +131,10 @@ mod tests {
     fn point_ids_are_deterministic_and_distinct() {
         assert_eq!(point_id("tt-1"), point_id("tt-1"));
         assert_ne!(point_id("tt-1"), point_id("tt-2"));
+    }
+
+    #[test]
+    fn every_prefix_of_a_semantic_id_is_a_keyword() {
+        assert_eq!(sid_prefixes(&[12, 200, 7]), ["12", "12-200", "12-200-7"]);
     }
 }

@@ -7,13 +7,16 @@
 //! Vectors use cosine distance, so qdrant stores them unit-normalised: a vector read back is the
 //! normalised form of what was written (identical for encoders that already normalise).
 
-use crate::convert::{entity_to_point, point_id, record_to_entity};
+use crate::convert::{SID_PREFIXES, entity_to_point, point_id, record_to_entity};
 use crate::schema::Schema;
-use crate::{Entity, EntityStore, IndexError, Neighbor};
+use crate::sid::SemanticId;
+use crate::{Entity, EntityStore, IndexError, Neighbor, Page, StoredSid};
 use qdrant_edge::{
-    CountRequest, Distance, EdgeConfigBuilder, EdgeShard, EdgeVectorParamsBuilder, NamedQuery,
-    PointInsertOperations, PointOperations, QueryEnum, RetrieveRequestBuilder,
-    SearchRequestBuilder, UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
+    Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
+    NamedQuery, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, QueryEnum,
+    RetrieveRequestBuilder, ScrollRequestBuilder, SearchRequestBuilder, UpdateOperation,
+    VectorInternal, WithPayloadInterface, WithVector,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,6 +24,28 @@ use std::path::{Path, PathBuf};
 
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "tessera.lock";
+/// Payload fields with a keyword index: semantic-ID prefixes and tag names are what lookups and
+/// filters select on.
+const KEYWORD_INDEXES: [&str; 2] = [SID_PREFIXES, "tags[].name"];
+
+/// Creates the payload indexes; qdrant-edge treats re-creating an identical index as a no-op, so
+/// this also upgrades stores made before an index existed.
+fn create_indexes(shard: &EdgeShard) -> Result<(), IndexError> {
+    for field in KEYWORD_INDEXES {
+        let field_name: JsonPath = field
+            .parse()
+            .map_err(|()| IndexError::Engine(format!("bad payload path {field:?}")))?;
+        shard
+            .update(UpdateOperation::FieldIndexOperation(
+                FieldIndexOperations::CreateIndex(CreateIndex {
+                    field_name,
+                    field_schema: Some(PayloadSchemaType::Keyword.into()),
+                }),
+            ))
+            .map_err(engine)?;
+    }
+    Ok(())
+}
 
 /// An entity store on qdrant-edge.
 pub struct EdgeStore {
@@ -101,6 +126,7 @@ impl EdgeStore {
                     })?;
                 }
                 let shard = EdgeShard::new(&shard_dir, config.build()).map_err(engine)?;
+                create_indexes(&shard)?;
                 schema.write(dir)?;
                 Ok(EdgeStore {
                     dir: dir.to_path_buf(),
@@ -124,8 +150,16 @@ impl EdgeStore {
         Self::load(dir, schema, lock)
     }
 
+    /// Runs qdrant-edge's optimisers (segment merge, HNSW indexing, vacuum) until nothing is left
+    /// to do; it has no background optimiser. Blocks; reads and writes may continue meanwhile.
+    /// Returns whether anything changed.
+    pub fn optimize(&self) -> Result<bool, IndexError> {
+        self.shard.optimize().map_err(engine)
+    }
+
     fn load(dir: &Path, schema: Schema, lock: File) -> Result<Self, IndexError> {
         let shard = EdgeShard::load(&dir.join(SHARD_DIR), None).map_err(engine)?;
+        create_indexes(&shard)?;
         Ok(EdgeStore {
             dir: dir.to_path_buf(),
             schema,
@@ -222,6 +256,72 @@ impl EntityStore for EdgeStore {
         Ok(neighbors)
     }
 
+    fn scan(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        with_vectors: bool,
+    ) -> Result<Page, IndexError> {
+        let mut request = ScrollRequestBuilder::new()
+            .limit(limit.max(1))
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Bool(with_vectors));
+        if let Some(cursor) = cursor {
+            let uuid = uuid::Uuid::parse_str(cursor)
+                .map_err(|_| IndexError::Cursor(cursor.to_string()))?;
+            request = request.offset(PointId::Uuid(uuid));
+        }
+        let (records, next) = self.shard.scroll(request.build()).map_err(engine)?;
+        let entities = records
+            .into_iter()
+            .map(record_to_entity)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match next {
+            Some(PointId::Uuid(u)) => Some(u.to_string()),
+            Some(other) => {
+                return Err(IndexError::Corrupt {
+                    entity: format!("{other:?}"),
+                    reason: "point id is not a Tessera UUID".into(),
+                });
+            }
+            None => None,
+        };
+        Ok(Page { entities, next })
+    }
+
+    fn lookup_semantic_id(
+        &self,
+        prefix: &[u16],
+        limit: usize,
+    ) -> Result<Vec<(String, StoredSid)>, IndexError> {
+        if prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = SemanticId(prefix.to_vec()).to_string();
+        let field: JsonPath = SID_PREFIXES
+            .parse()
+            .map_err(|()| IndexError::Engine("bad payload path".into()))?;
+        let filter = Filter::new_must(Condition::Field(FieldCondition::new_match(
+            field,
+            Match::from(key),
+        )));
+        let request = ScrollRequestBuilder::new()
+            .limit(limit.max(1))
+            .filter(filter)
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Bool(false))
+            .build();
+        let (records, _) = self.shard.scroll(request).map_err(engine)?;
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let entity = record_to_entity(record)?;
+            if let Some(sid) = entity.semantic_id {
+                out.push((entity.id, sid));
+            }
+        }
+        Ok(out)
+    }
+
     fn count(&self) -> Result<usize, IndexError> {
         self.shard.count(CountRequest::new()).map_err(engine)
     }
@@ -264,6 +364,7 @@ mod tests {
                 span: Some((30.0, 60.0)),
                 evidence: Some("matched \"in French\"".into()),
             }],
+            semantic_id: None,
         }
     }
 

@@ -63,6 +63,28 @@ pub enum IndexError {
         /// What is wrong.
         reason: String,
     },
+    /// A semantic-ID codebook file that cannot be used.
+    #[error("codebook {path}: {reason}")]
+    Codebook {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Semantic-ID training or encoding refused its input.
+    #[error("semantic IDs: {0}")]
+    Training(String),
+    /// A semantic ID or prefix that does not parse.
+    #[error("invalid semantic ID {id:?}: {reason}")]
+    InvalidSemanticId {
+        /// What was given.
+        id: String,
+        /// Why it is not an ID.
+        reason: String,
+    },
+    /// A scan cursor this store did not hand out.
+    #[error("invalid scan cursor {0:?}: pass the `next` of a previous page")]
+    Cursor(String),
     /// The storage engine failed.
     #[error("qdrant-edge: {0}")]
     Engine(String),

@@ -4,7 +4,9 @@
 //! - [`EntityStore`]: the storage interface the host writes to and the gRPC API reads from.
 //! - [`EdgeStore`]: its embedded implementation on qdrant-edge — a directory on disk, no server.
 //! - [`Entity`], [`Tag`], [`Schema`]: what is stored per title: named dense vectors, tags with
-//!   provenance, and the title's catalog facts.
+//!   provenance, its semantic ID ([`StoredSid`]) and the title's catalog facts.
+//! - [`sid`]: semantic IDs — residual k-means codebooks, unique ID assignment, quality figures;
+//!   [`sid_store`] runs them against a store (train over stored vectors, assign at ingest).
 //!
 //! Point ids derive from title ids (UUID v5), so writing a title again replaces it instead of
 //! adding a second copy. Every vector is checked (known name, right dimension, finite values)
@@ -16,6 +18,8 @@ mod convert;
 mod edge;
 mod error;
 mod schema;
+pub mod sid;
+pub mod sid_store;
 
 pub use edge::EdgeStore;
 pub use error::IndexError;
@@ -62,6 +66,26 @@ pub struct Entity {
     pub vectors: BTreeMap<String, Vec<f32>>,
     /// Tags with provenance.
     pub tags: Vec<Tag>,
+    /// Semantic ID, once a codebook exists (`tessera sid train`).
+    pub semantic_id: Option<StoredSid>,
+}
+
+/// A title's semantic ID and the codebook that gave it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSid {
+    /// Codebook content id (`sid-…`): IDs from another codebook are stale.
+    pub codebook: String,
+    /// The codes.
+    pub id: sid::SemanticId,
+}
+
+/// One page of a scan over all entities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Entities of this page.
+    pub entities: Vec<Entity>,
+    /// Cursor of the next page; `None` after the last.
+    pub next: Option<String>,
 }
 
 /// A search hit.
@@ -92,6 +116,21 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
         limit: usize,
         exclude: Option<&str>,
     ) -> Result<Vec<Neighbor>, IndexError>;
+    /// Reads entities in a stable order, `limit` per page, starting at `cursor` (from the previous
+    /// page; `None` for the first). Without `with_vectors` only payloads are read.
+    fn scan(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        with_vectors: bool,
+    ) -> Result<Page, IndexError>;
+    /// Titles whose semantic ID starts with `prefix` (a full ID matches itself), at most `limit`,
+    /// with their IDs.
+    fn lookup_semantic_id(
+        &self,
+        prefix: &[u16],
+        limit: usize,
+    ) -> Result<Vec<(String, StoredSid)>, IndexError>;
     /// Number of stored entities.
     fn count(&self) -> Result<usize, IndexError>;
     /// Makes every write so far durable.

@@ -79,6 +79,34 @@ pub enum BenchCommand {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
     },
+    /// The embedded store: upsert rate, get-by-id of 100 titles and kNN latency, before and after
+    /// optimisation.
+    Store {
+        /// Titles written.
+        #[arg(long, default_value_t = 100_000)]
+        titles: usize,
+        /// Vector dimension.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// Titles per upsert call.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Timed reads and searches of each kind.
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+    },
+    /// Semantic IDs on synthetic clustered vectors: codebook training time, assignment
+    /// titles/s (batch and one at a time), quality figures.
+    Sid {
+        /// Titles.
+        #[arg(long, default_value_t = 100_000)]
+        titles: usize,
+        /// Vector dimension.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        #[command(flatten)]
+        shape: super::sid::ShapeArgs,
+    },
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -103,10 +131,22 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             batch,
             device,
         } => super::bench_media::image(&shapes, images, batch, device),
+        BenchCommand::Store {
+            titles,
+            dim,
+            batch,
+            queries,
+        } => super::bench_store::run(super::bench_store::StoreBench {
+            titles,
+            dim,
+            batch,
+            queries,
+        }),
+        BenchCommand::Sid { titles, dim, shape } => super::sid::bench(titles, dim, shape.config()),
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(index).copied().unwrap_or_default()
 }

@@ -92,8 +92,20 @@ pub fn setup(
     }
     let schema = pipeline::schema_for(&plugins, &registry)?;
     let store = Arc::new(EdgeStore::open(&data.join("store"), schema)?);
-    let pipeline = Pipeline::new(plugins, store.clone() as Arc<dyn EntityStore>)?
+    let mut pipeline = Pipeline::new(plugins, store.clone() as Arc<dyn EntityStore>)?
         .with_workers(sandbox.concurrency());
+    if let Some(codebook) = super::sid::current_codebook(data)? {
+        let source = &codebook.header().source;
+        match store.schema().vectors.get(source) {
+            Some(spec) if spec.dim == codebook.dim() => {}
+            _ => bail!(
+                "the semantic-ID codebook {} encodes vector {source:?} ({}-d), which this store does not hold with that dimension; run `tessera sid train --fresh`",
+                codebook.id(),
+                codebook.dim()
+            ),
+        }
+        pipeline = pipeline.with_semantic_ids(codebook);
+    }
     Ok(Setup {
         source,
         pipeline,

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_media;
+mod bench_store;
 mod demo;
 mod embed;
 mod ingest;
@@ -10,6 +11,7 @@ mod load;
 mod plugin;
 mod plugin_template;
 mod serve;
+mod sid;
 mod zero_shot;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +43,9 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Score an image or a text against a taxonomy of tags with a CLIP model (zero-shot).
     ZeroShot(zero_shot::ZeroShotArgs),
+    /// Semantic IDs: train the codebook, report its quality, look titles up by ID or prefix.
+    #[command(subcommand)]
+    Sid(sid::SidCommand),
     /// Model utilities.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -193,6 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Embed(a) => embed::run(a),
         Command::ZeroShot(a) => zero_shot::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Sid(c) => sid::run(c),
         Command::Plugin(c) => plugin::run(c),
         Command::Models(ModelsCommand::List { manifests }) => models_list(&manifests),
         Command::Models(ModelsCommand::Pull { name, manifests }) => {

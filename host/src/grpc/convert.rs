@@ -88,6 +88,12 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
         tags,
         year: entity.year.map(u32::from).unwrap_or(0),
         language: entity.language,
+        semantic_id: entity
+            .semantic_id
+            .as_ref()
+            .map(|s| s.id.0.iter().map(|&c| u32::from(c)).collect())
+            .unwrap_or_default(),
+        semantic_id_codebook: entity.semantic_id.map(|s| s.codebook).unwrap_or_default(),
     }
 }
 

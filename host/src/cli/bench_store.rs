@@ -1,0 +1,138 @@
+//! `tessera bench store`: the embedded store's write rate, batch reads and kNN latency, before
+//! and after qdrant-edge's optimisation (segment merge + HNSW).
+
+use super::bench::percentile;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tessera_indexes::sid::synthetic::Clustered;
+use tessera_indexes::{EdgeStore, Entity, EntityStore, Schema, Tag, VectorSpec};
+
+/// Settings of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreBench {
+    /// Titles written.
+    pub titles: usize,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Titles per upsert call.
+    pub batch: usize,
+    /// Timed reads and searches of each kind.
+    pub queries: usize,
+}
+
+fn entity(i: usize, vector: Vec<f32>) -> Entity {
+    Entity {
+        id: format!("title-{i:07}"),
+        name: format!("Title {i}"),
+        year: Some(1950 + (i % 75) as u16),
+        language: ["en", "fr", "de", "ja"][i % 4].into(),
+        metadata: BTreeMap::from([("kind".to_string(), "film".to_string())]),
+        vectors: BTreeMap::from([("text".to_string(), vector)]),
+        tags: vec![Tag {
+            name: "genre".into(),
+            value: Some(["crime", "comedy", "drama"][i % 3].into()),
+            confidence: 0.8,
+            plugin: "bench".into(),
+            plugin_version: "1.0.0".into(),
+            span: None,
+            evidence: None,
+        }],
+        semantic_id: None,
+    }
+}
+
+fn latencies(mut times: Vec<Duration>) -> String {
+    times.sort();
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3
+    )
+}
+
+/// Fixed pseudo-random picks, so that runs are comparable.
+fn picks(n: usize, count: usize, salt: usize) -> Vec<usize> {
+    (0..count)
+        .map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(salt * 97)) % n)
+        .collect()
+}
+
+pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
+    let StoreBench {
+        titles,
+        dim,
+        batch,
+        queries,
+    } = settings;
+    let dir = tempfile::tempdir()?;
+    let schema = Schema::new([(
+        "text".to_string(),
+        VectorSpec {
+            dim,
+            model: "bench".into(),
+        },
+    )]);
+    let store = EdgeStore::open(dir.path(), schema)?;
+    let rows = Clustered {
+        dim,
+        ..Clustered::default()
+    }
+    .generate(titles, 7);
+
+    let started = Instant::now();
+    for start in (0..titles).step_by(batch.max(1)) {
+        let end = (start + batch.max(1)).min(titles);
+        let entities: Vec<Entity> = (start..end)
+            .map(|i| entity(i, rows[i * dim..(i + 1) * dim].to_vec()))
+            .collect();
+        store.upsert(&entities)?;
+    }
+    let upsert = started.elapsed();
+    let started = Instant::now();
+    store.flush()?;
+    let flush = started.elapsed();
+    println!(
+        "upsert: {titles} titles × {dim}-d in batches of {batch}: {:.2} s = {:.0} titles/s (flush {:.2} s)",
+        upsert.as_secs_f64(),
+        titles as f64 / upsert.as_secs_f64(),
+        flush.as_secs_f64()
+    );
+
+    let measure = |label: &str, store: &EdgeStore| -> anyhow::Result<()> {
+        let mut gets = Vec::with_capacity(queries);
+        for q in 0..queries {
+            let ids: Vec<String> = picks(titles, 100, q)
+                .into_iter()
+                .map(|i| format!("title-{i:07}"))
+                .collect();
+            let started = Instant::now();
+            let found = store.get(&ids)?;
+            gets.push(started.elapsed());
+            anyhow::ensure!(
+                found.iter().all(Option::is_some),
+                "a stored title went missing"
+            );
+        }
+        let mut searches = Vec::with_capacity(queries);
+        for (q, i) in picks(titles, queries, 1).into_iter().enumerate() {
+            let query = &rows[i * dim..(i + 1) * dim];
+            let started = Instant::now();
+            let hits = store.nearest("text", query, 10, None)?;
+            searches.push(started.elapsed());
+            anyhow::ensure!(!hits.is_empty(), "search {q} found nothing");
+        }
+        println!("{label}: get 100 ids: {}", latencies(gets));
+        println!("{label}: nearest 10: {}", latencies(searches));
+        Ok(())
+    };
+    measure("before optimise", &store)?;
+    let started = Instant::now();
+    store.optimize()?;
+    println!(
+        "optimise (merge + HNSW): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    measure("after optimise", &store)?;
+    Ok(ExitCode::SUCCESS)
+}

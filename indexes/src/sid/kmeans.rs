@@ -1,0 +1,295 @@
+//! k-means on row-major `f32` matrices: k-means++ seeding, Lloyd iterations, re-seeding of dead
+//! codes. Distances use ‖x‖² − 2x·c + ‖c‖², so the expensive part is one matrix product per chunk
+//! of rows, which candle hands to its multi-threaded gemm.
+
+use crate::IndexError;
+use candle_core::{Device, Tensor};
+
+/// Rows per matrix product: bounds the distance matrix to `CHUNK × k` floats (8 MiB at k = 256).
+const CHUNK: usize = 8192;
+/// k-means++ seeds from at most this many rows; more adds time, not quality, at k ≤ a few hundred.
+const SEED_SAMPLE: usize = 32_768;
+
+fn math(e: candle_core::Error) -> IndexError {
+    IndexError::Engine(format!("semantic-ID math: {e}"))
+}
+
+/// SplitMix64: a tiny deterministic generator, so that a seed gives the same codebook on every
+/// machine and every version of our dependencies.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub(crate) fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next_f64() * n as f64) as usize % n.max(1)
+    }
+}
+
+pub(crate) fn sq_norms(rows: &[f32], dim: usize) -> Vec<f32> {
+    rows.chunks_exact(dim)
+        .map(|r| r.iter().map(|x| x * x).sum())
+        .collect()
+}
+
+/// For every row, the nearest centroid and the squared distance to it.
+pub(crate) fn nearest(
+    rows: &[f32],
+    dim: usize,
+    centroids: &[f32],
+) -> Result<(Vec<u32>, Vec<f32>), IndexError> {
+    let mut codes = Vec::with_capacity(rows.len() / dim);
+    let mut dists = Vec::with_capacity(rows.len() / dim);
+    for_each_distance_row(rows, dim, centroids, |row| {
+        let (best, d) = argmin(row);
+        codes.push(best as u32);
+        dists.push(d);
+    })?;
+    Ok((codes, dists))
+}
+
+pub(crate) fn argmin(row: &[f32]) -> (usize, f32) {
+    let mut best = (0, f32::INFINITY);
+    for (j, &d) in row.iter().enumerate() {
+        if d < best.1 {
+            best = (j, d);
+        }
+    }
+    best
+}
+
+/// Calls `f` with the squared distances of each row to every centroid, row by row in order.
+pub(crate) fn for_each_distance_row(
+    rows: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    mut f: impl FnMut(&[f32]),
+) -> Result<(), IndexError> {
+    let k = centroids.len() / dim;
+    let ct = Tensor::from_slice(centroids, (k, dim), &Device::Cpu)
+        .and_then(|c| c.t())
+        .and_then(|c| c.contiguous())
+        .map_err(math)?;
+    let cn = sq_norms(centroids, dim);
+    for chunk in rows.chunks(CHUNK * dim) {
+        let m = chunk.len() / dim;
+        let dots = Tensor::from_slice(chunk, (m, dim), &Device::Cpu)
+            .and_then(|x| x.matmul(&ct))
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.to_vec1::<f32>())
+            .map_err(math)?;
+        let mut row = vec![0f32; k];
+        for (x, dot) in chunk.chunks_exact(dim).zip(dots.chunks_exact(k)) {
+            let xn: f32 = x.iter().map(|v| v * v).sum();
+            for ((r, d), c) in row.iter_mut().zip(dot).zip(&cn) {
+                *r = (xn - 2.0 * d + c).max(0.0);
+            }
+            f(&row);
+        }
+    }
+    Ok(())
+}
+
+/// k-means++ seeding (D² sampling) on a random sample of the rows.
+fn seed(rows: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
+    let n = rows.len() / dim;
+    let sample: Vec<usize> = if n <= SEED_SAMPLE {
+        (0..n).collect()
+    } else {
+        (0..SEED_SAMPLE).map(|_| rng.below(n)).collect()
+    };
+    let row = |i: usize| &rows[i * dim..(i + 1) * dim];
+    let dist =
+        |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
+    let mut centroids = Vec::with_capacity(k * dim);
+    let first = sample[rng.below(sample.len())];
+    centroids.extend_from_slice(row(first));
+    let mut d2: Vec<f32> = sample.iter().map(|&i| dist(row(i), row(first))).collect();
+    for _ in 1..k {
+        let total: f64 = d2.iter().map(|&d| f64::from(d)).sum();
+        let pick = if total > 0.0 {
+            let mut target = rng.next_f64() * total;
+            let mut chosen = d2.len() - 1;
+            for (j, &d) in d2.iter().enumerate() {
+                target -= f64::from(d);
+                if target <= 0.0 {
+                    chosen = j;
+                    break;
+                }
+            }
+            chosen
+        } else {
+            // Every sampled row coincides with a centroid already: duplicates are all that is left.
+            rng.below(d2.len())
+        };
+        let c = row(sample[pick]).to_vec();
+        for (j, &i) in sample.iter().enumerate() {
+            d2[j] = d2[j].min(dist(row(i), &c));
+        }
+        centroids.extend_from_slice(&c);
+    }
+    centroids
+}
+
+/// What one k-means run produced.
+#[derive(Debug)]
+pub(crate) struct Trained {
+    pub centroids: Vec<f32>,
+    pub assignments: Vec<u32>,
+    pub iterations: usize,
+    pub reseeded: usize,
+}
+
+/// Lloyd's k-means with `k` centroids over `rows`. `init` warm-starts from earlier centroids (a
+/// retrain keeps code numbers where the data did not move). Codes left without rows are re-seeded
+/// with the rows worst served by their centroid, so that the whole codebook stays in use.
+pub(crate) fn train(
+    rows: &[f32],
+    dim: usize,
+    k: usize,
+    max_iterations: usize,
+    init: Option<&[f32]>,
+    rng: &mut Rng,
+) -> Result<Trained, IndexError> {
+    let n = rows.len() / dim;
+    if n < k {
+        return Err(IndexError::Training(format!(
+            "{n} vectors cannot train {k} codes per level; store at least {k} titles or use fewer codes"
+        )));
+    }
+    let mut centroids = match init {
+        Some(c) if c.len() == k * dim => c.to_vec(),
+        _ => seed(rows, dim, k, rng),
+    };
+    let mut reseeded = 0;
+    let mut iterations = 0;
+    let mut assignments = Vec::new();
+    for iteration in 0..=max_iterations {
+        let (codes, dists) = nearest(rows, dim, &centroids)?;
+        assignments = codes;
+        iterations = iteration;
+        if iteration == max_iterations {
+            break;
+        }
+        let mut sums = vec![0f64; k * dim];
+        let mut counts = vec![0usize; k];
+        for (x, &c) in rows.chunks_exact(dim).zip(&assignments) {
+            let c = c as usize;
+            counts[c] += 1;
+            for (s, v) in sums[c * dim..(c + 1) * dim].iter_mut().zip(x) {
+                *s += f64::from(*v);
+            }
+        }
+        let mut moved = 0f64;
+        for c in 0..k {
+            if counts[c] == 0 {
+                continue;
+            }
+            for (j, s) in sums[c * dim..(c + 1) * dim].iter().enumerate() {
+                let new = (*s / counts[c] as f64) as f32;
+                moved += f64::from((new - centroids[c * dim + j]).abs());
+                centroids[c * dim + j] = new;
+            }
+        }
+        let dead: Vec<usize> = (0..k).filter(|&c| counts[c] == 0).collect();
+        if !dead.is_empty() {
+            // The rows farthest from their centroid, most poorly served first.
+            let mut worst: Vec<usize> = (0..n).collect();
+            worst.sort_by(|&a, &b| dists[b].total_cmp(&dists[a]).then(a.cmp(&b)));
+            for (c, &i) in dead.iter().zip(&worst) {
+                centroids[c * dim..(c + 1) * dim].copy_from_slice(&rows[i * dim..(i + 1) * dim]);
+            }
+            reseeded += dead.len();
+            continue;
+        }
+        if moved < 1e-6 * k as f64 {
+            let (codes, _) = nearest(rows, dim, &centroids)?;
+            assignments = codes;
+            iterations = iteration + 1;
+            break;
+        }
+    }
+    Ok(Trained {
+        centroids,
+        assignments,
+        iterations,
+        reseeded,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_matches_brute_force() -> Result<(), IndexError> {
+        let mut rng = Rng::new(1);
+        let dim = 5;
+        let rows: Vec<f32> = (0..40 * dim).map(|_| rng.next_f64() as f32 - 0.5).collect();
+        let cents: Vec<f32> = (0..7 * dim).map(|_| rng.next_f64() as f32 - 0.5).collect();
+        let (codes, dists) = nearest(&rows, dim, &cents)?;
+        for (i, x) in rows.chunks_exact(dim).enumerate() {
+            let brute: Vec<f32> = cents
+                .chunks_exact(dim)
+                .map(|c| x.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum())
+                .collect();
+            let (best, d) = argmin(&brute);
+            assert_eq!(codes[i] as usize, best);
+            assert!((dists[i] - d).abs() < 1e-5);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn finds_well_separated_clusters_and_keeps_every_code_alive() -> Result<(), IndexError> {
+        // Four tight clusters in 2-d, many duplicates: every code must end up used.
+        let centres = [[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]];
+        let mut rows = Vec::new();
+        let mut rng = Rng::new(7);
+        for i in 0..400 {
+            let c = centres[i % 4];
+            rows.push(c[0] + rng.next_f64() as f32 * 0.1);
+            rows.push(c[1] + rng.next_f64() as f32 * 0.1);
+        }
+        let t = train(&rows, 2, 4, 25, None, &mut rng)?;
+        let mut used = [0usize; 4];
+        for &a in &t.assignments {
+            used[a as usize] += 1;
+        }
+        assert_eq!(used, [100; 4], "one code per cluster: {used:?}");
+        // Eight codes over four clusters: no code may be dead after training.
+        let t = train(&rows, 2, 8, 25, None, &mut rng)?;
+        let mut used = [0usize; 8];
+        for &a in &t.assignments {
+            used[a as usize] += 1;
+        }
+        assert!(used.iter().all(|&u| u > 0), "dead codes left: {used:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn too_few_rows_is_a_clear_error() {
+        let rows = vec![0.0f32; 3 * 4];
+        let msg = train(&rows, 4, 8, 5, None, &mut Rng::new(0))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("3 vectors cannot train 8 codes"), "{msg}");
+    }
+}

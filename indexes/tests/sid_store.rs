@@ -1,0 +1,194 @@
+//! Semantic IDs through the embedded store: train over stored vectors, write IDs, look titles up
+//! by full ID and by prefix, give new titles IDs at ingest, retrain.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use tessera_indexes::sid::{Codebook, SidConfig};
+use tessera_indexes::sid_store::{IngestIds, apply, read_training, train};
+use tessera_indexes::{EdgeStore, Entity, EntityStore, IndexError, Schema, VectorSpec};
+
+const DIM: usize = 8;
+
+fn schema() -> Schema {
+    Schema::new([(
+        "text".to_string(),
+        VectorSpec {
+            dim: DIM,
+            model: "m".into(),
+        },
+    )])
+}
+
+fn vector(i: usize) -> Vec<f32> {
+    // Eight loose clusters with a per-title wobble.
+    let mut v = vec![0.1f32; DIM];
+    v[i % DIM] = 1.0;
+    v[(i / DIM) % DIM] += 0.3 + (i as f32 * 0.37).sin() * 0.2;
+    v[(i * 7 + 3) % DIM] += (i as f32 * 1.3).cos() * 0.25;
+    v
+}
+
+fn entity(i: usize) -> Entity {
+    Entity {
+        id: format!("t{i:04}"),
+        name: format!("Title {i}"),
+        year: None,
+        language: "en".into(),
+        metadata: BTreeMap::new(),
+        vectors: BTreeMap::from([("text".to_string(), vector(i))]),
+        tags: Vec::new(),
+        semantic_id: None,
+    }
+}
+
+fn config() -> SidConfig {
+    SidConfig {
+        levels: 2,
+        codes: 8,
+        iterations: 15,
+        seed: 1,
+    }
+}
+
+fn io(e: std::io::Error) -> IndexError {
+    IndexError::Engine(e.to_string())
+}
+
+#[test]
+fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
+    let dir = tempfile::tempdir().map_err(io)?;
+    let store = EdgeStore::open(dir.path(), schema())?;
+    let first: Vec<Entity> = (0..300).map(entity).collect();
+    store.upsert(&first)?;
+
+    // Scan pages cover every title once.
+    let mut seen = HashSet::new();
+    let mut cursor = None;
+    loop {
+        let page = store.scan(cursor.as_deref(), 64, false)?;
+        assert!(page.entities.iter().all(|e| e.vectors.is_empty()));
+        for e in page.entities {
+            assert!(seen.insert(e.id), "scan returned a title twice");
+        }
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    let msg = store
+        .scan(Some("not-a-cursor"), 10, false)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(msg.contains("invalid scan cursor"), "{msg}");
+
+    let training = read_training(&store, "text")?;
+    assert_eq!(training.ids.len(), 300);
+    let trained = train(&training, DIM, config(), "text", None)?;
+    assert_eq!(trained.changed, 300, "every title is new to semantic IDs");
+    assert_eq!(apply(&store, &trained.codebook, &trained.ids)?, 300);
+
+    // Every stored title has a unique ID from this codebook, and lookups find it.
+    let stored = store.get(&first.iter().map(|e| e.id.clone()).collect::<Vec<_>>())?;
+    let mut ids = HashSet::new();
+    for e in stored.iter().flatten() {
+        let sid = e
+            .semantic_id
+            .clone()
+            .ok_or(IndexError::Training(format!("{} has no ID", e.id)))?;
+        assert_eq!(sid.codebook, trained.codebook.id());
+        assert_eq!(sid.id.0.len(), 3);
+        assert!(ids.insert(sid.id.clone()));
+        let by_full = store.lookup_semantic_id(&sid.id.0, 10)?;
+        assert_eq!(by_full.len(), 1, "full ID {} must name one title", sid.id);
+        assert_eq!(by_full[0].0, e.id);
+    }
+    let probe = stored[0]
+        .as_ref()
+        .and_then(|e| e.semantic_id.clone())
+        .ok_or(IndexError::Training("no id".into()))?;
+    let by_prefix = store.lookup_semantic_id(probe.id.prefix(1), 1000)?;
+    let expected = stored
+        .iter()
+        .flatten()
+        .filter(|e| e.semantic_id.as_ref().map(|s| s.id.0[0]) == Some(probe.id.0[0]))
+        .count();
+    assert_eq!(by_prefix.len(), expected);
+    assert!(by_prefix.iter().all(|(_, s)| s.id.0[0] == probe.id.0[0]));
+
+    // New titles get IDs at ingest, unique against the stored ones, without retraining; a
+    // re-ingested title keeps its ID.
+    let ingest = IngestIds::new(trained.codebook.clone());
+    for i in 300..360 {
+        let mut e = entity(i);
+        e.semantic_id = ingest.assign(&store, &e)?;
+        let sid = e
+            .semantic_id
+            .clone()
+            .ok_or(IndexError::Training("no id".into()))?;
+        assert!(ids.insert(sid.id), "ingest gave {} a taken ID", e.id);
+        store.upsert(&[e])?;
+    }
+    let again = ingest.assign(&store, &entity(5))?;
+    assert_eq!(
+        again,
+        stored[5].as_ref().and_then(|e| e.semantic_id.clone())
+    );
+
+    // Persisted codebook round-trips; a warm retrain keeps most IDs and reports the rest.
+    let path = dir.path().join("codebook.sid");
+    trained.codebook.save(&path)?;
+    let loaded = Codebook::load(&path)?;
+    let training = read_training(&store, "text")?;
+    assert_eq!(training.ids.len(), 360);
+    let retrained = train(&training, DIM, config(), "text", Some(&loaded))?;
+    assert!(retrained.changed < 360, "changed {}", retrained.changed);
+    apply(&store, &retrained.codebook, &retrained.ids)?;
+    let all = read_training(&store, "text")?;
+    let unique: HashSet<_> = all.previous.iter().flatten().map(|s| &s.id).collect();
+    assert_eq!(unique.len(), 360);
+    assert!(
+        all.previous
+            .iter()
+            .flatten()
+            .all(|s| s.codebook == retrained.codebook.id())
+    );
+    Ok(())
+}
+
+#[test]
+fn ingest_ids_from_concurrent_workers_stay_unique() -> Result<(), IndexError> {
+    let dir = tempfile::tempdir().map_err(io)?;
+    let store = Arc::new(EdgeStore::open(dir.path(), schema())?);
+    store.upsert(&(0..100).map(entity).collect::<Vec<_>>())?;
+    let training = read_training(&*store, "text")?;
+    let trained = train(&training, DIM, config(), "text", None)?;
+    apply(&*store, &trained.codebook, &trained.ids)?;
+    let ingest = Arc::new(IngestIds::new(trained.codebook.clone()));
+    // Four workers, titles that are near-copies of each other: the collisions they race for must
+    // still resolve to distinct IDs.
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (store, ingest) = (store.clone(), ingest.clone());
+            s.spawn(move || -> Result<(), IndexError> {
+                for j in 0..25 {
+                    let mut e = entity(3);
+                    e.id = format!("copy-{w}-{j}");
+                    e.semantic_id = ingest.assign(&*store, &e)?;
+                    store.upsert(&[e])?;
+                }
+                Ok(())
+            });
+        }
+    });
+    let all = read_training(&*store, "text")?;
+    assert_eq!(all.ids.len(), 200);
+    let unique: HashSet<_> = all.previous.iter().flatten().map(|s| &s.id).collect();
+    assert_eq!(
+        unique.len(),
+        200,
+        "concurrent ingest handed out a duplicate ID"
+    );
+    Ok(())
+}
