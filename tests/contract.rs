@@ -388,12 +388,30 @@ fn time_spans_evidence_and_token_sequences_are_validated_and_kept() {
         analysis.token_sequences[0].vectors,
         [vec![1.0, 0.0], vec![0.0, 1.0]]
     );
-    // The store cannot keep multivectors yet: ingesting such a plugin is refused up front.
-    let refused = schema_for(&[probe], f.host.registry()).err();
+    // The store keeps token sequences as multivectors of the model's dimension; the probe's 2-d
+    // tokens do not fit the text model, so storing them is refused with the vector named, and
+    // nothing is written.
+    let schema = schema_for(std::slice::from_ref(&probe), f.host.registry())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spec = &schema.vectors["probe-tokens"];
+    assert_eq!(spec.kind, tessera_indexes::VectorKind::Multi);
+    assert_ne!(spec.dim, 2);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(EdgeStore::open(dir.path(), schema).unwrap_or_else(|e| panic!("{e}")));
+    let pipeline = Pipeline::new(vec![probe], store.clone() as Arc<dyn EntityStore>)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = pipeline
+        .ingest(&[title("spans", "", vec![])], |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.stored, 0);
+    let failure = &report.failures[0];
+    assert_eq!(failure.kind, "store");
     assert!(
-        matches!(&refused, Some(PipelineError::TokenSequencesUnsupported { name, .. }) if name == "probe-tokens"),
-        "{refused:?}"
+        failure.message.contains("\"probe-tokens\" has dimension 2"),
+        "{}",
+        failure.message
     );
+    assert_eq!(store.count().unwrap_or_else(|e| panic!("{e}")), 0);
     // Without the declaration, emitting no tokens is fine and the tag still carries its span.
     let plain = f.probe();
     let tags = probe_tags(&plain, &title("spans", "", vec![]));
@@ -532,7 +550,8 @@ fn concurrent_ingest_stores_what_sequential_ingest_stores() {
         let store = Arc::new(EdgeStore::open(&dir, schema).unwrap_or_else(|e| panic!("{e}")));
         let pipeline = Pipeline::new(plugins, store.clone() as Arc<dyn EntityStore>)
             .unwrap_or_else(|e| panic!("{e}"))
-            .with_workers(workers);
+            .with_workers(workers)
+            .with_run("same-run");
         let mut seen = 0;
         let report = pipeline
             .ingest(&titles, |_, _| seen += 1)

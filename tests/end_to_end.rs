@@ -717,3 +717,86 @@ fn ingest_runs_media_plugins_with_extra_models_and_stores_tags_with_evidence()
     }
     Ok(())
 }
+
+#[test]
+fn runs_are_recorded_and_only_stale_titles_are_reprocessed()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let data = tmp.path().join("data");
+    let titles = catalog::read_jsonl(&example_catalog())?;
+    let first = ingest(&data, &model);
+    let run = first
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .ok_or("no run id printed")?
+        .to_string();
+    {
+        let store = EdgeStore::open_existing(&data.join("store"))?;
+        let entity = store
+            .get(&[titles[0].id.clone()])?
+            .remove(0)
+            .ok_or("not stored")?;
+        assert!(
+            entity
+                .tags
+                .iter()
+                .all(|t| t.run.as_deref() == Some(run.as_str()))
+        );
+        assert_eq!(entity.outputs.len(), 1);
+        assert_eq!(entity.outputs[0].plugin, "synopsis-embedder");
+        assert_eq!(entity.outputs[0].run, run);
+        assert!(!entity.outputs[0].models.is_empty());
+    }
+    // Nothing changed: nothing to do.
+    let again = run_ok(
+        tessera()
+            .arg("ingest")
+            .arg(example_catalog())
+            .args(["--only-stale", "--data"])
+            .arg(&data)
+            .arg("--text-model")
+            .arg(&model),
+    );
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains(&format!("0 of {} titles need processing", titles.len())),
+        "{stdout}"
+    );
+    // A catalog with two new titles: only those are processed.
+    // Assets dropped: their paths are relative to examples/, and this plugin reads none.
+    let mut lines: Vec<String> = std::fs::read_to_string(example_catalog())?
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l)?;
+            if let Some(map) = v.as_object_mut() {
+                map.remove("assets");
+            }
+            Ok(v.to_string())
+        })
+        .collect::<Result<_, serde_json::Error>>()?;
+    for id in ["new-1", "new-2"] {
+        lines.push(
+            serde_json::json!({"id": id, "name": id, "synopsis": "A new arrival.", "language": "en"})
+                .to_string(),
+        );
+    }
+    let grown = tmp.path().join("grown.jsonl");
+    std::fs::write(&grown, lines.join("\n") + "\n")?;
+    let third = run_ok(
+        tessera()
+            .arg("ingest")
+            .arg(&grown)
+            .args(["--only-stale", "--data"])
+            .arg(&data)
+            .arg("--text-model")
+            .arg(&model),
+    );
+    let stdout = String::from_utf8_lossy(&third.stdout);
+    assert!(
+        stdout.contains(&format!("2 of {} titles need processing", titles.len() + 2)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 of 2 titles stored"), "{stdout}");
+    Ok(())
+}

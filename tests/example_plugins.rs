@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use tessera::catalog::{AssetRef, Title};
+use tessera::pipeline::{Pipeline, schema_for};
 use tessera::runtime::{Plugin, PluginError, PluginHost, PluginSettings, SandboxLimits};
-use tessera_indexes::Tag;
+use tessera_indexes::{EdgeStore, EntityStore, Tag, VectorKind};
 use tessera_models::Registry;
 use tessera_models::preprocess::audio::{AudioLimits, read_audio};
 
@@ -209,6 +210,36 @@ fn audio_mood_tags_windows_with_spans_against_prototypes() {
         .analyze(&title("", &[("trailer", &long)]))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(analysis.token_sequences[0].vectors.len(), 3);
+
+    // Ingested, the windows are stored as a multivector that MaxSim search finds again.
+    let schema = schema_for(std::slice::from_ref(&storing), f.host.registry())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(schema.vectors["audio-windows"].kind, VectorKind::Multi);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(EdgeStore::open(dir.path(), schema).unwrap_or_else(|e| panic!("{e}")));
+    let pipeline = Pipeline::new(vec![storing], store.clone() as Arc<dyn EntityStore>)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut short = title("", &[("trailer", &data("audio/tone_16k_mono.wav"))]);
+    short.id = "short".into();
+    let report = pipeline
+        .ingest(&[title("", &[("trailer", &long)]), short], |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.stored, 2, "{:?}", report.failures);
+    let stored = store
+        .get(&["t1".to_string()])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0)
+        .unwrap_or_else(|| panic!("t1 not stored"));
+    let windows = &stored.multivectors["audio-windows"];
+    assert_eq!(windows.len(), 3);
+    let hits = store
+        .nearest_multi("audio-windows", windows, 2, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(hits[0].id, "t1", "{hits:?}");
+    assert!(
+        (hits[0].score - 3.0).abs() < 1e-3,
+        "three exact token matches: {hits:?}"
+    );
 
     // A prototype of the wrong length is an input error naming it.
     let wrong = f.load("audio-mood", &[("prototype.calm", "0.1,0.2".to_string())]);

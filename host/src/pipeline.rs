@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_indexes::sid::Codebook;
 use tessera_indexes::sid_store::IngestIds;
-use tessera_indexes::{Entity, EntityStore, IndexError, Schema, VectorSpec};
+use tessera_indexes::{Entity, EntityStore, IndexError, Output, Schema, VectorKind, VectorSpec};
 use tessera_models::Registry;
 
 /// One title that could not be stored.
@@ -54,20 +54,9 @@ pub enum PipelineError {
         /// Loaded text models.
         loaded: String,
     },
-    /// Two plugins declare the same vector name.
-    #[error("vector {0:?} is declared by two plugins")]
+    /// Two plugins (or one plugin's embedding and token sequence) declare the same vector name.
+    #[error("vector {0:?} is declared twice")]
     DuplicateVector(String),
-    /// A plugin produces token sequences, which the store cannot keep yet.
-    #[error(
-        "plugin {plugin}: token sequence {name:?} cannot be stored: the entity store has no \
-         multivectors yet (the indexes issue adds them); remove the plugin or its token sequences"
-    )]
-    TokenSequencesUnsupported {
-        /// Plugin name.
-        plugin: String,
-        /// Sequence name.
-        name: String,
-    },
     /// The plugins' `after` declarations cannot be satisfied.
     #[error("plugin order: {0}")]
     Ordering(String),
@@ -115,13 +104,9 @@ pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, Pip
     let mut vectors = BTreeMap::new();
     for plugin in plugins {
         let info = plugin.info();
-        if let Some((name, _)) = info.token_sequences.first() {
-            return Err(PipelineError::TokenSequencesUnsupported {
-                plugin: info.name.clone(),
-                name: name.clone(),
-            });
-        }
-        for (name, model) in &info.embeddings {
+        let dense = info.embeddings.iter().map(|o| (o, VectorKind::Dense));
+        let multi = info.token_sequences.iter().map(|o| (o, VectorKind::Multi));
+        for ((name, model), kind) in dense.chain(multi) {
             let found = registry
                 .text(model)
                 .map(|m| (m.dimension(), m.name().to_string()))
@@ -150,6 +135,7 @@ pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, Pip
             let spec = VectorSpec {
                 dim,
                 model: model_name,
+                kind,
             };
             if vectors.insert(name.clone(), spec).is_some() {
                 return Err(PipelineError::DuplicateVector(name.clone()));
@@ -168,6 +154,22 @@ pub struct Pipeline {
     workers: usize,
     /// Gives titles their semantic IDs as they are stored, once a codebook exists.
     semantic_ids: Option<IngestIds>,
+    /// This run's id, recorded on every output it writes.
+    run: String,
+}
+
+/// A new run id: `run-` and the start time in UTC, plus the process id so that two runs started
+/// in the same second on one machine differ.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "run-{}-{:03}-{}",
+        now.as_secs(),
+        now.subsec_millis(),
+        std::process::id()
+    )
 }
 
 impl Pipeline {
@@ -179,6 +181,7 @@ impl Pipeline {
             store,
             workers: 1,
             semantic_ids: None,
+            run: new_run_id(),
         })
     }
 
@@ -194,6 +197,17 @@ impl Pipeline {
     pub fn with_semantic_ids(mut self, codebook: Arc<Codebook>) -> Self {
         self.semantic_ids = Some(IngestIds::new(codebook));
         self
+    }
+
+    /// Records `run` as this run's id instead of a generated one.
+    pub fn with_run(mut self, run: impl Into<String>) -> Self {
+        self.run = run.into();
+        self
+    }
+
+    /// This run's id.
+    pub fn run(&self) -> &str {
+        &self.run
     }
 
     /// The plugins, in the order they run.
@@ -237,21 +251,38 @@ impl Pipeline {
             language: title.language.clone(),
             metadata: title.metadata.clone(),
             vectors: BTreeMap::new(),
+            multivectors: BTreeMap::new(),
             tags: Vec::new(),
             semantic_id: None,
+            outputs: Vec::new(),
         };
         for plugin in &self.plugins {
-            // Token sequences are always empty here: `schema_for` refuses plugins that declare
-            // them, and validation refuses undeclared ones.
             let Analysis {
-                tags, embeddings, ..
+                tags,
+                embeddings,
+                token_sequences,
             } = plugin
                 .analyze_after(title, &entity.tags)
                 .map_err(|e| (plugin.info().name.clone(), e))?;
-            entity.tags.extend(tags);
+            entity.tags.extend(tags.into_iter().map(|mut t| {
+                t.run = Some(self.run.clone());
+                t
+            }));
+            entity.outputs.push(Output {
+                plugin: plugin.info().name.clone(),
+                version: plugin.info().version.clone(),
+                models: plugin.output_models(),
+                run: self.run.clone(),
+            });
             entity
                 .vectors
                 .extend(embeddings.into_iter().map(|e| (e.name, e.vector)));
+            entity.multivectors.extend(
+                token_sequences
+                    .into_iter()
+                    .filter(|t| !t.vectors.is_empty())
+                    .map(|t| (t.name, t.vectors)),
+            );
         }
         Ok(entity)
     }

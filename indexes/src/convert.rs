@@ -1,6 +1,6 @@
 //! Entities to qdrant points and back. One place knows the payload layout.
 
-use crate::{Entity, IndexError, StoredSid, Tag};
+use crate::{Entity, IndexError, Output, StoredSid, Tag};
 use qdrant_edge::{
     Payload, PointId, PointStructPersisted, Record, VectorInternal, VectorPersisted,
     VectorStructInternal, VectorStructPersisted,
@@ -15,6 +15,12 @@ const POINT_NAMESPACE: Uuid = Uuid::from_u128(0x7e55_e7a0_5eed_4b1d_9a3c_0d5e_11
 /// Payload key holding every prefix of a title's semantic ID as a keyword (`"12"`, `"12-200"`,
 /// …, the full ID): one indexed match answers a lookup by full ID or by any prefix.
 pub(crate) const SID_PREFIXES: &str = "sid_prefixes";
+/// Payload path of the plugin names that wrote a title.
+pub(crate) const OUTPUT_PLUGINS: &str = "outputs[].plugin";
+/// Payload path of [`Output::key`]s: plugin, version and models.
+pub(crate) const OUTPUT_KEYS: &str = "outputs[].key";
+/// Payload path of the runs that wrote a title.
+pub(crate) const OUTPUT_RUNS: &str = "outputs[].run";
 
 pub(crate) fn sid_prefixes(codes: &[u16]) -> Vec<String> {
     (1..=codes.len())
@@ -32,6 +38,12 @@ pub(crate) fn entity_to_point(entity: &Entity) -> PointStructPersisted {
         .vectors
         .iter()
         .map(|(name, v)| (name.clone(), VectorPersisted::Dense(v.clone())))
+        .chain(
+            entity
+                .multivectors
+                .iter()
+                .map(|(name, m)| (name.clone(), VectorPersisted::MultiDense(m.clone()))),
+        )
         .collect();
     let payload = json!({
         "tessera_id": entity.id,
@@ -40,6 +52,13 @@ pub(crate) fn entity_to_point(entity: &Entity) -> PointStructPersisted {
         "language": entity.language,
         "metadata": entity.metadata,
         "tags": entity.tags,
+        "outputs": entity.outputs.iter().map(|o| json!({
+            "plugin": o.plugin,
+            "version": o.version,
+            "models": o.models,
+            "run": o.run,
+            "key": o.key(),
+        })).collect::<Vec<_>>(),
     });
     let mut payload = payload;
     if let (Some(sid), Value::Object(map)) = (&entity.semantic_id, &mut payload) {
@@ -80,6 +99,12 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         serde_json::from_value(parse("metadata")?).unwrap_or_default();
     let tags: Vec<Tag> =
         serde_json::from_value(parse("tags")?).map_err(|e| corrupt(format!("tags: {e}")))?;
+    let outputs: Vec<Output> = match payload.get("outputs") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| corrupt(format!("outputs: {e}")))?
+        }
+    };
     let semantic_id = match payload.get("sid") {
         None | Some(Value::Null) => None,
         Some(v) => {
@@ -97,6 +122,7 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         }
     };
     let mut vectors = BTreeMap::new();
+    let mut multivectors = BTreeMap::new();
     match record.vector {
         Some(VectorStructInternal::Named(named)) => {
             for (name, vector) in named {
@@ -104,7 +130,12 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
                     VectorInternal::Dense(v) => {
                         vectors.insert(name, v);
                     }
-                    _ => return Err(corrupt(format!("vector {name:?} is not dense"))),
+                    VectorInternal::MultiDense(m) => {
+                        multivectors.insert(name, m.into_multi_vectors());
+                    }
+                    VectorInternal::Sparse(_) => {
+                        return Err(corrupt(format!("vector {name:?} is sparse")));
+                    }
                 }
             }
         }
@@ -118,8 +149,10 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         language: field("language").as_str().unwrap_or_default().to_string(),
         metadata,
         vectors,
+        multivectors,
         tags,
         semantic_id,
+        outputs,
     })
 }
 

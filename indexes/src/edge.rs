@@ -7,15 +7,19 @@
 //! Vectors use cosine distance, so qdrant stores them unit-normalised: a vector read back is the
 //! normalised form of what was written (identical for encoders that already normalise).
 
-use crate::convert::{SID_PREFIXES, entity_to_point, point_id, record_to_entity};
-use crate::schema::Schema;
+use crate::convert::{
+    OUTPUT_KEYS, OUTPUT_PLUGINS, OUTPUT_RUNS, SID_PREFIXES, entity_to_point, point_id,
+    record_to_entity,
+};
+use crate::schema::{MAX_TOKENS, Schema, VectorKind, check_vector};
 use crate::sid::SemanticId;
-use crate::{Entity, EntityStore, IndexError, Neighbor, Page, StoredSid};
+use crate::{Entity, EntityStore, IndexError, Needing, Neighbor, Output, Page, StoredSid};
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
     EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
-    NamedQuery, PayloadSchemaType, PointId, PointInsertOperations, PointOperations, QueryEnum,
-    RetrieveRequestBuilder, ScrollRequestBuilder, SearchRequestBuilder, UpdateOperation,
+    MultiVectorComparator, MultiVectorConfig, NamedQuery, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, QueryEnum, RetrieveRequestBuilder,
+    ScrollRequestBuilder, SearchRequestBuilder, TypedMultiDenseVector, UpdateOperation,
     VectorInternal, WithPayloadInterface, WithVector,
 };
 use std::collections::HashMap;
@@ -24,17 +28,34 @@ use std::path::{Path, PathBuf};
 
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "tessera.lock";
-/// Payload fields with a keyword index: semantic-ID prefixes and tag names are what lookups and
-/// filters select on.
-const KEYWORD_INDEXES: [&str; 2] = [SID_PREFIXES, "tags[].name"];
+/// Payload fields with a keyword index: semantic-ID prefixes, tag names and plugin outputs (which
+/// plugin, version and run wrote a title) are what lookups and filters select on.
+const KEYWORD_INDEXES: [&str; 5] = [
+    SID_PREFIXES,
+    "tags[].name",
+    OUTPUT_PLUGINS,
+    OUTPUT_KEYS,
+    OUTPUT_RUNS,
+];
+
+fn path(field: &str) -> Result<JsonPath, IndexError> {
+    field
+        .parse()
+        .map_err(|()| IndexError::Engine(format!("bad payload path {field:?}")))
+}
+
+fn keyword(field: &str, value: String) -> Result<Condition, IndexError> {
+    Ok(Condition::Field(FieldCondition::new_match(
+        path(field)?,
+        Match::from(value),
+    )))
+}
 
 /// Creates the payload indexes; qdrant-edge treats re-creating an identical index as a no-op, so
 /// this also upgrades stores made before an index existed.
 fn create_indexes(shard: &EdgeShard) -> Result<(), IndexError> {
     for field in KEYWORD_INDEXES {
-        let field_name: JsonPath = field
-            .parse()
-            .map_err(|()| IndexError::Engine(format!("bad payload path {field:?}")))?;
+        let field_name = path(field)?;
         shard
             .update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(CreateIndex {
@@ -90,7 +111,47 @@ fn lock(dir: &Path) -> Result<File, IndexError> {
     }
 }
 
+/// How validation errors name a query.
+const QUERY: &str = "(query)";
+
 impl EdgeStore {
+    fn search(
+        &self,
+        vector_name: &str,
+        query: VectorInternal,
+        limit: usize,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        let query = QueryEnum::Nearest(NamedQuery {
+            query,
+            using: Some(vector_name.to_string()),
+        });
+        let request = SearchRequestBuilder::new(query, limit + usize::from(exclude.is_some()))
+            .with_payload(WithPayloadInterface::Bool(true))
+            .build();
+        let mut neighbors = Vec::new();
+        for point in self.shard.search(request).map_err(engine)? {
+            let id = point
+                .payload
+                .as_ref()
+                .and_then(|p| p.0.get("tessera_id"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| IndexError::Corrupt {
+                    entity: format!("{:?}", point.id),
+                    reason: "payload lacks tessera_id".into(),
+                })?;
+            if Some(id.as_str()) != exclude {
+                neighbors.push(Neighbor {
+                    id,
+                    score: point.score,
+                });
+            }
+        }
+        neighbors.truncate(limit);
+        Ok(neighbors)
+    }
+
     /// Opens the store in `dir`, creating it with `schema` if it does not exist. An existing store
     /// must have been created with the same schema.
     pub fn open(dir: &Path, schema: Schema) -> Result<Self, IndexError> {
@@ -111,10 +172,13 @@ impl EdgeStore {
             None => {
                 let mut config = EdgeConfigBuilder::new();
                 for (name, spec) in &schema.vectors {
-                    config = config.vector(
-                        name.clone(),
-                        EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build(),
-                    );
+                    let mut params = EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine);
+                    if spec.kind == VectorKind::Multi {
+                        params = params.multivector_config(MultiVectorConfig {
+                            comparator: MultiVectorComparator::MaxSim,
+                        });
+                    }
+                    config = config.vector(name.clone(), params.build());
                 }
                 // Without a schema file the store was never finished (the schema is written
                 // before any write is accepted), so leftovers of an interrupted creation go.
@@ -148,6 +212,30 @@ impl EdgeStore {
         })?;
         let lock = lock(dir)?;
         Self::load(dir, schema, lock)
+    }
+
+    /// Title ids of every point matching `filter`, page by page.
+    fn ids_matching(&self, filter: Filter) -> Result<Vec<String>, IndexError> {
+        let mut ids = Vec::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let mut request = ScrollRequestBuilder::new()
+                .limit(1024)
+                .filter(filter.clone())
+                .with_payload(WithPayloadInterface::Bool(true))
+                .with_vector(WithVector::Bool(false));
+            if let Some(o) = offset.take() {
+                request = request.offset(o);
+            }
+            let (records, next) = self.shard.scroll(request.build()).map_err(engine)?;
+            for record in records {
+                ids.push(record_to_entity(record)?.id);
+            }
+            match next {
+                Some(n) => offset = Some(n),
+                None => return Ok(ids),
+            }
+        }
     }
 
     /// Runs qdrant-edge's optimisers (segment merge, HNSW indexing, vacuum) until nothing is left
@@ -205,55 +293,42 @@ impl EntityStore for EdgeStore {
         limit: usize,
         exclude: Option<&str>,
     ) -> Result<Vec<Neighbor>, IndexError> {
-        let Some(spec) = self.schema.vectors.get(vector_name) else {
-            return Err(IndexError::UnknownVector {
-                entity: "(query)".into(),
+        let spec = self.schema.spec(QUERY, vector_name, VectorKind::Dense)?;
+        check_vector(QUERY, vector_name, spec, vector)?;
+        self.search(
+            vector_name,
+            VectorInternal::Dense(vector.to_vec()),
+            limit,
+            exclude,
+        )
+    }
+
+    fn nearest_multi(
+        &self,
+        vector_name: &str,
+        tokens: &[Vec<f32>],
+        limit: usize,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        let spec = self.schema.spec(QUERY, vector_name, VectorKind::Multi)?;
+        if tokens.is_empty() || tokens.len() > MAX_TOKENS {
+            return Err(IndexError::TokenCount {
+                entity: QUERY.into(),
                 vector: vector_name.into(),
-                known: self
-                    .schema
-                    .vectors
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        };
-        if vector.len() != spec.dim {
-            return Err(IndexError::Dimension {
-                entity: "(query)".into(),
-                vector: vector_name.into(),
-                expected: spec.dim,
-                got: vector.len(),
+                got: tokens.len(),
+                max: MAX_TOKENS,
             });
         }
-        let query = QueryEnum::Nearest(NamedQuery {
-            query: VectorInternal::Dense(vector.to_vec()),
-            using: Some(vector_name.to_string()),
-        });
-        let request = SearchRequestBuilder::new(query, limit + usize::from(exclude.is_some()))
-            .with_payload(WithPayloadInterface::Bool(true))
-            .build();
-        let mut neighbors = Vec::new();
-        for point in self.shard.search(request).map_err(engine)? {
-            let id = point
-                .payload
-                .as_ref()
-                .and_then(|p| p.0.get("tessera_id"))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| IndexError::Corrupt {
-                    entity: format!("{:?}", point.id),
-                    reason: "payload lacks tessera_id".into(),
-                })?;
-            if Some(id.as_str()) != exclude {
-                neighbors.push(Neighbor {
-                    id,
-                    score: point.score,
-                });
-            }
+        for token in tokens {
+            check_vector(QUERY, vector_name, spec, token)?;
         }
-        neighbors.truncate(limit);
-        Ok(neighbors)
+        let query = TypedMultiDenseVector::try_from_matrix(tokens.to_vec()).map_err(engine)?;
+        self.search(
+            vector_name,
+            VectorInternal::MultiDense(query),
+            limit,
+            exclude,
+        )
     }
 
     fn scan(
@@ -298,13 +373,7 @@ impl EntityStore for EdgeStore {
             return Ok(Vec::new());
         }
         let key = SemanticId(prefix.to_vec()).to_string();
-        let field: JsonPath = SID_PREFIXES
-            .parse()
-            .map_err(|()| IndexError::Engine("bad payload path".into()))?;
-        let filter = Filter::new_must(Condition::Field(FieldCondition::new_match(
-            field,
-            Match::from(key),
-        )));
+        let filter = Filter::new_must(keyword(SID_PREFIXES, key)?);
         let request = ScrollRequestBuilder::new()
             .limit(limit.max(1))
             .filter(filter)
@@ -320,6 +389,22 @@ impl EntityStore for EdgeStore {
             }
         }
         Ok(out)
+    }
+
+    fn needing(&self, current: &Output) -> Result<Needing, IndexError> {
+        let missing = Filter {
+            must_not: Some(vec![keyword(OUTPUT_PLUGINS, current.plugin.clone())?]),
+            ..Filter::new()
+        };
+        let stale = Filter {
+            must: Some(vec![keyword(OUTPUT_PLUGINS, current.plugin.clone())?]),
+            must_not: Some(vec![keyword(OUTPUT_KEYS, current.key())?]),
+            ..Filter::new()
+        };
+        Ok(Needing {
+            missing: self.ids_matching(missing)?,
+            stale: self.ids_matching(stale)?,
+        })
     }
 
     fn count(&self) -> Result<usize, IndexError> {
@@ -338,13 +423,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn schema() -> Schema {
-        Schema::new([(
-            "synopsis".to_string(),
-            VectorSpec {
-                dim: 3,
-                model: "m".into(),
-            },
-        )])
+        Schema::new([("synopsis".to_string(), VectorSpec::dense(3, "m"))])
     }
 
     fn entity(id: &str, v: [f32; 3]) -> Entity {
@@ -355,6 +434,7 @@ mod tests {
             language: "en".into(),
             metadata: BTreeMap::from([("genre".to_string(), "crime".to_string())]),
             vectors: BTreeMap::from([("synopsis".to_string(), v.to_vec())]),
+            multivectors: BTreeMap::new(),
             tags: vec![Tag {
                 name: "language".into(),
                 value: Some("en".into()),
@@ -363,8 +443,15 @@ mod tests {
                 plugin_version: "1.0.0".into(),
                 span: Some((30.0, 60.0)),
                 evidence: Some("matched \"in French\"".into()),
+                run: Some("run-1".into()),
             }],
             semantic_id: None,
+            outputs: vec![Output {
+                plugin: "p".into(),
+                version: "1.0.0".into(),
+                models: vec!["m".into()],
+                run: "run-1".into(),
+            }],
         }
     }
 
@@ -447,6 +534,125 @@ mod tests {
     }
 
     #[test]
+    fn multivectors_round_trip_and_rank_by_maxsim() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        let schema = Schema::new([
+            ("synopsis".to_string(), VectorSpec::dense(3, "m")),
+            ("windows".to_string(), VectorSpec::multi(3, "w")),
+        ]);
+        let with_windows = |id: &str, windows: Vec<[f32; 3]>| {
+            let mut e = entity(id, unit([1.0, 0.0, 0.0]));
+            e.multivectors.insert(
+                "windows".into(),
+                windows.into_iter().map(|w| unit(w).to_vec()).collect(),
+            );
+            e
+        };
+        {
+            let store = EdgeStore::open(dir.path(), schema.clone())?;
+            store.upsert(&[
+                // Both query tokens have a close match: the best MaxSim.
+                with_windows(
+                    "both",
+                    vec![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+                ),
+                // Only one does.
+                with_windows("one", vec![[1.0, 0.1, 0.0], [0.0, 0.0, 1.0]]),
+                with_windows("none", vec![[0.0, 0.0, 1.0]]),
+                // No windows at all (no audio): stored, never a multivector hit.
+                entity("plain", unit([1.0, 0.0, 0.0])),
+            ])?;
+            store.flush()?;
+        }
+        let store = EdgeStore::open_existing(dir.path())?;
+        let got = store.get(&["both".to_string(), "plain".to_string()])?;
+        let both = got[0].clone().ok_or(IndexError::Engine("missing".into()))?;
+        assert_eq!(both.multivectors["windows"].len(), 3);
+        assert!((both.multivectors["windows"][1][1] - 1.0).abs() < 1e-6);
+        assert!(got[1].as_ref().is_some_and(|e| e.multivectors.is_empty()));
+        let query = vec![
+            unit([1.0, 0.0, 0.0]).to_vec(),
+            unit([0.0, 1.0, 0.0]).to_vec(),
+        ];
+        let hits = store.nearest_multi("windows", &query, 3, None)?;
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["both", "one", "none"]);
+        assert!(
+            (hits[0].score - 2.0).abs() < 1e-4,
+            "MaxSim of two exact matches: {hits:?}"
+        );
+
+        // Bad multivectors and queries are refused with the reason.
+        let mut empty = entity("e", unit([1.0, 0.0, 0.0]));
+        empty.multivectors.insert("windows".into(), vec![]);
+        let mut short = entity("s", unit([1.0, 0.0, 0.0]));
+        short
+            .multivectors
+            .insert("windows".into(), vec![vec![1.0, 0.0]]);
+        let mut dense_as_multi = entity("d", unit([1.0, 0.0, 0.0]));
+        dense_as_multi
+            .multivectors
+            .insert("synopsis".into(), vec![vec![1.0, 0.0, 0.0]]);
+        for (bad, expected) in [
+            (empty, "has 0 token vectors"),
+            (short, "dimension 2, the store expects 3"),
+            (dense_as_multi, "is Dense in the store's schema"),
+        ] {
+            let msg = store
+                .upsert(&[bad])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(msg.contains(expected), "{msg}");
+        }
+        let msg = store
+            .nearest_multi("windows", &[vec![f32::NAN, 0.0, 0.0]], 3, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("NaN"), "{msg}");
+        let msg = store
+            .nearest("windows", &[1.0, 0.0, 0.0], 3, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("is Multi"), "{msg}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_store_names_titles_missing_or_stale_for_a_plugin_version() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        let store = EdgeStore::open(dir.path(), schema())?;
+        let current = entity("current", unit([1.0, 0.0, 0.0]));
+        let mut old_version = entity("old-version", unit([1.0, 0.0, 0.0]));
+        old_version.outputs[0].version = "0.9.0".into();
+        let mut other_model = entity("other-model", unit([1.0, 0.0, 0.0]));
+        other_model.outputs[0].models = vec!["m2".into()];
+        let mut untouched = entity("untouched", unit([1.0, 0.0, 0.0]));
+        untouched.outputs.clear();
+        let mut other_run = entity("other-run", unit([1.0, 0.0, 0.0]));
+        other_run.outputs[0].run = "run-0".into();
+        store.upsert(&[current, old_version, other_model, untouched, other_run])?;
+        let plugin = Output {
+            plugin: "p".into(),
+            version: "1.0.0".into(),
+            models: vec!["m".into()],
+            run: "run-2".into(),
+        };
+        let mut needing = store.needing(&plugin)?;
+        needing.stale.sort();
+        assert_eq!(needing.missing, ["untouched"]);
+        assert_eq!(needing.stale, ["old-version", "other-model"]);
+        let reread = store.get(&["current".to_string()])?.remove(0);
+        assert_eq!(
+            reread.map(|e| e.outputs[0].run.clone()),
+            Some("run-1".to_string())
+        );
+        Ok(())
+    }
+
+    #[test]
     fn a_second_open_is_refused_and_schema_changes_are_caught() -> Result<(), IndexError> {
         let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
         let store = EdgeStore::open(dir.path(), schema())?;
@@ -456,13 +662,7 @@ mod tests {
             .unwrap_or_default();
         assert!(msg.contains("open in another process"), "{msg}");
         drop(store);
-        let other = Schema::new([(
-            "synopsis".to_string(),
-            VectorSpec {
-                dim: 4,
-                model: "m".into(),
-            },
-        )]);
+        let other = Schema::new([("synopsis".to_string(), VectorSpec::dense(4, "m"))]);
         let msg = EdgeStore::open(dir.path(), other)
             .err()
             .map(|e| e.to_string())

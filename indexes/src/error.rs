@@ -26,6 +26,28 @@ pub enum IndexError {
         /// Given dimension.
         got: usize,
     },
+    /// A dense vector given for a multivector name, or the other way round.
+    #[error("entity {entity}: vector {vector:?} is {expected:?} in the store's schema")]
+    Kind {
+        /// Title id.
+        entity: String,
+        /// Vector name.
+        vector: String,
+        /// What the schema says it is.
+        expected: crate::VectorKind,
+    },
+    /// A multivector with no token vectors or too many.
+    #[error("entity {entity}: multivector {vector:?} has {got} token vectors (1..={max} allowed)")]
+    TokenCount {
+        /// Title id.
+        entity: String,
+        /// Vector name.
+        vector: String,
+        /// Token vectors given.
+        got: usize,
+        /// The cap.
+        max: usize,
+    },
     /// NaN or infinity in a vector.
     #[error("entity {entity}: vector {vector:?} holds NaN or infinity at index {index}")]
     NonFinite {

@@ -3,13 +3,15 @@
 //! Main types:
 //! - [`EntityStore`]: the storage interface the host writes to and the gRPC API reads from.
 //! - [`EdgeStore`]: its embedded implementation on qdrant-edge — a directory on disk, no server.
-//! - [`Entity`], [`Tag`], [`Schema`]: what is stored per title: named dense vectors, tags with
-//!   provenance, its semantic ID ([`StoredSid`]) and the title's catalog facts.
+//! - [`Entity`], [`Tag`], [`Schema`]: what is stored per title: named dense vectors and
+//!   multivectors, tags with provenance, its semantic ID ([`StoredSid`]), which plugin versions
+//!   and runs wrote it ([`Output`]) and the title's catalog facts.
 //! - [`sid`]: semantic IDs — residual k-means codebooks, unique ID assignment, quality figures;
 //!   [`sid_store`] runs them against a store (train over stored vectors, assign at ingest).
 //!
 //! Point ids derive from title ids (UUID v5), so writing a title again replaces it instead of
-//! adding a second copy. Every vector is checked (known name, right dimension, finite values)
+//! adding a second copy; a title is one point, written by one upsert, so readers see all of a
+//! run's outputs for it or none. Every vector is checked (known name, right dimension, finite values)
 //! before anything is written, so a bad entity leaves the store untouched.
 //!
 //! What this crate must not do: run models or plugins, or know about gRPC; it stores and reads.
@@ -23,7 +25,7 @@ pub mod sid_store;
 
 pub use edge::EdgeStore;
 pub use error::IndexError;
-pub use schema::{Schema, VectorSpec};
+pub use schema::{MAX_TOKENS, Schema, VectorKind, VectorSpec};
 
 use std::collections::BTreeMap;
 
@@ -47,6 +49,39 @@ pub struct Tag {
     /// Why the plugin assigned it (a matched prompt, a rule), for people reviewing tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// The ingestion run that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+/// Which plugin, at which version and with which models, wrote a title's outputs, and in which
+/// run: what tells a stale title from a current one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Output {
+    /// Plugin name.
+    pub plugin: String,
+    /// Plugin version.
+    pub version: String,
+    /// The models it may call or produced vectors with, sorted.
+    pub models: Vec<String>,
+    /// The run that wrote it.
+    pub run: String,
+}
+
+impl Output {
+    /// Everything but the run: two outputs with the same key came from the same code and models.
+    pub fn key(&self) -> String {
+        format!("{}@{}|{}", self.plugin, self.version, self.models.join(","))
+    }
+}
+
+/// Stored titles that a plugin version has to (re)process.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Needing {
+    /// Titles without any output of the plugin.
+    pub missing: Vec<String>,
+    /// Titles with outputs of another version of it or other models.
+    pub stale: Vec<String>,
 }
 
 /// Everything stored for one title.
@@ -64,10 +99,14 @@ pub struct Entity {
     pub metadata: BTreeMap<String, String>,
     /// Named dense vectors.
     pub vectors: BTreeMap<String, Vec<f32>>,
+    /// Named multivectors: token vectors (one per audio window, image, text chunk).
+    pub multivectors: BTreeMap<String, Vec<Vec<f32>>>,
     /// Tags with provenance.
     pub tags: Vec<Tag>,
     /// Semantic ID, once a codebook exists (`tessera sid train`).
     pub semantic_id: Option<StoredSid>,
+    /// Per plugin, who wrote this title's outputs and in which run.
+    pub outputs: Vec<Output>,
 }
 
 /// A title's semantic ID and the codebook that gave it.
@@ -116,6 +155,15 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
         limit: usize,
         exclude: Option<&str>,
     ) -> Result<Vec<Neighbor>, IndexError>;
+    /// The `limit` entities whose multivector `vector_name` best matches the query tokens by
+    /// MaxSim (for each query token the cosine of its best match, summed), best first.
+    fn nearest_multi(
+        &self,
+        vector_name: &str,
+        tokens: &[Vec<f32>],
+        limit: usize,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Neighbor>, IndexError>;
     /// Reads entities in a stable order, `limit` per page, starting at `cursor` (from the previous
     /// page; `None` for the first). Without `with_vectors` only payloads are read.
     fn scan(
@@ -131,6 +179,9 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
         prefix: &[u16],
         limit: usize,
     ) -> Result<Vec<(String, StoredSid)>, IndexError>;
+    /// Stored titles lacking `current`'s plugin outputs, or holding them from another plugin
+    /// version or other models (its run is ignored), in a stable order.
+    fn needing(&self, current: &Output) -> Result<Needing, IndexError>;
     /// Number of stored entities.
     fn count(&self) -> Result<usize, IndexError>;
     /// Makes every write so far durable.

@@ -10,13 +10,51 @@ use std::path::Path;
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_FILE: &str = "tessera-schema.json";
 
-/// One named dense vector (cosine distance).
+/// Most token vectors one multivector may hold (the plugin contract's cap on a token sequence).
+pub const MAX_TOKENS: usize = 4096;
+
+/// What a named vector holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorKind {
+    /// One vector per title.
+    #[default]
+    Dense,
+    /// A list of token vectors per title (one per audio window, image, text chunk), compared
+    /// by MaxSim: for each query token its best match, summed.
+    Multi,
+}
+
+/// One named vector (cosine distance; token vectors too).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VectorSpec {
-    /// Dimension.
+    /// Dimension (of each token vector, for a multivector).
     pub dim: usize,
     /// The model that produces it (for people reading the schema).
     pub model: String,
+    /// Dense or multivector; stores written before multivectors existed are all dense.
+    #[serde(default)]
+    pub kind: VectorKind,
+}
+
+impl VectorSpec {
+    /// A dense vector.
+    pub fn dense(dim: usize, model: impl Into<String>) -> Self {
+        VectorSpec {
+            dim,
+            model: model.into(),
+            kind: VectorKind::Dense,
+        }
+    }
+
+    /// A multivector of token vectors.
+    pub fn multi(dim: usize, model: impl Into<String>) -> Self {
+        VectorSpec {
+            dim,
+            model: model.into(),
+            kind: VectorKind::Multi,
+        }
+    }
 }
 
 /// Named vectors of a store.
@@ -81,35 +119,78 @@ impl Schema {
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
+    /// The spec of `name`, which must be of `kind`.
+    pub(crate) fn spec(
+        &self,
+        entity: &str,
+        name: &str,
+        kind: VectorKind,
+    ) -> Result<&VectorSpec, IndexError> {
+        let Some(spec) = self.vectors.get(name) else {
+            return Err(IndexError::UnknownVector {
+                entity: entity.to_string(),
+                vector: name.to_string(),
+                known: self.vectors.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        };
+        if spec.kind != kind {
+            return Err(IndexError::Kind {
+                entity: entity.to_string(),
+                vector: name.to_string(),
+                expected: spec.kind,
+            });
+        }
+        Ok(spec)
+    }
+
     /// Checks an entity's vectors against the schema.
     pub(crate) fn validate(&self, entity: &crate::Entity) -> Result<(), IndexError> {
         if entity.id.is_empty() || entity.id.len() > 512 {
             return Err(IndexError::InvalidId(entity.id.clone()));
         }
         for (name, vector) in &entity.vectors {
-            let Some(spec) = self.vectors.get(name) else {
-                return Err(IndexError::UnknownVector {
+            let spec = self.spec(&entity.id, name, VectorKind::Dense)?;
+            check_vector(&entity.id, name, spec, vector)?;
+        }
+        for (name, tokens) in &entity.multivectors {
+            let spec = self.spec(&entity.id, name, VectorKind::Multi)?;
+            if tokens.is_empty() || tokens.len() > MAX_TOKENS {
+                return Err(IndexError::TokenCount {
                     entity: entity.id.clone(),
                     vector: name.clone(),
-                    known: self.vectors.keys().cloned().collect::<Vec<_>>().join(", "),
-                });
-            };
-            if vector.len() != spec.dim {
-                return Err(IndexError::Dimension {
-                    entity: entity.id.clone(),
-                    vector: name.clone(),
-                    expected: spec.dim,
-                    got: vector.len(),
+                    got: tokens.len(),
+                    max: MAX_TOKENS,
                 });
             }
-            if let Some(index) = vector.iter().position(|x| !x.is_finite()) {
-                return Err(IndexError::NonFinite {
-                    entity: entity.id.clone(),
-                    vector: name.clone(),
-                    index,
-                });
+            for token in tokens {
+                check_vector(&entity.id, name, spec, token)?;
             }
         }
         Ok(())
     }
+}
+
+/// Checks one vector (or token vector) of `entity` against its spec.
+pub(crate) fn check_vector(
+    entity: &str,
+    name: &str,
+    spec: &VectorSpec,
+    vector: &[f32],
+) -> Result<(), IndexError> {
+    if vector.len() != spec.dim {
+        return Err(IndexError::Dimension {
+            entity: entity.to_string(),
+            vector: name.to_string(),
+            expected: spec.dim,
+            got: vector.len(),
+        });
+    }
+    if let Some(index) = vector.iter().position(|x| !x.is_finite()) {
+        return Err(IndexError::NonFinite {
+            entity: entity.to_string(),
+            vector: name.to_string(),
+            index,
+        });
+    }
+    Ok(())
 }

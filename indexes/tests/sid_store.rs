@@ -10,13 +10,7 @@ use tessera_indexes::{EdgeStore, Entity, EntityStore, IndexError, Schema, Vector
 const DIM: usize = 8;
 
 fn schema() -> Schema {
-    Schema::new([(
-        "text".to_string(),
-        VectorSpec {
-            dim: DIM,
-            model: "m".into(),
-        },
-    )])
+    Schema::new([("text".to_string(), VectorSpec::dense(DIM, "m"))])
 }
 
 fn vector(i: usize) -> Vec<f32> {
@@ -36,8 +30,10 @@ fn entity(i: usize) -> Entity {
         language: "en".into(),
         metadata: BTreeMap::new(),
         vectors: BTreeMap::from([("text".to_string(), vector(i))]),
+        multivectors: BTreeMap::new(),
         tags: Vec::new(),
         semantic_id: None,
+        outputs: Vec::new(),
     }
 }
 

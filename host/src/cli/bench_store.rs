@@ -29,6 +29,7 @@ fn entity(i: usize, vector: Vec<f32>) -> Entity {
         language: ["en", "fr", "de", "ja"][i % 4].into(),
         metadata: BTreeMap::from([("kind".to_string(), "film".to_string())]),
         vectors: BTreeMap::from([("text".to_string(), vector)]),
+        multivectors: BTreeMap::new(),
         tags: vec![Tag {
             name: "genre".into(),
             value: Some(["crime", "comedy", "drama"][i % 3].into()),
@@ -37,8 +38,10 @@ fn entity(i: usize, vector: Vec<f32>) -> Entity {
             plugin_version: "1.0.0".into(),
             span: None,
             evidence: None,
+            run: Some("bench".into()),
         }],
         semantic_id: None,
+        outputs: Vec::new(),
     }
 }
 
@@ -66,13 +69,7 @@ pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
         queries,
     } = settings;
     let dir = tempfile::tempdir()?;
-    let schema = Schema::new([(
-        "text".to_string(),
-        VectorSpec {
-            dim,
-            model: "bench".into(),
-        },
-    )]);
+    let schema = Schema::new([("text".to_string(), VectorSpec::dense(dim, "bench"))]);
     let store = EdgeStore::open(dir.path(), schema)?;
     let rows = Clustered {
         dim,

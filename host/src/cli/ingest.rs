@@ -2,6 +2,7 @@
 
 use super::SandboxArgs;
 use anyhow::{Context, bail};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tessera::catalog::{self, Title};
 use tessera::pipeline::{self, IngestReport, Pipeline};
 use tessera::runtime::{Plugin, PluginHost};
 use tessera::text_model::{self, TextSource};
-use tessera_indexes::{EdgeStore, Entity, EntityStore};
+use tessera_indexes::{EdgeStore, Entity, EntityStore, Output};
 use tessera_models::hub::HubModel;
 
 /// Flags of `tessera ingest`.
@@ -33,6 +34,10 @@ pub struct IngestArgs {
     /// Default: the built-in synopsis-embedder.
     #[arg(long = "plugin", env = "TESSERA_PLUGINS", value_delimiter = ',')]
     pub plugins: Vec<PathBuf>,
+    /// Process only the titles that need it: not stored yet, lacking a plugin's outputs, or
+    /// holding outputs of another plugin version or other models.
+    #[arg(long)]
+    pub only_stale: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -140,6 +145,35 @@ pub fn finish(report: &IngestReport, total: usize) -> ExitCode {
     }
 }
 
+/// The titles of `titles` that are not stored or that some plugin of this run would change.
+fn needing(setup: &Setup, titles: &[Title]) -> anyhow::Result<Vec<Title>> {
+    let mut redo: HashSet<String> = HashSet::new();
+    for plugin in setup.pipeline.plugins() {
+        let current = Output {
+            plugin: plugin.info().name.clone(),
+            version: plugin.info().version.clone(),
+            models: plugin.output_models(),
+            run: setup.pipeline.run().to_string(),
+        };
+        let needing = setup.store.needing(&current)?;
+        redo.extend(needing.missing);
+        redo.extend(needing.stale);
+    }
+    let mut out = Vec::new();
+    for chunk in titles.chunks(1024) {
+        let ids: Vec<String> = chunk.iter().map(|t| t.id.clone()).collect();
+        let stored = setup.store.get(&ids)?;
+        out.extend(
+            chunk
+                .iter()
+                .zip(stored)
+                .filter(|(t, s)| s.is_none() || redo.contains(&t.id))
+                .map(|(t, _)| t.clone()),
+        );
+    }
+    Ok(out)
+}
+
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let titles = catalog::read_jsonl(&args.catalog)?;
     let setup = setup(
@@ -149,6 +183,18 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         &args.plugins,
         &args.sandbox,
     )?;
+    let titles = if args.only_stale {
+        let needed = needing(&setup, &titles)?;
+        println!(
+            "{} of {} titles need processing (new, missing a plugin's outputs, or stale)",
+            needed.len(),
+            titles.len()
+        );
+        needed
+    } else {
+        titles
+    };
+    println!("run {}", setup.pipeline.run());
     let report = setup.pipeline.ingest(&titles, print_progress)?;
     let code = finish(&report, titles.len());
     for plugin in setup.pipeline.plugins() {

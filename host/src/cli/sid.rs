@@ -309,13 +309,24 @@ pub fn bench(titles: usize, dim: usize, config: SidConfig) -> anyhow::Result<Exi
     let encoded = codebook.encode(&rows)?;
     let figures = stats(&codebook, &rows, &encoded, 1000)?;
     println!(
-        "quality: utilisation {:?}, collision rate {:.3}%, prefix recall@10 {:.3}, unique IDs {}/{titles}",
+        "quality: utilisation {:?}, perplexity {:?}, reconstruction MSE {:?}, collision rate {:.3}% (largest group {}), prefix recall@10 {:.3}, unique IDs {}/{titles}",
         figures
             .levels
             .iter()
             .map(|l| format!("{:.1}%", l.utilisation * 100.0))
             .collect::<Vec<_>>(),
+        figures
+            .levels
+            .iter()
+            .map(|l| format!("{:.0}", l.perplexity))
+            .collect::<Vec<_>>(),
+        figures
+            .levels
+            .iter()
+            .map(|l| format!("{:.3}", l.reconstruction_mse))
+            .collect::<Vec<_>>(),
         figures.collision_rate * 100.0,
+        figures.largest_collision_group,
         figures.prefix_recall_at_10,
         unique.len()
     );

@@ -67,6 +67,18 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
         .filter(|(name, _)| query.vector_names.is_empty() || query.vector_names.contains(name))
         .map(|(name, values)| (name, proto::Vector { values }))
         .collect();
+    let multivectors = entity
+        .multivectors
+        .into_iter()
+        .filter(|(name, _)| query.vector_names.is_empty() || query.vector_names.contains(name))
+        .map(|(name, tokens)| {
+            let tokens = tokens
+                .into_iter()
+                .map(|values| proto::Vector { values })
+                .collect();
+            (name, proto::MultiVector { tokens })
+        })
+        .collect();
     let tags = entity
         .tags
         .into_iter()
@@ -79,6 +91,7 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
             plugin_version: t.plugin_version,
             span: t.span.map(|(start, end)| proto::TimeSpan { start, end }),
             evidence: t.evidence,
+            run: t.run,
         })
         .collect();
     proto::Entity {
@@ -94,6 +107,17 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
             .map(|s| s.id.0.iter().map(|&c| u32::from(c)).collect())
             .unwrap_or_default(),
         semantic_id_codebook: entity.semantic_id.map(|s| s.codebook).unwrap_or_default(),
+        multivectors,
+        outputs: entity
+            .outputs
+            .into_iter()
+            .map(|o| proto::Output {
+                plugin: o.plugin,
+                version: o.version,
+                models: o.models,
+                run: o.run,
+            })
+            .collect(),
     }
 }
 
@@ -103,13 +127,7 @@ mod tests {
     use tessera_indexes::VectorSpec;
 
     fn schema() -> Schema {
-        Schema::new([(
-            "synopsis".to_string(),
-            VectorSpec {
-                dim: 2,
-                model: "m".into(),
-            },
-        )])
+        Schema::new([("synopsis".to_string(), VectorSpec::dense(2, "m"))])
     }
 
     fn request(ids: &[&str], names: &[&str], min: f32) -> proto::GetEntitiesRequest {

@@ -278,6 +278,7 @@ impl Analysis {
                 confidence: tag.confidence,
                 plugin: info.name.clone(),
                 plugin_version: info.version.clone(),
+                run: None,
                 span: tag.span,
                 evidence: tag.evidence,
             });

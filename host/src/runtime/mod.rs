@@ -439,6 +439,27 @@ impl Plugin {
         self.stats.snapshot()
     }
 
+    /// The models its manifest lets it call; `None` when it may call any loaded model.
+    pub fn allowed_models(&self) -> Option<&[String]> {
+        self.allowed_models.as_deref().map(Vec::as_slice)
+    }
+
+    /// The models whose change makes its stored outputs stale: those its manifest allows and
+    /// those its declared vectors come from, sorted.
+    pub fn output_models(&self) -> Vec<String> {
+        let mut models: Vec<String> = self
+            .allowed_models()
+            .unwrap_or_default()
+            .iter()
+            .chain(self.info.embeddings.iter().map(|(_, m)| m))
+            .chain(self.info.token_sequences.iter().map(|(_, m)| m))
+            .cloned()
+            .collect();
+        models.sort();
+        models.dedup();
+        models
+    }
+
     /// The contract line the plugin is linked against.
     pub fn contract(&self) -> Contract {
         self.pre.contract()

@@ -7,6 +7,8 @@ use candle_core::{Device, Tensor};
 
 /// Rows per matrix product: bounds the distance matrix to `CHUNK × k` floats (8 MiB at k = 256).
 const CHUNK: usize = 8192;
+/// Up to this many rows, dot products are plain loops rather than a matrix product.
+const SMALL: usize = 4;
 /// k-means++ seeds from at most this many rows; more adds time, not quality, at k ≤ a few hundred.
 const SEED_SAMPLE: usize = 32_768;
 
@@ -48,30 +50,120 @@ pub(crate) fn sq_norms(rows: &[f32], dim: usize) -> Vec<f32> {
         .collect()
 }
 
-/// For every row, the nearest centroid and the squared distance to it.
+/// How a row picks its centroid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Metric {
+    /// Least squared distance.
+    Euclidean,
+    /// Largest projection `x·c/|c|`: the centroid the row points towards, whatever the
+    /// centroid's length. Residuals are close to isotropic noise, and there Euclidean assignment
+    /// sends most rows to the few shortest centroids (high-dimensional hubness), leaving the level
+    /// with a fraction of its codes in use.
+    Projection,
+}
+
+/// For every row, its centroid under `metric` and the squared distance to it.
 pub(crate) fn nearest(
     rows: &[f32],
     dim: usize,
     centroids: &[f32],
+    metric: Metric,
 ) -> Result<(Vec<u32>, Vec<f32>), IndexError> {
     let mut codes = Vec::with_capacity(rows.len() / dim);
     let mut dists = Vec::with_capacity(rows.len() / dim);
-    for_each_distance_row(rows, dim, centroids, |row| {
-        let (best, d) = argmin(row);
+    let cn = sq_norms(centroids, dim);
+    let inv_len: Vec<f32> = cn
+        .iter()
+        .map(|&c| if c > 0.0 { c.sqrt().recip() } else { 0.0 })
+        .collect();
+    for_each_dot_row(rows, dim, centroids, |xn, dots| {
+        let best = match metric {
+            Metric::Euclidean => {
+                let mut best = (0, f32::INFINITY);
+                for (j, (&d, &c)) in dots.iter().zip(&cn).enumerate() {
+                    let e = c - 2.0 * d;
+                    if e < best.1 {
+                        best = (j, e);
+                    }
+                }
+                best.0
+            }
+            Metric::Projection => {
+                let mut best = (0, f32::NEG_INFINITY);
+                for (j, (&d, &l)) in dots.iter().zip(&inv_len).enumerate() {
+                    let p = d * l;
+                    if p > best.1 {
+                        best = (j, p);
+                    }
+                }
+                best.0
+            }
+        };
         codes.push(best as u32);
-        dists.push(d);
+        dists.push((xn - 2.0 * dots[best] + cn[best]).max(0.0));
     })?;
     Ok((codes, dists))
 }
 
-pub(crate) fn argmin(row: &[f32]) -> (usize, f32) {
-    let mut best = (0, f32::INFINITY);
-    for (j, &d) in row.iter().enumerate() {
-        if d < best.1 {
-            best = (j, d);
+/// Every centroid for one vector, best first under `metric` (ties by index).
+pub(crate) fn ranking(
+    vector: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    metric: Metric,
+) -> Result<Vec<u16>, IndexError> {
+    let cn = sq_norms(centroids, dim);
+    let mut scored: Vec<(f32, u16)> = Vec::with_capacity(cn.len());
+    for_each_dot_row(vector, dim, centroids, |_, dots| {
+        for (j, (&d, &c)) in dots.iter().zip(&cn).enumerate() {
+            // Lower is better for both.
+            let score = match metric {
+                Metric::Euclidean => c - 2.0 * d,
+                Metric::Projection if c > 0.0 => -d / c.sqrt(),
+                Metric::Projection => 0.0,
+            };
+            scored.push((score, j as u16));
+        }
+    })?;
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    Ok(scored.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Calls `f` with each row's squared norm and its dot products with every centroid, row by row.
+fn for_each_dot_row(
+    rows: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    mut f: impl FnMut(f32, &[f32]),
+) -> Result<(), IndexError> {
+    let k = centroids.len() / dim;
+    if rows.len() <= SMALL * dim {
+        // A title at a time (ingest): building tensors would cost more than the arithmetic.
+        let mut dots = vec![0f32; k];
+        for x in rows.chunks_exact(dim) {
+            for (d, c) in dots.iter_mut().zip(centroids.chunks_exact(dim)) {
+                *d = x.iter().zip(c).map(|(a, b)| a * b).sum();
+            }
+            f(x.iter().map(|v| v * v).sum(), &dots);
+        }
+        return Ok(());
+    }
+    let ct = Tensor::from_slice(centroids, (k, dim), &Device::Cpu)
+        .and_then(|c| c.t())
+        .and_then(|c| c.contiguous())
+        .map_err(math)?;
+    for chunk in rows.chunks(CHUNK * dim) {
+        let m = chunk.len() / dim;
+        let dots = Tensor::from_slice(chunk, (m, dim), &Device::Cpu)
+            .and_then(|x| x.matmul(&ct))
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.to_vec1::<f32>())
+            .map_err(math)?;
+        for (x, dot) in chunk.chunks_exact(dim).zip(dots.chunks_exact(k)) {
+            f(x.iter().map(|v| v * v).sum(), dot);
         }
     }
-    best
+    Ok(())
 }
 
 /// Calls `f` with the squared distances of each row to every centroid, row by row in order.
@@ -81,29 +173,14 @@ pub(crate) fn for_each_distance_row(
     centroids: &[f32],
     mut f: impl FnMut(&[f32]),
 ) -> Result<(), IndexError> {
-    let k = centroids.len() / dim;
-    let ct = Tensor::from_slice(centroids, (k, dim), &Device::Cpu)
-        .and_then(|c| c.t())
-        .and_then(|c| c.contiguous())
-        .map_err(math)?;
     let cn = sq_norms(centroids, dim);
-    for chunk in rows.chunks(CHUNK * dim) {
-        let m = chunk.len() / dim;
-        let dots = Tensor::from_slice(chunk, (m, dim), &Device::Cpu)
-            .and_then(|x| x.matmul(&ct))
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.to_vec1::<f32>())
-            .map_err(math)?;
-        let mut row = vec![0f32; k];
-        for (x, dot) in chunk.chunks_exact(dim).zip(dots.chunks_exact(k)) {
-            let xn: f32 = x.iter().map(|v| v * v).sum();
-            for ((r, d), c) in row.iter_mut().zip(dot).zip(&cn) {
-                *r = (xn - 2.0 * d + c).max(0.0);
-            }
-            f(&row);
+    let mut row = vec![0f32; cn.len()];
+    for_each_dot_row(rows, dim, centroids, |xn, dots| {
+        for ((r, d), c) in row.iter_mut().zip(dots).zip(&cn) {
+            *r = (xn - 2.0 * d + c).max(0.0);
         }
-    }
-    Ok(())
+        f(&row);
+    })
 }
 
 /// k-means++ seeding (D² sampling) on a random sample of the rows.
@@ -165,6 +242,7 @@ pub(crate) fn train(
     k: usize,
     max_iterations: usize,
     init: Option<&[f32]>,
+    metric: Metric,
     rng: &mut Rng,
 ) -> Result<Trained, IndexError> {
     let n = rows.len() / dim;
@@ -181,7 +259,7 @@ pub(crate) fn train(
     let mut iterations = 0;
     let mut assignments = Vec::new();
     for iteration in 0..=max_iterations {
-        let (codes, dists) = nearest(rows, dim, &centroids)?;
+        let (codes, dists) = nearest(rows, dim, &centroids, metric)?;
         assignments = codes;
         iterations = iteration;
         if iteration == max_iterations {
@@ -219,7 +297,7 @@ pub(crate) fn train(
             continue;
         }
         if moved < 1e-6 * k as f64 {
-            let (codes, _) = nearest(rows, dim, &centroids)?;
+            let (codes, _) = nearest(rows, dim, &centroids, metric)?;
             assignments = codes;
             iterations = iteration + 1;
             break;
@@ -243,13 +321,21 @@ mod tests {
         let dim = 5;
         let rows: Vec<f32> = (0..40 * dim).map(|_| rng.next_f64() as f32 - 0.5).collect();
         let cents: Vec<f32> = (0..7 * dim).map(|_| rng.next_f64() as f32 - 0.5).collect();
-        let (codes, dists) = nearest(&rows, dim, &cents)?;
+        let (codes, dists) = nearest(&rows, dim, &cents, Metric::Euclidean)?;
         for (i, x) in rows.chunks_exact(dim).enumerate() {
             let brute: Vec<f32> = cents
                 .chunks_exact(dim)
                 .map(|c| x.iter().zip(c).map(|(a, b)| (a - b) * (a - b)).sum())
                 .collect();
-            let (best, d) = argmin(&brute);
+            let (best, d) =
+                brute
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .fold(
+                        (0, f32::INFINITY),
+                        |b, (j, d)| if d < b.1 { (j, d) } else { b },
+                    );
             assert_eq!(codes[i] as usize, best);
             assert!((dists[i] - d).abs() < 1e-5);
         }
@@ -267,14 +353,14 @@ mod tests {
             rows.push(c[0] + rng.next_f64() as f32 * 0.1);
             rows.push(c[1] + rng.next_f64() as f32 * 0.1);
         }
-        let t = train(&rows, 2, 4, 25, None, &mut rng)?;
+        let t = train(&rows, 2, 4, 25, None, Metric::Euclidean, &mut rng)?;
         let mut used = [0usize; 4];
         for &a in &t.assignments {
             used[a as usize] += 1;
         }
         assert_eq!(used, [100; 4], "one code per cluster: {used:?}");
         // Eight codes over four clusters: no code may be dead after training.
-        let t = train(&rows, 2, 8, 25, None, &mut rng)?;
+        let t = train(&rows, 2, 8, 25, None, Metric::Euclidean, &mut rng)?;
         let mut used = [0usize; 8];
         for &a in &t.assignments {
             used[a as usize] += 1;
@@ -286,7 +372,7 @@ mod tests {
     #[test]
     fn too_few_rows_is_a_clear_error() {
         let rows = vec![0.0f32; 3 * 4];
-        let msg = train(&rows, 4, 8, 5, None, &mut Rng::new(0))
+        let msg = train(&rows, 4, 8, 5, None, Metric::Euclidean, &mut Rng::new(0))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
