@@ -369,7 +369,7 @@ impl EntityStore for EdgeStore {
         prefix: &[u16],
         limit: usize,
     ) -> Result<Vec<(String, StoredSid)>, IndexError> {
-        if prefix.is_empty() {
+        if prefix.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
         let key = SemanticId(prefix.to_vec()).to_string();

@@ -143,8 +143,8 @@ impl Schema {
         Ok(spec)
     }
 
-    /// Checks an entity's vectors against the schema.
-    pub(crate) fn validate(&self, entity: &crate::Entity) -> Result<(), IndexError> {
+    /// Checks an entity's id and vectors against the schema (what `upsert` checks first).
+    pub fn validate(&self, entity: &crate::Entity) -> Result<(), IndexError> {
         if entity.id.is_empty() || entity.id.len() > 512 {
             return Err(IndexError::InvalidId(entity.id.clone()));
         }

@@ -21,13 +21,23 @@ pub struct Training {
     pub rows: Vec<f32>,
     /// Their current semantic IDs (possibly from another codebook).
     pub previous: Vec<Option<StoredSid>>,
-    /// Stored titles without the vector (not part of training, given no ID).
+    /// Stored titles without the vector, or with a zero one (not part of training, given no ID).
     pub without_vector: usize,
 }
 
 /// Reads every stored title's `vector`, with its current ID.
 pub fn read_training(store: &dyn EntityStore, vector: &str) -> Result<Training, IndexError> {
-    let Some(spec) = store.schema().vectors.get(vector) else {
+    let spec = store.schema().vectors.get(vector);
+    if let Some(spec) = spec
+        && spec.kind != crate::VectorKind::Dense
+    {
+        return Err(IndexError::Kind {
+            entity: "(semantic IDs)".into(),
+            vector: vector.into(),
+            expected: spec.kind,
+        });
+    }
+    let Some(spec) = spec else {
         return Err(IndexError::UnknownVector {
             entity: "(semantic IDs)".into(),
             vector: vector.into(),
@@ -46,7 +56,7 @@ pub fn read_training(store: &dyn EntityStore, vector: &str) -> Result<Training, 
         let page = store.scan(cursor.as_deref(), PAGE, true)?;
         for entity in page.entities {
             match entity.vectors.get(vector) {
-                Some(v) if v.len() == spec.dim => {
+                Some(v) if v.len() == spec.dim && v.iter().any(|x| *x != 0.0) => {
                     out.rows.extend_from_slice(v);
                     out.previous.push(entity.semantic_id);
                     out.ids.push(entity.id);
@@ -112,8 +122,8 @@ pub fn train(
     })
 }
 
-/// Writes the IDs into the store, page by page; each title is rewritten in one upsert, so a
-/// reader sees its old ID or its new one, never a mix. Titles not in `ids` lose a stale ID
+/// Writes the IDs into the store, scanning it page by page and rewriting each changed title in
+/// its own upsert, so a reader sees its old ID or its new one, never a mix. Titles not in `ids` lose a stale ID
 /// (one from another codebook). Returns how many titles were written.
 pub fn apply(
     store: &dyn EntityStore,
@@ -193,13 +203,24 @@ impl IngestIds {
             .filter(|s| s.codebook == self.codebook.id())
             .map(|s| s.id);
         let mut assigner = self.assigner.lock().unwrap_or_else(|p| p.into_inner());
-        let group = &encoded.codes[..levels];
-        if !assigner.knows_group(group) {
-            for (title, stored) in store.lookup_semantic_id(group, GROUP_LIMIT)? {
-                if stored.codebook == self.codebook.id() && stored.id.0.len() == levels + 1 {
+        // Both the cell the title encodes to and the one it held (the stability slack may keep
+        // it there) must know their stored IDs before resolving.
+        let mut groups = vec![encoded.codes[..levels].to_vec()];
+        if let Some(prev) = &previous
+            && prev.0.len() == levels + 1
+        {
+            groups.push(prev.0[..levels].to_vec());
+        }
+        for group in groups {
+            if assigner.is_loaded(&group) {
+                continue;
+            }
+            for (title, stored) in store.lookup_semantic_id(&group, GROUP_LIMIT)? {
+                if stored.codebook == self.codebook.id() {
                     assigner.reserve(&title, &stored.id);
                 }
             }
+            assigner.mark_loaded(&group);
         }
         let input = SidInput {
             id: &entity.id,
@@ -214,5 +235,22 @@ impl IngestIds {
             codebook: self.codebook.id().to_string(),
             id,
         }))
+    }
+
+    /// Takes back the ID [`IngestIds::assign`] gave `entity` when writing it failed: the store
+    /// still holds its old ID (if any), which stays reserved.
+    pub fn abandon(&self, store: &dyn EntityStore, title: &str) -> Result<(), IndexError> {
+        let stored = store
+            .get(&[title.to_string()])?
+            .pop()
+            .flatten()
+            .and_then(|e| e.semantic_id)
+            .filter(|s| s.codebook == self.codebook.id());
+        let mut assigner = self.assigner.lock().unwrap_or_else(|p| p.into_inner());
+        assigner.abandon(title);
+        if let Some(stored) = stored {
+            assigner.reserve(title, &stored.id);
+        }
+        Ok(())
     }
 }

@@ -50,6 +50,19 @@ fn io(e: std::io::Error) -> IndexError {
     IndexError::Engine(e.to_string())
 }
 
+/// A store of `n` titles with a trained codebook and every title's ID written.
+fn trained_store(
+    dir: &std::path::Path,
+    n: usize,
+) -> Result<(Arc<EdgeStore>, Arc<Codebook>), IndexError> {
+    let store = Arc::new(EdgeStore::open(dir, schema())?);
+    store.upsert(&(0..n).map(entity).collect::<Vec<_>>())?;
+    let training = read_training(&*store, "text")?;
+    let trained = train(&training, DIM, config(), "text", None)?;
+    apply(&*store, &trained.codebook, &trained.ids)?;
+    Ok((store, trained.codebook))
+}
+
 #[test]
 fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
     let dir = tempfile::tempdir().map_err(io)?;
@@ -156,12 +169,8 @@ fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
 #[test]
 fn ingest_ids_from_concurrent_workers_stay_unique() -> Result<(), IndexError> {
     let dir = tempfile::tempdir().map_err(io)?;
-    let store = Arc::new(EdgeStore::open(dir.path(), schema())?);
-    store.upsert(&(0..100).map(entity).collect::<Vec<_>>())?;
-    let training = read_training(&*store, "text")?;
-    let trained = train(&training, DIM, config(), "text", None)?;
-    apply(&*store, &trained.codebook, &trained.ids)?;
-    let ingest = Arc::new(IngestIds::new(trained.codebook.clone()));
+    let (store, codebook) = trained_store(dir.path(), 100)?;
+    let ingest = Arc::new(IngestIds::new(codebook));
     // Four workers, titles that are near-copies of each other: the collisions they race for must
     // still resolve to distinct IDs.
     std::thread::scope(|s| {
@@ -186,5 +195,57 @@ fn ingest_ids_from_concurrent_workers_stay_unique() -> Result<(), IndexError> {
         200,
         "concurrent ingest handed out a duplicate ID"
     );
+    Ok(())
+}
+
+#[test]
+fn reingesting_moved_titles_from_several_workers_keeps_ids_unique() -> Result<(), IndexError> {
+    let dir = tempfile::tempdir().map_err(io)?;
+    let (store, codebook) = trained_store(dir.path(), 200)?;
+    let ingest = Arc::new(IngestIds::new(codebook));
+    // Every title comes back with its vector nudged towards another title's: many change cell,
+    // some stay by the stability slack, all race through four workers.
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (store, ingest) = (store.clone(), ingest.clone());
+            s.spawn(move || -> Result<(), IndexError> {
+                for i in (w..200).step_by(4) {
+                    let mut e = entity(i);
+                    let other = vector(i * 13 + 5);
+                    for (x, o) in e.vectors.get_mut("text").into_iter().flatten().zip(&other) {
+                        *x = 0.6 * *x + 0.4 * o;
+                    }
+                    e.semantic_id = ingest.assign(&*store, &e)?;
+                    store.upsert(&[e])?;
+                }
+                Ok(())
+            });
+        }
+    });
+    let all = read_training(&*store, "text")?;
+    let ids: Vec<_> = all.previous.iter().flatten().map(|s| &s.id).collect();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        200,
+        "a re-ingest handed out a duplicate ID"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_abandoned_id_is_free_again() -> Result<(), IndexError> {
+    let dir = tempfile::tempdir().map_err(io)?;
+    let (store, codebook) = trained_store(dir.path(), 100)?;
+    let store = &*store;
+    let ingest = IngestIds::new(codebook);
+    let mut x = entity(500);
+    x.id = "x".into();
+    let given = ingest.assign(store, &x)?;
+    // Writing "x" failed: its ID goes back, so the next title with the same vector gets it.
+    ingest.abandon(store, "x")?;
+    let mut y = entity(500);
+    y.id = "y".into();
+    assert_eq!(ingest.assign(store, &y)?, given);
     Ok(())
 }

@@ -68,6 +68,10 @@ pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
         batch,
         queries,
     } = settings;
+    anyhow::ensure!(
+        titles > 0 && dim > 0 && queries > 0,
+        "--titles, --dim and --queries must be at least 1"
+    );
     let dir = tempfile::tempdir()?;
     let schema = Schema::new([("text".to_string(), VectorSpec::dense(dim, "bench"))]);
     let store = EdgeStore::open(dir.path(), schema)?;

@@ -104,7 +104,7 @@ pub fn setup(
         match store.schema().vectors.get(source) {
             Some(spec) if spec.dim == codebook.dim() => {}
             _ => bail!(
-                "the semantic-ID codebook {} encodes vector {source:?} ({}-d), which this store does not hold with that dimension; run `tessera sid train --fresh`",
+                "the semantic-ID codebook {} encodes vector {source:?} ({}-d), which this store does not hold with that dimension; run `tessera sid train --fresh` (with `--vector NAME` when the store holds several)",
                 codebook.id(),
                 codebook.dim()
             ),

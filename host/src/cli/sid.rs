@@ -140,6 +140,18 @@ fn source_vector(store: &EdgeStore, wanted: Option<String>) -> anyhow::Result<(S
     let name = match wanted {
         Some(name) => name,
         None if vectors.len() == 1 => vectors.keys().next().cloned().unwrap_or_default(),
+        None if vectors
+            .values()
+            .filter(|s| s.kind == tessera_indexes::VectorKind::Dense)
+            .count()
+            == 1 =>
+        {
+            vectors
+                .iter()
+                .find(|(_, s)| s.kind == tessera_indexes::VectorKind::Dense)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_default()
+        }
         None => bail!(
             "the store holds several vectors ({}); choose one with --vector",
             vectors.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -151,6 +163,9 @@ fn source_vector(store: &EdgeStore, wanted: Option<String>) -> anyhow::Result<(S
             vectors.keys().cloned().collect::<Vec<_>>().join(", ")
         );
     };
+    if spec.kind != tessera_indexes::VectorKind::Dense {
+        bail!("{name:?} is a multivector; semantic IDs encode one dense vector per title");
+    }
     Ok((name, spec.dim))
 }
 
@@ -163,6 +178,15 @@ fn train_command(args: TrainArgs) -> anyhow::Result<ExitCode> {
     } else {
         current_codebook(&args.data)?
     };
+    if let Some(w) = &warm
+        && (w.header().source != vector || w.dim() != dim)
+    {
+        println!(
+            "the current codebook {} encodes {:?}; training {vector:?} from scratch",
+            w.id(),
+            w.header().source
+        );
+    }
     let started = Instant::now();
     let training = read_training(&store, &vector)?;
     println!(

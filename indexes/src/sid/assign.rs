@@ -6,12 +6,14 @@
 //! others take their next-nearest free code, in order of fit, ties by title id — so the outcome
 //! depends on the vectors and ids alone, never on arrival order within a batch or on a counter.
 //! Only when more titles share all level codes than the level has codes (identical vectors, in
-//! practice) do the remaining ones get codes past the codebook's range, in title-id order.
+//! practice) do the remaining ones get codes past the codebook's range, in the same fit order.
+//! A title kept in its previous cell by the stability slack ranks the disambiguation codes by the
+//! residual of its best cell, not of the kept one (uniqueness is unaffected).
 
 use super::codebook::{Codebook, Encoded, normalise};
 use crate::IndexError;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -70,8 +72,8 @@ pub struct SidInput<'a> {
     pub id: &'a str,
     /// The vector the codebook was trained for.
     pub vector: &'a [f32],
-    /// Its ID before a retrain: kept when its level codes did not change and its disambiguation
-    /// code is still free.
+    /// Its ID before a retrain: kept when its level codes did not change (or still fit within
+    /// [`STABILITY_SLACK`]) and its disambiguation code is still free.
     pub previous: Option<&'a SemanticId>,
 }
 
@@ -83,6 +85,10 @@ pub struct Assigner {
     taken: HashMap<Vec<u16>, HashMap<u16, String>>,
     /// Title → the ID it holds here.
     held: HashMap<String, SemanticId>,
+    /// Titles given an ID by this assigner: what the store says about them is out of date.
+    assigned: HashSet<String>,
+    /// Groups (level codes) whose stored IDs were read in (see [`Assigner::mark_loaded`]).
+    loaded: HashSet<Vec<u16>>,
 }
 
 impl Assigner {
@@ -92,6 +98,8 @@ impl Assigner {
             codebook,
             taken: HashMap::new(),
             held: HashMap::new(),
+            assigned: HashSet::new(),
+            loaded: HashSet::new(),
         }
     }
 
@@ -100,33 +108,63 @@ impl Assigner {
         &self.codebook
     }
 
-    /// Records that `title` holds `id` (a stored title); other titles will not get it. A title
-    /// holds one ID: reserving another releases the first.
+    /// Records that `title` holds `id` in the store; other titles will not get it. Ignored for a
+    /// title this assigner already gave an ID (the store has not caught up yet), and for an ID
+    /// another title already holds here (a stored duplicate keeps its first holder).
     pub fn reserve(&mut self, title: &str, id: &SemanticId) {
         let levels = self.codebook.levels();
-        if id.0.len() != levels + 1 {
+        if id.0.len() != levels + 1 || self.assigned.contains(title) {
             return;
         }
-        self.release(title);
-        self.taken
-            .entry(id.0[..levels].to_vec())
-            .or_default()
-            .insert(id.0[levels], title.to_string());
-        self.held.insert(title.to_string(), id.clone());
-    }
-
-    fn release(&mut self, title: &str) {
-        let levels = self.codebook.levels();
-        if let Some(old) = self.held.remove(title)
-            && let Some(group) = self.taken.get_mut(&old.0[..levels])
+        let group = self.taken.entry(id.0[..levels].to_vec()).or_default();
+        if group
+            .get(&id.0[levels])
+            .is_some_and(|holder| holder != title)
         {
-            group.remove(&old.0[levels]);
+            return;
+        }
+        group.insert(id.0[levels], title.to_string());
+        if let Some(old) = self.held.insert(title.to_string(), id.clone())
+            && old != *id
+        {
+            self.free(title, &old);
         }
     }
 
-    /// Whether IDs with these level codes were ever reserved or assigned here.
-    pub fn knows_group(&self, levels: &[u16]) -> bool {
-        self.taken.contains_key(levels)
+    /// Gives up `title`'s ID here, if it still holds it.
+    fn release(&mut self, title: &str) {
+        if let Some(old) = self.held.remove(title) {
+            self.free(title, &old);
+        }
+    }
+
+    /// Frees the slot of `id` when `title` is its holder.
+    fn free(&mut self, title: &str, id: &SemanticId) {
+        let levels = self.codebook.levels();
+        if let Some(group) = self.taken.get_mut(&id.0[..levels])
+            && group
+                .get(&id.0[levels])
+                .is_some_and(|holder| holder == title)
+        {
+            group.remove(&id.0[levels]);
+        }
+    }
+
+    /// Forgets what this assigner gave `title` (its write failed); the caller reserves what the
+    /// store still holds for it.
+    pub fn abandon(&mut self, title: &str) {
+        self.release(title);
+        self.assigned.remove(title);
+    }
+
+    /// Whether the stored IDs of this group (level codes) were read in.
+    pub fn is_loaded(&self, levels: &[u16]) -> bool {
+        self.loaded.contains(levels)
+    }
+
+    /// Records that the stored IDs of this group were read in with [`Assigner::reserve`].
+    pub fn mark_loaded(&mut self, levels: &[u16]) {
+        self.loaded.insert(levels.to_vec());
     }
 
     /// Whether `kept` codes reconstruct `vector` within [`STABILITY_SLACK`] of `best`.
@@ -172,6 +210,13 @@ impl Assigner {
                 encoded.len()
             )));
         }
+        let mut seen = HashSet::with_capacity(titles.len());
+        if let Some(dup) = titles.iter().find(|t| !seen.insert(t.id)) {
+            return Err(IndexError::Training(format!(
+                "title {} appears twice in one assignment batch",
+                dup.id
+            )));
+        }
         // The titles being assigned give up what they held; pass 0 may hand it back.
         let mut previous: Vec<Option<SemanticId>> = Vec::with_capacity(titles.len());
         for t in titles {
@@ -198,8 +243,17 @@ impl Assigner {
         }
         let encoded = &encoded;
         let mut out: Vec<Option<u16>> = vec![None; titles.len()];
+        // Best fit first, ties by title id: the order of every pass below.
+        let mut order: Vec<usize> = (0..titles.len()).collect();
+        order.sort_by(|&a, &b| {
+            encoded[a].codes[..levels]
+                .cmp(&encoded[b].codes[..levels])
+                .then(encoded[a].distance.total_cmp(&encoded[b].distance))
+                .then(titles[a].id.cmp(titles[b].id))
+        });
         // Pass 0: a title keeps its ID when its level codes did not move (a retrain, a re-ingest).
-        for (i, t) in titles.iter().enumerate() {
+        for &i in &order {
+            let t = &titles[i];
             if let Some(prev) = &previous[i]
                 && prev.0.len() == levels + 1
                 && prev.0[..levels] == encoded[i].codes[..levels]
@@ -212,16 +266,14 @@ impl Assigner {
                 }
             }
         }
-        // Pass 1: best fit first, each title tries its nearest disambiguation code.
-        let mut order: Vec<usize> = (0..titles.len()).filter(|&i| out[i].is_none()).collect();
-        order.sort_by(|&a, &b| {
-            encoded[a].codes[..levels]
-                .cmp(&encoded[b].codes[..levels])
-                .then(encoded[a].distance.total_cmp(&encoded[b].distance))
-                .then(titles[a].id.cmp(titles[b].id))
-        });
+        // Pass 1: each title tries its nearest disambiguation code.
         let mut losers = Vec::new();
-        for &i in &order {
+        let pending: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| out[i].is_none())
+            .collect();
+        for i in pending {
             let group = self
                 .taken
                 .entry(encoded[i].codes[..levels].to_vec())
@@ -272,6 +324,7 @@ impl Assigner {
             .collect();
         for (t, id) in titles.iter().zip(&ids) {
             self.held.insert(t.id.to_string(), id.clone());
+            self.assigned.insert(t.id.to_string());
         }
         Ok(ids)
     }
@@ -333,7 +386,6 @@ mod tests {
     use super::*;
     use crate::sid::SidConfig;
     use crate::sid::kmeans::Rng;
-    use std::collections::HashSet;
 
     fn codebook(rows: &[f32], dim: usize) -> Result<Arc<Codebook>, IndexError> {
         let config = SidConfig {
@@ -385,6 +437,14 @@ mod tests {
         // Ten copies, four disambiguation codes: at least six copies get codes past the range.
         let beyond = forward[..10].iter().filter(|s| s.0[2] >= 4).count();
         assert!(beyond >= 6, "{forward:?}");
+        // The same title twice in one batch is refused rather than leaking a slot.
+        let twice = [inputs[0], inputs[0]];
+        let msg = Assigner::new(cb.clone())
+            .assign(&twice)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("appears twice"), "{msg}");
         Ok(())
     }
 

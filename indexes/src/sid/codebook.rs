@@ -103,11 +103,17 @@ pub(crate) fn normalise(row: &mut [f32]) -> Result<(), String> {
     if let Some(j) = row.iter().position(|x| !x.is_finite()) {
         return Err(format!("NaN or infinity at index {j}"));
     }
-    let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+    // f64: squares of large finite values overflow f32.
+    let norm = row
+        .iter()
+        .map(|&x| f64::from(x).powi(2))
+        .sum::<f64>()
+        .sqrt();
     if norm == 0.0 {
         return Err("a zero vector has no direction to encode".into());
     }
-    row.iter_mut().for_each(|x| *x /= norm);
+    row.iter_mut()
+        .for_each(|x| *x = (f64::from(*x) / norm) as f32);
     Ok(())
 }
 
@@ -165,7 +171,11 @@ impl Codebook {
                     w.header.id, w.header.dim
                 )));
             }
-            Some(w) if w.header.levels == config.levels && w.header.codes == config.codes => {
+            Some(w)
+                if w.header.levels == config.levels
+                    && w.header.codes == config.codes
+                    && w.header.source == source =>
+            {
                 Some(w)
             }
             _ => None,
@@ -384,6 +394,12 @@ impl Codebook {
             return Err(bad(format!(
                 "body sha256 {sha} does not match the header's {} (corrupt file)",
                 header.body_sha256
+            )));
+        }
+        if header.id != format!("sid-{}", &sha[..12]) {
+            return Err(bad(format!(
+                "id {:?} is not the content id of its body (edited header)",
+                header.id
             )));
         }
         let floats: Vec<f32> = body

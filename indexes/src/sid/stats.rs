@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 /// Neighbours per query for prefix-neighbour recall.
 const RECALL_K: usize = 10;
+/// Most recall queries: the distance buffer holds 8192 × queries floats.
+const MAX_QUERIES: usize = 10_000;
 
 /// One level's code usage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,7 +21,7 @@ pub struct LevelStats {
     /// exp(entropy of the code distribution): the number of equally used codes it is worth.
     pub perplexity: f64,
     /// Mean squared error of the reconstruction from the levels up to this one (unit vectors,
-    /// so 2.0 is "no information").
+    /// so 1.0 is what reconstructing nothing scores).
     pub reconstruction_mse: f64,
 }
 
@@ -133,7 +135,7 @@ fn prefix_recall(
     if n <= RECALL_K || wanted == 0 {
         return Ok((0.0, 0));
     }
-    let q = wanted.min(n);
+    let q = wanted.min(n).min(MAX_QUERIES);
     let picks: Vec<usize> = (0..q).map(|j| j * n / q).collect();
     let mut queries = Vec::with_capacity(q * dim);
     for &p in &picks {
