@@ -6,6 +6,9 @@ mod common;
 use common::*;
 use std::collections::HashSet;
 use std::path::Path;
+use tessera::grpc::proto::{
+    GetEntitiesRequest, LookupSemanticIdsRequest, SemanticIdQuery, entities_client::EntitiesClient,
+};
 use tessera_indexes::{EdgeStore, EntityStore};
 
 const WORDS: [&str; 16] = [
@@ -165,6 +168,58 @@ fn train_stats_lookup_and_ids_at_ingest() -> Result<(), Box<dyn std::error::Erro
         "IDs are unique"
     );
     drop(store);
+
+    // Rankers decode semantic IDs over gRPC: a full ID names its title, a prefix its cell, an
+    // unknown ID matches nothing without failing the call.
+    {
+        let server = serve(&data);
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(async {
+            let mut client = EntitiesClient::connect(format!("http://{}", server.addr)).await?;
+            let query = |codes: &[u16]| SemanticIdQuery {
+                codes: codes.iter().map(|&c| u32::from(c)).collect(),
+            };
+            let response = client
+                .lookup_semantic_ids(LookupSemanticIdsRequest {
+                    queries: vec![query(codes), query(&codes[..1]), query(&[9999, 9999, 9999])],
+                    limit_per_query: 0,
+                })
+                .await?
+                .into_inner();
+            assert_eq!(response.results.len(), 3);
+            let full = &response.results[0].matches;
+            assert_eq!(full.len(), 1);
+            assert_eq!(&full[0].id, title);
+            let wanted: Vec<u32> = codes.iter().map(|&c| u32::from(c)).collect();
+            assert_eq!(full[0].semantic_id, wanted);
+            assert!(full[0].codebook.starts_with("sid-"));
+            let in_cell = sids.iter().filter(|c| c[0] == codes[0]).count();
+            assert_eq!(response.results[1].matches.len(), in_cell.min(100));
+            assert!(response.results[2].matches.is_empty());
+            let bad = client
+                .lookup_semantic_ids(LookupSemanticIdsRequest {
+                    queries: vec![SemanticIdQuery {
+                        codes: vec![70_000],
+                    }],
+                    limit_per_query: 0,
+                })
+                .await
+                .err()
+                .ok_or("a code over 65535 was accepted")?;
+            assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+            let got = client
+                .get_entities(GetEntitiesRequest {
+                    ids: vec![title.clone()],
+                    vector_names: vec![],
+                    min_tag_confidence: 0.0,
+                })
+                .await?
+                .into_inner();
+            let entity = got.results[0].entity.as_ref().ok_or("not found")?;
+            assert_eq!(entity.semantic_id, wanted);
+            Ok::<(), Box<dyn std::error::Error>>(())
+        })?;
+    }
 
     // A corrupt codebook stops ingest with a reason instead of storing titles without IDs.
     let path = data.join("semantic-ids.sid");

@@ -60,6 +60,50 @@ pub(crate) fn validate_get(
     })
 }
 
+/// Default and most titles per semantic-ID query.
+const LOOKUP_DEFAULT: usize = 100;
+const LOOKUP_MAX: usize = 1000;
+
+/// A validated `LookupSemanticIds` request: the queries' codes and the per-query limit.
+pub(crate) fn validate_lookup(
+    request: &proto::LookupSemanticIdsRequest,
+    config: &ServeConfig,
+) -> Result<(Vec<Vec<u16>>, usize), Status> {
+    if request.queries.len() > config.max_ids_per_call {
+        return Err(Status::invalid_argument(format!(
+            "queries: {} queries in one call; the limit is {}",
+            request.queries.len(),
+            config.max_ids_per_call
+        )));
+    }
+    let limit = match request.limit_per_query as usize {
+        0 => LOOKUP_DEFAULT,
+        n if n > LOOKUP_MAX => {
+            return Err(Status::invalid_argument(format!(
+                "limit_per_query: {n} is over the limit of {LOOKUP_MAX}"
+            )));
+        }
+        n => n,
+    };
+    let mut queries = Vec::with_capacity(request.queries.len());
+    for (i, q) in request.queries.iter().enumerate() {
+        if q.codes.is_empty() || q.codes.len() > 16 {
+            return Err(Status::invalid_argument(format!(
+                "queries[{i}]: a semantic ID has 1..=16 codes, this has {}",
+                q.codes.len()
+            )));
+        }
+        let codes = q
+            .codes
+            .iter()
+            .map(|&c| u16::try_from(c))
+            .collect::<Result<Vec<u16>, _>>()
+            .map_err(|_| Status::invalid_argument(format!("queries[{i}]: codes are 0..=65535")))?;
+        queries.push(codes);
+    }
+    Ok((queries, limit))
+}
+
 pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity {
     let vectors = entity
         .vectors
@@ -154,5 +198,31 @@ mod tests {
         assert!(msg(request(&["a"], &["poster"], 0.0)).contains("unknown vector \"poster\""));
         assert!(msg(request(&["a"], &[], f32::NAN)).starts_with("min_tag_confidence"));
         assert!(validate_get(&request(&["a"], &["synopsis"], 0.5), &schema(), &config).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_semantic_id_lookups_with_the_field_named() {
+        let config = ServeConfig {
+            max_ids_per_call: 2,
+        };
+        let lookup = |codes: Vec<Vec<u32>>, limit: u32| proto::LookupSemanticIdsRequest {
+            queries: codes
+                .into_iter()
+                .map(|codes| proto::SemanticIdQuery { codes })
+                .collect(),
+            limit_per_query: limit,
+        };
+        let msg = |r| {
+            validate_lookup(&r, &config)
+                .err()
+                .map(|s| s.message().to_string())
+                .unwrap_or_default()
+        };
+        assert!(msg(lookup(vec![vec![1]; 3], 0)).starts_with("queries: 3 queries"));
+        assert!(msg(lookup(vec![vec![]], 0)).starts_with("queries[0]: a semantic ID has 1..=16"));
+        assert!(msg(lookup(vec![vec![1], vec![70_000]], 0)).starts_with("queries[1]: codes"));
+        assert!(msg(lookup(vec![vec![1]], 5000)).starts_with("limit_per_query"));
+        let ok = validate_lookup(&lookup(vec![vec![12, 200]], 0), &config);
+        assert_eq!(ok.ok(), Some((vec![vec![12, 200]], 100)));
     }
 }

@@ -1,7 +1,7 @@
 //! `tessera.v1.Entities` handlers.
 
 use super::ServeConfig;
-use super::convert::{entity_to_proto, validate_get};
+use super::convert::{entity_to_proto, validate_get, validate_lookup};
 use super::proto::{self, entities_server::Entities};
 use std::sync::Arc;
 use tessera_indexes::{EntityStore, IndexError};
@@ -52,5 +52,37 @@ impl Entities for EntitiesService {
             })
             .collect();
         Ok(Response::new(proto::GetEntitiesResponse { results }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(queries = request.get_ref().queries.len()))]
+    async fn lookup_semantic_ids(
+        &self,
+        request: Request<proto::LookupSemanticIdsRequest>,
+    ) -> Result<Response<proto::LookupSemanticIdsResponse>, Status> {
+        let (queries, limit) = validate_lookup(request.get_ref(), &self.config)?;
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            queries
+                .iter()
+                .map(|q| store.lookup_semantic_id(q, limit))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+        .map_err(store_status)?;
+        let results = found
+            .into_iter()
+            .map(|matches| proto::SemanticIdMatches {
+                matches: matches
+                    .into_iter()
+                    .map(|(id, sid)| proto::SemanticIdMatch {
+                        id,
+                        semantic_id: sid.id.0.iter().map(|&c| u32::from(c)).collect(),
+                        codebook: sid.codebook,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(proto::LookupSemanticIdsResponse { results }))
     }
 }
