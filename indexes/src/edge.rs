@@ -115,6 +115,33 @@ fn lock(dir: &Path) -> Result<File, IndexError> {
 const QUERY: &str = "(query)";
 
 impl EdgeStore {
+    /// One page of entities in point-id order, optionally filtered, from `offset` on; also the
+    /// offset of the next page.
+    fn page(
+        &self,
+        filter: Option<Filter>,
+        offset: Option<PointId>,
+        limit: usize,
+        with_vectors: bool,
+    ) -> Result<(Vec<Entity>, Option<PointId>), IndexError> {
+        let mut request = ScrollRequestBuilder::new()
+            .limit(limit.max(1))
+            .with_payload(WithPayloadInterface::Bool(true))
+            .with_vector(WithVector::Bool(with_vectors));
+        if let Some(filter) = filter {
+            request = request.filter(filter);
+        }
+        if let Some(offset) = offset {
+            request = request.offset(offset);
+        }
+        let (records, next) = self.shard.scroll(request.build()).map_err(engine)?;
+        let entities = records
+            .into_iter()
+            .map(record_to_entity)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((entities, next))
+    }
+
     fn search(
         &self,
         vector_name: &str,
@@ -219,18 +246,8 @@ impl EdgeStore {
         let mut ids = Vec::new();
         let mut offset: Option<PointId> = None;
         loop {
-            let mut request = ScrollRequestBuilder::new()
-                .limit(1024)
-                .filter(filter.clone())
-                .with_payload(WithPayloadInterface::Bool(true))
-                .with_vector(WithVector::Bool(false));
-            if let Some(o) = offset.take() {
-                request = request.offset(o);
-            }
-            let (records, next) = self.shard.scroll(request.build()).map_err(engine)?;
-            for record in records {
-                ids.push(record_to_entity(record)?.id);
-            }
+            let (entities, next) = self.page(Some(filter.clone()), offset, 1024, false)?;
+            ids.extend(entities.into_iter().map(|e| e.id));
             match next {
                 Some(n) => offset = Some(n),
                 None => return Ok(ids),
@@ -337,20 +354,14 @@ impl EntityStore for EdgeStore {
         limit: usize,
         with_vectors: bool,
     ) -> Result<Page, IndexError> {
-        let mut request = ScrollRequestBuilder::new()
-            .limit(limit.max(1))
-            .with_payload(WithPayloadInterface::Bool(true))
-            .with_vector(WithVector::Bool(with_vectors));
-        if let Some(cursor) = cursor {
-            let uuid = uuid::Uuid::parse_str(cursor)
-                .map_err(|_| IndexError::Cursor(cursor.to_string()))?;
-            request = request.offset(PointId::Uuid(uuid));
-        }
-        let (records, next) = self.shard.scroll(request.build()).map_err(engine)?;
-        let entities = records
-            .into_iter()
-            .map(record_to_entity)
-            .collect::<Result<Vec<_>, _>>()?;
+        let offset = cursor
+            .map(|c| {
+                uuid::Uuid::parse_str(c)
+                    .map(PointId::Uuid)
+                    .map_err(|_| IndexError::Cursor(c.to_string()))
+            })
+            .transpose()?;
+        let (entities, next) = self.page(None, offset, limit, with_vectors)?;
         let next = match next {
             Some(PointId::Uuid(u)) => Some(u.to_string()),
             Some(other) => {
@@ -374,21 +385,11 @@ impl EntityStore for EdgeStore {
         }
         let key = SemanticId(prefix.to_vec()).to_string();
         let filter = Filter::new_must(keyword(SID_PREFIXES, key)?);
-        let request = ScrollRequestBuilder::new()
-            .limit(limit.max(1))
-            .filter(filter)
-            .with_payload(WithPayloadInterface::Bool(true))
-            .with_vector(WithVector::Bool(false))
-            .build();
-        let (records, _) = self.shard.scroll(request).map_err(engine)?;
-        let mut out = Vec::with_capacity(records.len());
-        for record in records {
-            let entity = record_to_entity(record)?;
-            if let Some(sid) = entity.semantic_id {
-                out.push((entity.id, sid));
-            }
-        }
-        Ok(out)
+        let (entities, _) = self.page(Some(filter), None, limit, false)?;
+        Ok(entities
+            .into_iter()
+            .filter_map(|e| Some((e.id, e.semantic_id?)))
+            .collect())
     }
 
     fn needing(&self, current: &Output) -> Result<Needing, IndexError> {

@@ -122,8 +122,9 @@ pub fn train(
     })
 }
 
-/// Writes the IDs into the store, scanning it page by page and rewriting each changed title in
-/// its own upsert, so a reader sees its old ID or its new one, never a mix. Titles not in `ids` lose a stale ID
+/// Writes the IDs into the store, scanning it page by page and rewriting each page's changed
+/// titles in one upsert. A title is one point written whole, so a reader sees its old ID or its
+/// new one, never a mix. Titles not in `ids` lose a stale ID
 /// (one from another codebook). Returns how many titles were written.
 pub fn apply(
     store: &dyn EntityStore,
@@ -145,8 +146,8 @@ pub fn apply(
                 batch.push(entity);
             }
         }
-        for entity in &batch {
-            store.upsert(std::slice::from_ref(entity))?;
+        if !batch.is_empty() {
+            store.upsert(&batch)?;
         }
         written += batch.len();
         match page.next {

@@ -137,23 +137,17 @@ pub fn run(command: SidCommand) -> anyhow::Result<ExitCode> {
 
 fn source_vector(store: &EdgeStore, wanted: Option<String>) -> anyhow::Result<(String, usize)> {
     let vectors = &store.schema().vectors;
-    let name = match wanted {
-        Some(name) => name,
-        None if vectors.len() == 1 => vectors.keys().next().cloned().unwrap_or_default(),
-        None if vectors
-            .values()
-            .filter(|s| s.kind == tessera_indexes::VectorKind::Dense)
-            .count()
-            == 1 =>
-        {
-            vectors
-                .iter()
-                .find(|(_, s)| s.kind == tessera_indexes::VectorKind::Dense)
-                .map(|(n, _)| n.clone())
-                .unwrap_or_default()
-        }
-        None => bail!(
-            "the store holds several vectors ({}); choose one with --vector",
+    let dense: Vec<&String> = vectors
+        .iter()
+        .filter(|(_, s)| s.kind == tessera_indexes::VectorKind::Dense)
+        .map(|(n, _)| n)
+        .collect();
+    let name = match (wanted, dense.as_slice()) {
+        (Some(name), _) => name,
+        (None, [only]) => (*only).clone(),
+        (None, _) => bail!(
+            "the store holds {} dense vectors ({}); choose one with --vector",
+            dense.len(),
             vectors.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
     };

@@ -178,13 +178,9 @@ impl Assigner {
         Ok(error(kept) <= error(best) * (1.0 + STABILITY_SLACK))
     }
 
-    fn check_dims(&self, titles: &[SidInput<'_>]) -> Result<(), IndexError> {
-        check_dims(&self.codebook, titles)
-    }
-
     /// Gives each title a unique ID (also unique against reserved ones), in input order.
     pub fn assign(&mut self, titles: &[SidInput<'_>]) -> Result<Vec<SemanticId>, IndexError> {
-        self.check_dims(titles)?;
+        check_dims(&self.codebook, titles)?;
         let mut rows = Vec::with_capacity(titles.len() * self.codebook.dim());
         for t in titles {
             rows.extend_from_slice(t.vector);
@@ -434,9 +430,17 @@ mod tests {
             forward, backward,
             "same titles, same IDs, whatever the order"
         );
-        // Ten copies, four disambiguation codes: at least six copies get codes past the range.
-        let beyond = forward[..10].iter().filter(|s| s.0[2] >= 4).count();
-        assert!(beyond >= 6, "{forward:?}");
+        // Ten copies, four disambiguation codes: the copies past the range get the codes right
+        // after it, none skipped.
+        let mut beyond: Vec<u16> = forward[..10]
+            .iter()
+            .map(|s| s.0[2])
+            .filter(|&c| c >= 4)
+            .collect();
+        beyond.sort();
+        let expected: Vec<u16> = (4..4 + beyond.len() as u16).collect();
+        assert!(beyond.len() >= 6, "{forward:?}");
+        assert_eq!(beyond, expected, "{forward:?}");
         // The same title twice in one batch is refused rather than leaking a slot.
         let twice = [inputs[0], inputs[0]];
         let msg = Assigner::new(cb.clone())
