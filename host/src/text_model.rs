@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tessera_models::batching::BatchConfig;
+use tessera_models::batching::{BatchConfig, Lane};
 use tessera_models::hub::{self, HubModel, HubOptions};
 use tessera_models::tiny::{TinyBertSpec, write_tiny_bert};
 use tessera_models::{
@@ -104,6 +104,19 @@ pub fn load_registry(
     registry.insert_text(DEFAULT_TEXT, batched.clone());
     registry.insert_text(name, batched);
     Ok((registry, encoder))
+}
+
+/// Loads the encoder in `dir` as `name` for ranker queries: behind its own batcher, on the
+/// interactive lane, so queries are served ahead of any bulk work.
+pub fn load_query_model(
+    dir: &Path,
+    name: &str,
+    device: DeviceChoice,
+) -> Result<Arc<BatchedText>, ModelError> {
+    let device = select_device(device)?;
+    let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
+    let batched = BatchedText::start(encoder as Arc<dyn TextEmbedder>, BatchConfig::default())?;
+    Ok(Arc::new(batched.with_lane(Lane::Interactive)))
 }
 
 /// A model plugins may call besides the text model: `NAME=SPEC`, where SPEC is a model

@@ -1,8 +1,8 @@
 //! Entities to qdrant points and back. One place knows the payload layout.
 
-use crate::{Entity, IndexError, Output, StoredSid, Tag};
+use crate::{Change, Entity, HitVector, IndexError, Neighbor, Output, StoredSid, Tag};
 use qdrant_edge::{
-    Payload, PointId, PointStructPersisted, Record, VectorInternal, VectorPersisted,
+    Payload, PointId, PointStructPersisted, Record, ScoredPoint, VectorInternal, VectorPersisted,
     VectorStructInternal, VectorStructPersisted,
 };
 use serde_json::{Map, Value, json};
@@ -33,7 +33,11 @@ pub fn point_id(title_id: &str) -> PointId {
     PointId::Uuid(Uuid::new_v5(&POINT_NAMESPACE, title_id.as_bytes()))
 }
 
-pub(crate) fn entity_to_point(entity: &Entity) -> PointStructPersisted {
+/// Payload path of a title's latest change number (see `change.rs`).
+pub(crate) const CHANGE_SEQ: &str = "change.seq";
+
+/// A title as a point; `change` is recorded with it for the change feed.
+pub(crate) fn entity_to_point(entity: &Entity, change: &Change) -> PointStructPersisted {
     let vectors: HashMap<String, VectorPersisted> = entity
         .vectors
         .iter()
@@ -61,6 +65,12 @@ pub(crate) fn entity_to_point(entity: &Entity) -> PointStructPersisted {
         })).collect::<Vec<_>>(),
     });
     let mut payload = payload;
+    if let Value::Object(map) = &mut payload {
+        map.insert(
+            "change".into(),
+            json!({ "seq": change.seq, "run": change.run, "what": change.what }),
+        );
+    }
     if let (Some(sid), Value::Object(map)) = (&entity.semantic_id, &mut payload) {
         map.insert(
             "sid".into(),
@@ -153,6 +163,73 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         tags,
         semantic_id,
         outputs,
+    })
+}
+
+/// The change recorded with a stored point; `None` for points written before changes were
+/// recorded.
+pub(crate) fn record_to_change(record: &Record) -> Result<Option<Change>, IndexError> {
+    let Some(payload) = &record.payload else {
+        return Ok(None);
+    };
+    let id = payload
+        .0
+        .get("tessera_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| IndexError::Corrupt {
+            entity: format!("{:?}", record.id),
+            reason: "payload lacks tessera_id".into(),
+        })?;
+    let Some(change) = payload.0.get("change") else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        seq: u64,
+        run: Option<String>,
+        what: Vec<String>,
+    }
+    let raw: Raw = serde_json::from_value(change.clone()).map_err(|e| IndexError::Corrupt {
+        entity: id.to_string(),
+        reason: format!("change: {e}"),
+    })?;
+    Ok(Some(Change {
+        seq: raw.seq,
+        id: id.to_string(),
+        run: raw.run,
+        what: raw.what,
+    }))
+}
+
+/// A search hit: the title id from the payload and, when read, the searched vector.
+pub(crate) fn scored_to_neighbor(point: ScoredPoint) -> Result<Neighbor, IndexError> {
+    let corrupt = |reason: &str| IndexError::Corrupt {
+        entity: format!("{:?}", point.id),
+        reason: reason.into(),
+    };
+    let id = point
+        .payload
+        .as_ref()
+        .and_then(|p| p.0.get("tessera_id"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| corrupt("payload lacks tessera_id"))?;
+    let vector = match &point.vector {
+        None => None,
+        Some(VectorStructInternal::Named(named)) => match named.values().next() {
+            None => None,
+            Some(VectorInternal::Dense(v)) => Some(HitVector::Dense(v.clone())),
+            Some(VectorInternal::MultiDense(m)) => {
+                Some(HitVector::Multi(m.clone().into_multi_vectors()))
+            }
+            Some(VectorInternal::Sparse(_)) => return Err(corrupt("vector is sparse")),
+        },
+        Some(_) => return Err(corrupt("vectors are not named")),
+    };
+    Ok(Neighbor {
+        id,
+        score: point.score,
+        vector,
     })
 }
 

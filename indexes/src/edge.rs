@@ -7,60 +7,58 @@
 //! Vectors use cosine distance, so qdrant stores them unit-normalised: a vector read back is the
 //! normalised form of what was written (identical for encoders that already normalise).
 
+use crate::change;
 use crate::convert::{
-    OUTPUT_KEYS, OUTPUT_PLUGINS, OUTPUT_RUNS, SID_PREFIXES, entity_to_point, point_id,
-    record_to_entity,
+    CHANGE_SEQ, OUTPUT_KEYS, OUTPUT_PLUGINS, OUTPUT_RUNS, SID_PREFIXES, entity_to_point, point_id,
+    record_to_change, record_to_entity, scored_to_neighbor,
 };
+use crate::edge_filter::{self, keyword, path};
 use crate::schema::{MAX_TOKENS, Schema, VectorKind, check_vector};
 use crate::sid::SemanticId;
-use crate::{Entity, EntityStore, IndexError, Needing, Neighbor, Output, Page, StoredSid};
+use crate::{
+    Change, Entity, EntityStore, IndexError, Needing, Neighbor, Output, Page, Search, SearchQuery,
+    StoredSid,
+};
 use qdrant_edge::{
-    Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
-    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
-    MultiVectorComparator, MultiVectorConfig, NamedQuery, PayloadSchemaType, PointId,
-    PointInsertOperations, PointOperations, QueryEnum, RetrieveRequestBuilder,
-    ScrollRequestBuilder, SearchRequestBuilder, TypedMultiDenseVector, UpdateOperation,
-    VectorInternal, WithPayloadInterface, WithVector,
+    CountRequest, CreateIndex, Direction, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeVectorParamsBuilder, FieldIndexOperations, Filter, MultiVectorComparator,
+    MultiVectorConfig, NamedQuery, OrderBy, OrderByInterface, PayloadSchemaType, PayloadSelector,
+    PayloadSelectorInclude, PointId, PointInsertOperations, PointOperations, QueryEnum,
+    RetrieveRequestBuilder, ScrollRequestBuilder, SearchRequestBuilder, TypedMultiDenseVector,
+    UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
 };
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "tessera.lock";
-/// Payload fields with a keyword index: semantic-ID prefixes, tag names and plugin outputs (which
-/// plugin, version and run wrote a title) are what lookups and filters select on.
-const KEYWORD_INDEXES: [&str; 5] = [
-    SID_PREFIXES,
-    "tags[].name",
-    OUTPUT_PLUGINS,
-    OUTPUT_KEYS,
-    OUTPUT_RUNS,
+/// Payload fields with an index: semantic-ID prefixes, tag names and plugin outputs (which
+/// plugin, version and run wrote a title) are what lookups and filters select on; year and
+/// language are what search filters narrow by.
+const PAYLOAD_INDEXES: [(&str, PayloadSchemaType); 8] = [
+    (SID_PREFIXES, PayloadSchemaType::Keyword),
+    ("tags[].name", PayloadSchemaType::Keyword),
+    (OUTPUT_PLUGINS, PayloadSchemaType::Keyword),
+    (OUTPUT_KEYS, PayloadSchemaType::Keyword),
+    (OUTPUT_RUNS, PayloadSchemaType::Keyword),
+    ("language", PayloadSchemaType::Keyword),
+    ("year", PayloadSchemaType::Integer),
+    // The change feed reads in change order.
+    (CHANGE_SEQ, PayloadSchemaType::Integer),
 ];
-
-fn path(field: &str) -> Result<JsonPath, IndexError> {
-    field
-        .parse()
-        .map_err(|()| IndexError::Engine(format!("bad payload path {field:?}")))
-}
-
-fn keyword(field: &str, value: String) -> Result<Condition, IndexError> {
-    Ok(Condition::Field(FieldCondition::new_match(
-        path(field)?,
-        Match::from(value),
-    )))
-}
 
 /// Creates the payload indexes; qdrant-edge treats re-creating an identical index as a no-op, so
 /// this also upgrades stores made before an index existed.
 fn create_indexes(shard: &EdgeShard) -> Result<(), IndexError> {
-    for field in KEYWORD_INDEXES {
+    for (field, kind) in PAYLOAD_INDEXES {
         let field_name = path(field)?;
         shard
             .update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(CreateIndex {
                     field_name,
-                    field_schema: Some(PayloadSchemaType::Keyword.into()),
+                    field_schema: Some(kind.into()),
                 }),
             ))
             .map_err(engine)?;
@@ -73,6 +71,9 @@ pub struct EdgeStore {
     dir: PathBuf,
     schema: Schema,
     shard: EdgeShard,
+    /// The last change number handed out. Held across a whole write (read previous, number,
+    /// write), so a reader that has seen change n has seen every change below n.
+    last_change: Mutex<u64>,
     // Held for the store's lifetime; dropping it releases the directory.
     _lock: File,
 }
@@ -142,43 +143,6 @@ impl EdgeStore {
         Ok((entities, next))
     }
 
-    fn search(
-        &self,
-        vector_name: &str,
-        query: VectorInternal,
-        limit: usize,
-        exclude: Option<&str>,
-    ) -> Result<Vec<Neighbor>, IndexError> {
-        let query = QueryEnum::Nearest(NamedQuery {
-            query,
-            using: Some(vector_name.to_string()),
-        });
-        let request = SearchRequestBuilder::new(query, limit + usize::from(exclude.is_some()))
-            .with_payload(WithPayloadInterface::Bool(true))
-            .build();
-        let mut neighbors = Vec::new();
-        for point in self.shard.search(request).map_err(engine)? {
-            let id = point
-                .payload
-                .as_ref()
-                .and_then(|p| p.0.get("tessera_id"))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-                .ok_or_else(|| IndexError::Corrupt {
-                    entity: format!("{:?}", point.id),
-                    reason: "payload lacks tessera_id".into(),
-                })?;
-            if Some(id.as_str()) != exclude {
-                neighbors.push(Neighbor {
-                    id,
-                    score: point.score,
-                });
-            }
-        }
-        neighbors.truncate(limit);
-        Ok(neighbors)
-    }
-
     /// Opens the store in `dir`, creating it with `schema` if it does not exist. An existing store
     /// must have been created with the same schema.
     pub fn open(dir: &Path, schema: Schema) -> Result<Self, IndexError> {
@@ -223,6 +187,7 @@ impl EdgeStore {
                     dir: dir.to_path_buf(),
                     schema,
                     shard,
+                    last_change: Mutex::new(0),
                     _lock: lock,
                 })
             }
@@ -265,12 +230,47 @@ impl EdgeStore {
     fn load(dir: &Path, schema: Schema, lock: File) -> Result<Self, IndexError> {
         let shard = EdgeShard::load(&dir.join(SHARD_DIR), None).map_err(engine)?;
         create_indexes(&shard)?;
+        let last = Self::changes_in(&shard, Direction::Desc, None, 1)?
+            .first()
+            .map_or(0, |c| c.seq);
         Ok(EdgeStore {
             dir: dir.to_path_buf(),
             schema,
             shard,
+            last_change: Mutex::new(last),
             _lock: lock,
         })
+    }
+
+    /// Recorded changes in `direction` of change number, above `after` when given.
+    fn changes_in(
+        shard: &EdgeShard,
+        direction: Direction,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Change>, IndexError> {
+        let mut request = ScrollRequestBuilder::new()
+            .limit(limit.max(1))
+            .with_payload(WithPayloadInterface::Selector(PayloadSelector::Include(
+                PayloadSelectorInclude::new(vec![path("tessera_id")?, path("change")?]),
+            )))
+            .with_vector(WithVector::Bool(false))
+            .order_by(OrderByInterface::Struct(OrderBy {
+                key: path(CHANGE_SEQ)?,
+                direction: Some(direction),
+                start_from: None,
+            }));
+        if let Some(after) = after {
+            request = request.filter(Filter::new_must(edge_filter::above(CHANGE_SEQ, after)?));
+        }
+        let (records, _) = shard.scroll(request.build()).map_err(engine)?;
+        let mut changes = Vec::with_capacity(records.len());
+        for record in &records {
+            if let Some(change) = record_to_change(record)? {
+                changes.push(change);
+            }
+        }
+        Ok(changes)
     }
 }
 
@@ -283,11 +283,44 @@ impl EntityStore for EdgeStore {
         for entity in entities {
             self.schema.validate(entity)?;
         }
-        let points = entities.iter().map(entity_to_point).collect();
+        let mut last = self
+            .last_change
+            .lock()
+            .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?;
+        let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
+        let previous = self.get(&ids)?;
+        let mut seq = *last;
+        let mut points = Vec::with_capacity(entities.len());
+        for (entity, old) in entities.iter().zip(&previous) {
+            let what = change::what_changed(old.as_ref(), entity);
+            if what.is_empty() {
+                continue;
+            }
+            seq += 1;
+            let change = Change {
+                seq,
+                id: entity.id.clone(),
+                run: change::change_run(old.as_ref(), entity),
+                what,
+            };
+            points.push(entity_to_point(entity, &change));
+        }
+        if points.is_empty() {
+            return Ok(());
+        }
         let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
             PointInsertOperations::PointsList(points),
         ));
-        self.shard.update(operation).map_err(engine)
+        self.shard.update(operation).map_err(engine)?;
+        *last = seq;
+        Ok(())
+    }
+
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        Self::changes_in(&self.shard, Direction::Asc, Some(after), limit)
     }
 
     fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
@@ -303,49 +336,61 @@ impl EntityStore for EdgeStore {
         Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
-    fn nearest(
-        &self,
-        vector_name: &str,
-        vector: &[f32],
-        limit: usize,
-        exclude: Option<&str>,
-    ) -> Result<Vec<Neighbor>, IndexError> {
-        let spec = self.schema.spec(QUERY, vector_name, VectorKind::Dense)?;
-        check_vector(QUERY, vector_name, spec, vector)?;
-        self.search(
-            vector_name,
-            VectorInternal::Dense(vector.to_vec()),
-            limit,
-            exclude,
-        )
-    }
-
-    fn nearest_multi(
-        &self,
-        vector_name: &str,
-        tokens: &[Vec<f32>],
-        limit: usize,
-        exclude: Option<&str>,
-    ) -> Result<Vec<Neighbor>, IndexError> {
-        let spec = self.schema.spec(QUERY, vector_name, VectorKind::Multi)?;
-        if tokens.is_empty() || tokens.len() > MAX_TOKENS {
-            return Err(IndexError::TokenCount {
-                entity: QUERY.into(),
-                vector: vector_name.into(),
-                got: tokens.len(),
-                max: MAX_TOKENS,
-            });
+    fn search(&self, search: &Search<'_>) -> Result<Vec<Neighbor>, IndexError> {
+        let name = search.vector_name;
+        let query = match search.query {
+            SearchQuery::Dense(vector) => {
+                let spec = self.schema.spec(QUERY, name, VectorKind::Dense)?;
+                check_vector(QUERY, name, spec, vector)?;
+                VectorInternal::Dense(vector.to_vec())
+            }
+            SearchQuery::Multi(tokens) => {
+                let spec = self.schema.spec(QUERY, name, VectorKind::Multi)?;
+                if tokens.is_empty() || tokens.len() > MAX_TOKENS {
+                    return Err(IndexError::TokenCount {
+                        entity: QUERY.into(),
+                        vector: name.into(),
+                        got: tokens.len(),
+                        max: MAX_TOKENS,
+                    });
+                }
+                for token in tokens {
+                    check_vector(QUERY, name, spec, token)?;
+                }
+                VectorInternal::MultiDense(
+                    TypedMultiDenseVector::try_from_matrix(tokens.to_vec()).map_err(engine)?,
+                )
+            }
+        };
+        search.filter.validate()?;
+        if search.limit == 0 {
+            return Ok(Vec::new());
         }
-        for token in tokens {
-            check_vector(QUERY, vector_name, spec, token)?;
+        let query = QueryEnum::Nearest(NamedQuery {
+            query,
+            using: Some(name.to_string()),
+        });
+        // Only the title id is read from the payload: hits are ids and scores.
+        let id_only =
+            PayloadSelector::Include(PayloadSelectorInclude::new(vec![path("tessera_id")?]));
+        let with_vector = if search.with_vectors {
+            WithVector::Selector(vec![name.to_string()])
+        } else {
+            WithVector::Bool(false)
+        };
+        let mut request = SearchRequestBuilder::new(query, search.limit)
+            .offset(search.offset)
+            .with_payload(WithPayloadInterface::Selector(id_only))
+            .with_vector(with_vector);
+        if let Some(filter) = edge_filter::to_qdrant(&search.filter, search.exclude)? {
+            request = request.filter(filter);
         }
-        let query = TypedMultiDenseVector::try_from_matrix(tokens.to_vec()).map_err(engine)?;
-        self.search(
-            vector_name,
-            VectorInternal::MultiDense(query),
-            limit,
-            exclude,
-        )
+        self.shard
+            .search(request.build())
+            .map_err(engine)?
+            .into_iter()
+            .map(scored_to_neighbor)
+            .collect()
     }
 
     fn scan(

@@ -107,6 +107,9 @@ pub enum IndexError {
     /// A scan cursor this store did not hand out.
     #[error("invalid scan cursor {0:?}: pass the `next` of a previous page")]
     Cursor(String),
+    /// A search filter out of bounds.
+    #[error("invalid search filter: {0}")]
+    Filter(String),
     /// The storage engine failed.
     #[error("qdrant-edge: {0}")]
     Engine(String),

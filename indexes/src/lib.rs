@@ -16,16 +16,21 @@
 //!
 //! What this crate must not do: run models or plugins, or know about gRPC; it stores and reads.
 
+mod change;
 mod convert;
 mod edge;
+mod edge_filter;
 mod error;
 mod schema;
+pub mod search;
 pub mod sid;
 pub mod sid_store;
 
+pub use change::Change;
 pub use edge::EdgeStore;
 pub use error::IndexError;
 pub use schema::{MAX_TOKENS, Schema, VectorKind, VectorSpec};
+pub use search::{HitVector, Search, SearchFilter, SearchQuery, TagFilter};
 
 use std::collections::BTreeMap;
 
@@ -132,8 +137,10 @@ pub struct Page {
 pub struct Neighbor {
     /// Title id.
     pub id: String,
-    /// Similarity (cosine: higher is closer).
+    /// Similarity (cosine: higher is closer; MaxSim sums for multivectors).
     pub score: f32,
+    /// The searched vector, when [`Search::with_vectors`] asked for it.
+    pub vector: Option<HitVector>,
 }
 
 /// Storage for entities. Implementations are shared across threads and calls may block (disk I/O):
@@ -142,10 +149,19 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
     /// The vectors this store holds.
     fn schema(&self) -> &Schema;
     /// Writes entities, replacing any stored entity with the same id. All or nothing: the batch is
-    /// validated before anything is written.
+    /// validated before anything is written. Each title the write changes gets the next change
+    /// number (see [`Change`]); titles it leaves as they were are not rewritten.
     fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError>;
+    /// Titles' latest changes numbered above `after`, in change order, at most `limit`: the change
+    /// feed, resumed from the last number seen (0 for the whole feed).
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError>;
     /// Reads entities by id, in order; `None` for ids the store does not hold.
     fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError>;
+    /// Ranks the titles matching the search's filter on its named vector, best first: cosine for
+    /// a dense query, MaxSim (for each query token the cosine of its best match, summed) for
+    /// token vectors. The query is checked against the schema (name, kind, dimension, finite
+    /// values) and the filter against its bounds before anything is read.
+    fn search(&self, search: &Search<'_>) -> Result<Vec<Neighbor>, IndexError>;
     /// The `limit` entities nearest to `vector` on the named vector, closest first, leaving out
     /// `exclude` (usually the query title itself).
     fn nearest(
@@ -154,16 +170,26 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
         vector: &[f32],
         limit: usize,
         exclude: Option<&str>,
-    ) -> Result<Vec<Neighbor>, IndexError>;
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        self.search(&Search {
+            exclude,
+            ..Search::new(vector_name, SearchQuery::Dense(vector), limit)
+        })
+    }
     /// The `limit` entities whose multivector `vector_name` best matches the query tokens by
-    /// MaxSim (for each query token the cosine of its best match, summed), best first.
+    /// MaxSim, best first, leaving out `exclude`.
     fn nearest_multi(
         &self,
         vector_name: &str,
         tokens: &[Vec<f32>],
         limit: usize,
         exclude: Option<&str>,
-    ) -> Result<Vec<Neighbor>, IndexError>;
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        self.search(&Search {
+            exclude,
+            ..Search::new(vector_name, SearchQuery::Multi(tokens), limit)
+        })
+    }
     /// Reads entities in a stable order, `limit` per page, starting at `cursor` (from the previous
     /// page; `None` for the first). Without `with_vectors` only payloads are read.
     fn scan(

@@ -53,10 +53,29 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     model
 }
 
+/// Ingests the example catalog into `dir`/data with a tiny model written to `dir`; returns
+/// (data dir, model dir).
+pub fn ingest_example(dir: &Path) -> (PathBuf, PathBuf) {
+    let model = tiny_model(dir);
+    let data = dir.join("data");
+    run_ok(
+        tessera()
+            .arg("ingest")
+            .arg(example_catalog())
+            .arg("--data")
+            .arg(&data)
+            .arg("--text-model")
+            .arg(&model),
+    );
+    (data, model)
+}
+
 /// A `tessera serve` child process, killed on drop.
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The metrics endpoint (`host:port`), when serve was started with `--metrics-listen`.
+    pub metrics: Option<String>,
 }
 
 impl Drop for Server {
@@ -68,9 +87,15 @@ impl Drop for Server {
 
 /// Starts `tessera serve` on a free port and waits for the line that names it.
 pub fn serve(data: &Path) -> Server {
+    serve_with::<&str>(data, &[])
+}
+
+/// Starts `tessera serve` with extra arguments, like [`serve`].
+pub fn serve_with<S: AsRef<std::ffi::OsStr>>(data: &Path, extra: &[S]) -> Server {
     let mut child = tessera()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -78,16 +103,30 @@ pub fn serve(data: &Path) -> Server {
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut metrics = None;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("tessera: metrics on http://") {
+                metrics = rest.strip_suffix("/metrics").map(str::to_string);
+            }
             if let Some(rest) = line.strip_prefix("tessera: serving gRPC on ") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send((addr, metrics.take()));
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("tessera serve did not report its address"));
-    Server { child, addr }
+    let (addr, metrics) = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(found) => found,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tessera serve did not report its address");
+        }
+    };
+    Server {
+        child,
+        addr,
+        metrics,
+    }
 }
 
 /// Largest absolute difference between two vectors.
@@ -130,4 +169,20 @@ pub fn media_registry(dir: &Path) -> tessera_models::Registry {
             .unwrap_or_else(|e| panic!("{e}"));
     }
     registry
+}
+
+/// `GET /metrics` from a `tessera serve` metrics endpoint, over a plain socket.
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr)
+        .unwrap_or_else(|e| panic!("cannot reach the metrics endpoint {addr}: {e}"));
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tessera\r\n\r\n")
+        .unwrap_or_else(|e| panic!("metrics request: {e}"));
+    let mut response = String::new();
+    socket
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("metrics response: {e}"));
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    response
 }

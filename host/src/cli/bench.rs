@@ -95,6 +95,28 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         queries: usize,
     },
+    /// The gRPC API under load: GetEntities throughput and latency at several concurrent
+    /// streams (and the same reads in-process, for the overhead ratio), then Search latency.
+    Grpc {
+        /// Titles in the store.
+        #[arg(long, default_value_t = 100_000)]
+        titles: usize,
+        /// Vector dimension.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// Ids per GetEntities call.
+        #[arg(long, default_value_t = 100)]
+        ids: usize,
+        /// Concurrent client streams, one measurement per count.
+        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        streams: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Optimise the store (segment merge + HNSW) before measuring.
+        #[arg(long)]
+        optimize: bool,
+    },
     /// Semantic IDs on synthetic clustered vectors: codebook training time, assignment
     /// titles/s (batch and one at a time), quality figures.
     Sid {
@@ -141,6 +163,21 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             dim,
             batch,
             queries,
+        }),
+        BenchCommand::Grpc {
+            titles,
+            dim,
+            ids,
+            streams,
+            seconds,
+            optimize,
+        } => super::bench_grpc::run(super::bench_grpc::GrpcBench {
+            titles,
+            dim,
+            ids,
+            streams,
+            seconds,
+            optimize,
         }),
         BenchCommand::Sid { titles, dim, shape } => super::sid::bench(titles, dim, shape.config()),
     }

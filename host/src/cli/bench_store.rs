@@ -21,9 +21,14 @@ pub struct StoreBench {
     pub queries: usize,
 }
 
+/// The id of bench title `i`.
+pub(super) fn title_id(i: usize) -> String {
+    format!("title-{i:07}")
+}
+
 fn entity(i: usize, vector: Vec<f32>) -> Entity {
     Entity {
-        id: format!("title-{i:07}"),
+        id: title_id(i),
         name: format!("Title {i}"),
         year: Some(1950 + (i % 75) as u16),
         language: ["en", "fr", "de", "ja"][i % 4].into(),
@@ -45,7 +50,7 @@ fn entity(i: usize, vector: Vec<f32>) -> Entity {
     }
 }
 
-fn latencies(mut times: Vec<Duration>) -> String {
+pub(super) fn latencies(mut times: Vec<Duration>) -> String {
     times.sort();
     format!(
         "p50 {:.2} ms, p99 {:.2} ms",
@@ -55,32 +60,27 @@ fn latencies(mut times: Vec<Duration>) -> String {
 }
 
 /// Fixed pseudo-random picks, so that runs are comparable.
-fn picks(n: usize, count: usize, salt: usize) -> Vec<usize> {
+pub(super) fn picks(n: usize, count: usize, salt: usize) -> Vec<usize> {
     (0..count)
         .map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(salt * 97)) % n)
         .collect()
 }
 
-pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
-    let StoreBench {
-        titles,
-        dim,
-        batch,
-        queries,
-    } = settings;
-    anyhow::ensure!(
-        titles > 0 && dim > 0 && queries > 0,
-        "--titles, --dim and --queries must be at least 1"
-    );
-    let dir = tempfile::tempdir()?;
+/// A store in `dir` of `titles` synthetic titles (clustered `dim`-d vectors, a genre tag),
+/// written `batch` per upsert, with the write rate printed; also the vectors, row-major.
+pub(super) fn build(
+    dir: &std::path::Path,
+    titles: usize,
+    dim: usize,
+    batch: usize,
+) -> anyhow::Result<(EdgeStore, Vec<f32>)> {
     let schema = Schema::new([("text".to_string(), VectorSpec::dense(dim, "bench"))]);
-    let store = EdgeStore::open(dir.path(), schema)?;
+    let store = EdgeStore::open(dir, schema)?;
     let rows = Clustered {
         dim,
         ..Clustered::default()
     }
     .generate(titles, 7);
-
     let started = Instant::now();
     for start in (0..titles).step_by(batch.max(1)) {
         let end = (start + batch.max(1)).min(titles);
@@ -99,14 +99,27 @@ pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
         titles as f64 / upsert.as_secs_f64(),
         flush.as_secs_f64()
     );
+    Ok((store, rows))
+}
+
+pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
+    let StoreBench {
+        titles,
+        dim,
+        batch,
+        queries,
+    } = settings;
+    anyhow::ensure!(
+        titles > 0 && dim > 0 && queries > 0,
+        "--titles, --dim and --queries must be at least 1"
+    );
+    let dir = tempfile::tempdir()?;
+    let (store, rows) = build(dir.path(), titles, dim, batch)?;
 
     let measure = |label: &str, store: &EdgeStore| -> anyhow::Result<()> {
         let mut gets = Vec::with_capacity(queries);
         for q in 0..queries {
-            let ids: Vec<String> = picks(titles, 100, q)
-                .into_iter()
-                .map(|i| format!("title-{i:07}"))
-                .collect();
+            let ids: Vec<String> = picks(titles, 100, q).into_iter().map(title_id).collect();
             let started = Instant::now();
             let found = store.get(&ids)?;
             gets.push(started.elapsed());

@@ -76,7 +76,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.exit {
         return Ok(code);
     }
-    serve_store(setup.store, args.listen, ServeConfig::default())?;
+    let config = ServeConfig {
+        text_model: setup.text.clone(),
+        ..ServeConfig::default()
+    };
+    serve_store(setup.store, args.listen, config, None)?;
     Ok(code)
 }
 

@@ -47,6 +47,8 @@ pub struct Setup {
     pub source: TextSource,
     pub pipeline: Pipeline,
     pub store: Arc<EdgeStore>,
+    /// The loaded text model (the one plugins call as `text`).
+    pub text: Option<Arc<dyn tessera_models::TextEmbedder>>,
 }
 
 /// Loads the text model and plugins and opens the store.
@@ -76,6 +78,7 @@ pub fn setup(
         &sandbox.manifests,
         sandbox.device,
     )?;
+    let text = registry.text(text_model::DEFAULT_TEXT);
     let registry = Arc::new(registry);
     let host = Arc::new(
         PluginHost::new(registry.clone(), sandbox.limits())?
@@ -115,6 +118,7 @@ pub fn setup(
         source,
         pipeline,
         store,
+        text,
     })
 }
 

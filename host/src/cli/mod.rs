@@ -2,6 +2,7 @@
 //! each command builds the real objects from them.
 
 mod bench;
+mod bench_grpc;
 mod bench_media;
 mod bench_store;
 mod demo;

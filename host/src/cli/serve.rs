@@ -1,11 +1,13 @@
 //! `tessera serve`: the gRPC API over an existing store.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tessera::grpc::{self, ServeConfig};
+use std::time::Duration;
+use tessera::grpc::{self, ServeConfig, Tokens};
+use tessera::text_model;
 use tessera_indexes::{EdgeStore, EntityStore};
 
 /// Flags of `tessera serve`.
@@ -17,28 +19,123 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// Most ids per GetEntities call.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// File of accepted bearer tokens, one `NAME:TOKEN` per line; without it (and without
+    /// TESSERA_TOKENS) the API is open to anyone who can reach the address.
+    #[arg(long, env = "TESSERA_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Text model directory for text queries in Search; it must be the model that made the
+    /// searched vector. Without it, text queries are refused.
+    #[arg(long, env = "TESSERA_TEXT_MODEL")]
+    pub text_model: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`); port 0 picks a free port
+    /// (printed on stdout). Off unless given.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Device for the text model.
+    #[arg(long, env = "TESSERA_DEVICE", default_value = "auto")]
+    pub device: tessera_models::DeviceChoice,
+}
+
+/// Request limits of the gRPC server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most ids per GetEntities call (also the largest ScanEntities page).
     #[arg(long, env = "TESSERA_MAX_IDS_PER_CALL", default_value_t = 1000)]
     pub max_ids_per_call: usize,
+    /// Most hits (limit + offset) per Search.
+    #[arg(long, env = "TESSERA_MAX_SEARCH_LIMIT", default_value_t = 1000)]
+    pub max_search_limit: usize,
+    /// Most calls handled at once; more are answered RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TESSERA_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+    /// Largest request message, in bytes.
+    #[arg(long, env = "TESSERA_MAX_REQUEST_BYTES", default_value_t = 4 << 20)]
+    pub max_request_bytes: usize,
+    /// Longest a call may run, in seconds, whatever deadline the client set.
+    #[arg(long, env = "TESSERA_CALL_TIMEOUT_SECS", default_value_t = 30)]
+    pub call_timeout_secs: u64,
+}
+
+impl LimitArgs {
+    /// A server configuration with these limits, no tokens and no text model.
+    pub fn config(&self) -> ServeConfig {
+        ServeConfig {
+            max_ids_per_call: self.max_ids_per_call.max(1),
+            max_search_limit: self.max_search_limit.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+            max_request_bytes: self.max_request_bytes,
+            call_timeout: Duration::from_secs(self.call_timeout_secs.max(1)),
+            ..ServeConfig::default()
+        }
+    }
+}
+
+/// The accepted tokens: from `file`, else from TESSERA_TOKENS (`NAME:TOKEN,NAME:TOKEN`), else
+/// none.
+pub fn tokens(file: Option<&Path>) -> anyhow::Result<Option<Arc<Tokens>>> {
+    let tokens = match (file, std::env::var("TESSERA_TOKENS")) {
+        (Some(file), _) => Tokens::read(file)?,
+        (None, Ok(text)) => Tokens::parse(&text, "TESSERA_TOKENS")?,
+        (None, Err(_)) => return Ok(None),
+    };
+    if tokens.is_empty() {
+        bail!(
+            "the token list is empty: every call would be refused; remove it to serve without auth"
+        );
+    }
+    eprintln!(
+        "tessera: bearer tokens required; clients: {}",
+        tokens.names().join(", ")
+    );
+    Ok(Some(Arc::new(tokens)))
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(EdgeStore::open_existing(&args.data.join("store"))?);
-    serve_store(
-        store,
-        args.listen,
-        ServeConfig {
-            max_ids_per_call: args.max_ids_per_call,
-        },
-    )?;
+    let mut config = args.limits.config();
+    config.tokens = tokens(args.tokens_file.as_deref())?;
+    let mut metrics = args.metrics_listen.map(|listen| MetricsEndpoint {
+        listen,
+        queue_depth: None,
+    });
+    if let Some(dir) = &args.text_model {
+        let name = text_model::model_name(&text_model::TextSource::Dir(dir.clone()));
+        let model = text_model::load_query_model(dir, &name, args.device)
+            .with_context(|| format!("loading text model from {}", dir.display()))?;
+        eprintln!(
+            "tessera: text queries embedded by {name} ({})",
+            dir.display()
+        );
+        if let Some(endpoint) = &mut metrics {
+            let queue = model.clone();
+            endpoint.queue_depth = Some(Arc::new(move || queue.depth()));
+        }
+        config.text_model = Some(model);
+    }
+    if config.tokens.is_none() {
+        eprintln!("tessera: warning: no bearer tokens configured; the API is open");
+    }
+    serve_store(store, args.listen, config, metrics)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves `store` on `listen` until Ctrl-C (or SIGTERM).
+/// The Prometheus endpoint beside the API.
+pub struct MetricsEndpoint {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// The text model's queue depth, when there is one.
+    pub queue_depth: Option<Arc<dyn Fn() -> usize + Send + Sync>>,
+}
+
+/// Serves `store` on `listen` (and metrics, when asked) until Ctrl-C (or SIGTERM), then drains
+/// in-flight calls.
 pub fn serve_store(
     store: Arc<dyn EntityStore>,
     listen: SocketAddr,
     config: ServeConfig,
+    metrics: Option<MetricsEndpoint>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,11 +146,36 @@ pub fn serve_store(
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
-        // Tests and scripts read this line to find the port.
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        if let Some(endpoint) = metrics {
+            let metrics_listener = tokio::net::TcpListener::bind(endpoint.listen)
+                .await
+                .with_context(|| format!("binding {} for metrics", endpoint.listen))?;
+            println!(
+                "tessera: metrics on http://{}/metrics",
+                metrics_listener.local_addr()?
+            );
+            let mut stopping = stopping.clone();
+            tokio::spawn(grpc::metrics::serve_metrics(
+                metrics_listener,
+                config.metrics.clone(),
+                store.clone(),
+                endpoint.queue_depth,
+                async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                },
+            ));
+        }
+        // Tests and scripts read this line (printed last, after the metrics line) to find the
+        // port.
         println!("tessera: serving gRPC on {addr} (Ctrl-C to stop)");
         use std::io::Write;
         std::io::stdout().flush()?;
-        grpc::serve(listener, store, config, shutdown_signal())
+        let shutdown = async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        };
+        grpc::serve(listener, store, config, shutdown)
             .await
             .context("gRPC server")?;
         eprintln!("tessera: stopped");

@@ -2,6 +2,7 @@
 
 use super::ServeConfig;
 use super::proto;
+use tessera_indexes::search::MAX_SID_CODES;
 use tessera_indexes::{Entity, Schema};
 use tonic::Status;
 
@@ -87,21 +88,30 @@ pub(crate) fn validate_lookup(
     };
     let mut queries = Vec::with_capacity(request.queries.len());
     for (i, q) in request.queries.iter().enumerate() {
-        if q.codes.is_empty() || q.codes.len() > 16 {
+        if q.codes.is_empty() {
             return Err(Status::invalid_argument(format!(
-                "queries[{i}]: a semantic ID has 1..=16 codes, this has {}",
-                q.codes.len()
+                "queries[{i}]: a semantic ID has 1..={MAX_SID_CODES} codes, this has none"
             )));
         }
-        let codes = q
-            .codes
-            .iter()
-            .map(|&c| u16::try_from(c))
-            .collect::<Result<Vec<u16>, _>>()
-            .map_err(|_| Status::invalid_argument(format!("queries[{i}]: codes are 0..=65535")))?;
-        queries.push(codes);
+        queries.push(sid_codes(&format!("queries[{i}]"), &q.codes)?);
     }
     Ok((queries, limit))
+}
+
+/// Semantic-ID codes from the wire (u32) as stored (u16): at most [`MAX_SID_CODES`], each
+/// 0..=65535; `field` names them in errors.
+pub(crate) fn sid_codes(field: &str, codes: &[u32]) -> Result<Vec<u16>, Status> {
+    if codes.len() > MAX_SID_CODES {
+        return Err(Status::invalid_argument(format!(
+            "{field}: a semantic ID has 1..={MAX_SID_CODES} codes, this has {}",
+            codes.len()
+        )));
+    }
+    codes
+        .iter()
+        .map(|&c| u16::try_from(c))
+        .collect::<Result<Vec<u16>, _>>()
+        .map_err(|_| Status::invalid_argument(format!("{field}: codes are 0..=65535")))
 }
 
 pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity {
@@ -186,6 +196,7 @@ mod tests {
     fn rejects_bad_requests_with_the_field_named() {
         let config = ServeConfig {
             max_ids_per_call: 2,
+            ..ServeConfig::default()
         };
         let msg = |r| {
             validate_get(&r, &schema(), &config)
@@ -204,6 +215,7 @@ mod tests {
     fn rejects_bad_semantic_id_lookups_with_the_field_named() {
         let config = ServeConfig {
             max_ids_per_call: 2,
+            ..ServeConfig::default()
         };
         let lookup = |codes: Vec<Vec<u32>>, limit: u32| proto::LookupSemanticIdsRequest {
             queries: codes

@@ -1,30 +1,207 @@
 //! `tessera.v1.Entities` handlers.
 
 use super::ServeConfig;
-use super::convert::{entity_to_proto, validate_get, validate_lookup};
+use super::convert::{GetQuery, entity_to_proto, validate_get, validate_lookup};
+use super::metrics::Method;
 use super::proto::{self, entities_server::Entities};
+use super::search::{
+    DEFAULT_PAGE_SIZE, Query, ScanParams, SearchParams, validate_scan, validate_search,
+};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use tessera_indexes::{EntityStore, IndexError};
+use std::time::{Duration, Instant};
+use tessera_indexes::{EntityStore, HitVector, IndexError, Search, SearchQuery, VectorKind};
+use tessera_models::ModelError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+
+/// Pages a scan stream buffers ahead of a slow reader: beyond these the producer waits, so a
+/// client that stops reading holds at most this much memory.
+const SCAN_BUFFER: usize = 2;
+
+/// How often a followed change feed looks for new changes.
+const WATCH_POLL: Duration = Duration::from_millis(500);
 
 /// The Entities service: shared handles only.
 #[derive(Debug, Clone)]
 pub struct EntitiesService {
     store: Arc<dyn EntityStore>,
     config: ServeConfig,
+    in_flight: Arc<Semaphore>,
+    watchers: Arc<Semaphore>,
+    stopping: watch::Receiver<bool>,
 }
 
 impl EntitiesService {
-    /// A service reading from `store`.
-    pub fn new(store: Arc<dyn EntityStore>, config: ServeConfig) -> Self {
-        EntitiesService { store, config }
+    /// A service reading from `store`; followed change feeds end when `stopping` turns true.
+    pub fn new(
+        store: Arc<dyn EntityStore>,
+        config: ServeConfig,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        let watchers = Arc::new(Semaphore::new(config.max_watchers.max(1)));
+        EntitiesService {
+            store,
+            config,
+            in_flight,
+            watchers,
+            stopping,
+        }
+    }
+
+    /// A slot for one call, or RESOURCE_EXHAUSTED when every slot is taken: shedding at once
+    /// keeps latency bounded for the calls already admitted, and tells clients to back off.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "server busy: {} calls in flight; retry with backoff",
+                self.config.max_in_flight
+            ))
+        })
+    }
+
+    /// Runs a handler, counting it in flight and recording its status code and latency.
+    async fn observed<T>(
+        &self,
+        method: Method,
+        handler: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let started = Instant::now();
+        let _counted = self.config.metrics.in_flight();
+        let result = handler.await;
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        self.config.metrics.call(method, code, started.elapsed());
+        result
+    }
+
+    /// Runs a blocking store call on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn EntityStore) -> Result<T, IndexError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = self.store.clone();
+        let metrics = self.config.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = f(store.as_ref());
+            metrics.store_read(started.elapsed());
+            result
+        })
+        .await
+        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+        .map_err(store_status)
+    }
+
+    /// The query vector of a search: given, a stored title's own, or the embedded text.
+    async fn query_vector(&self, params: &SearchParams) -> Result<QueryVector, Status> {
+        match &params.query {
+            Query::Vector(v) => Ok(QueryVector::Dense(v.clone())),
+            Query::Tokens(t) => Ok(QueryVector::Multi(t.clone())),
+            Query::Entity(id) => {
+                let ids = vec![id.clone()];
+                let entity = self
+                    .blocking(move |s| s.get(&ids))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .flatten()
+                    .ok_or_else(|| Status::not_found(format!("entity_id: no title {id:?}")))?;
+                let missing = || {
+                    Status::not_found(format!(
+                        "entity_id: title {id:?} has no vector {:?}",
+                        params.vector_name
+                    ))
+                };
+                match params.kind {
+                    VectorKind::Dense => entity
+                        .vectors
+                        .get(&params.vector_name)
+                        .cloned()
+                        .map(QueryVector::Dense)
+                        .ok_or_else(missing),
+                    VectorKind::Multi => entity
+                        .multivectors
+                        .get(&params.vector_name)
+                        .cloned()
+                        .map(QueryVector::Multi)
+                        .ok_or_else(missing),
+                }
+            }
+            Query::Text(text) => {
+                let model = self.config.text_model.clone().ok_or_else(|| {
+                    Status::failed_precondition(
+                        "text: this server has no text model (start it with --text-model)",
+                    )
+                })?;
+                let made_by = self
+                    .store
+                    .schema()
+                    .vectors
+                    .get(&params.vector_name)
+                    .map(|spec| spec.model.clone())
+                    .unwrap_or_default();
+                if made_by != model.name() {
+                    return Err(Status::failed_precondition(format!(
+                        "text: vector {:?} was made by model {made_by:?}, but this server's text model is {:?}; its embeddings are not comparable",
+                        params.vector_name,
+                        model.name()
+                    )));
+                }
+                let text = text.clone();
+                let mut vectors = tokio::task::spawn_blocking(move || model.embed(&[&text]))
+                    .await
+                    .map_err(|e| Status::internal(format!("text model task failed: {e}")))?
+                    .map_err(model_status)?;
+                vectors
+                    .pop()
+                    .map(QueryVector::Dense)
+                    .ok_or_else(|| Status::internal("the text model returned no vector"))
+            }
+        }
     }
 }
 
-fn store_status(error: IndexError) -> Status {
-    tracing::error!(error = %error, "store read failed");
-    Status::internal(format!("store: {error}"))
+enum QueryVector {
+    Dense(Vec<f32>),
+    Multi(Vec<Vec<f32>>),
 }
+
+fn store_status(error: IndexError) -> Status {
+    match error {
+        // The query itself was bad: the store checks vectors against its schema.
+        IndexError::Dimension { .. }
+        | IndexError::NonFinite { .. }
+        | IndexError::TokenCount { .. }
+        | IndexError::Kind { .. }
+        | IndexError::UnknownVector { .. }
+        | IndexError::Filter(_) => Status::invalid_argument(error.to_string()),
+        IndexError::Cursor(_) => Status::invalid_argument(format!("cursor: {error}")),
+        error => {
+            tracing::error!(error = %error, "store read failed");
+            Status::internal(format!("store: {error}"))
+        }
+    }
+}
+
+fn model_status(error: ModelError) -> Status {
+    match error {
+        ModelError::Overloaded { .. } => Status::resource_exhausted(error.to_string()),
+        error => {
+            tracing::error!(error = %error, "text model failed");
+            Status::internal(format!("text model: {error}"))
+        }
+    }
+}
+
+type ScanStream = Pin<Box<dyn Stream<Item = Result<proto::ScanEntitiesResponse, Status>> + Send>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::WatchEntitiesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Entities for EntitiesService {
@@ -33,25 +210,26 @@ impl Entities for EntitiesService {
         &self,
         request: Request<proto::GetEntitiesRequest>,
     ) -> Result<Response<proto::GetEntitiesResponse>, Status> {
-        let request = request.into_inner();
-        let query = validate_get(&request, self.store.schema(), &self.config)?;
-        let store = self.store.clone();
-        let ids = request.ids;
-        let (ids, found) =
-            tokio::task::spawn_blocking(move || store.get(&ids).map(|found| (ids, found)))
-                .await
-                .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-                .map_err(store_status)?;
-        let results = ids
-            .into_iter()
-            .zip(found)
-            .map(|(id, entity)| proto::EntityResult {
-                id,
-                found: entity.is_some(),
-                entity: entity.map(|e| entity_to_proto(e, &query)),
-            })
-            .collect();
-        Ok(Response::new(proto::GetEntitiesResponse { results }))
+        self.observed(Method::GetEntities, async move {
+            let _slot = self.admit()?;
+            let request = request.into_inner();
+            let query = validate_get(&request, self.store.schema(), &self.config)?;
+            let ids = request.ids;
+            let (ids, found) = self
+                .blocking(move |s| s.get(&ids).map(|found| (ids, found)))
+                .await?;
+            let results = ids
+                .into_iter()
+                .zip(found)
+                .map(|(id, entity)| proto::EntityResult {
+                    id,
+                    found: entity.is_some(),
+                    entity: entity.map(|e| entity_to_proto(e, &query)),
+                })
+                .collect();
+            Ok(Response::new(proto::GetEntitiesResponse { results }))
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(queries = request.get_ref().queries.len()))]
@@ -59,30 +237,258 @@ impl Entities for EntitiesService {
         &self,
         request: Request<proto::LookupSemanticIdsRequest>,
     ) -> Result<Response<proto::LookupSemanticIdsResponse>, Status> {
-        let (queries, limit) = validate_lookup(request.get_ref(), &self.config)?;
-        let store = self.store.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            queries
-                .iter()
-                .map(|q| store.lookup_semantic_id(q, limit))
-                .collect::<Result<Vec<_>, _>>()
+        self.observed(Method::LookupSemanticIds, async move {
+            let _slot = self.admit()?;
+            let (queries, limit) = validate_lookup(request.get_ref(), &self.config)?;
+            let found = self
+                .blocking(move |s| {
+                    queries
+                        .iter()
+                        .map(|q| s.lookup_semantic_id(q, limit))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await?;
+            let results = found
+                .into_iter()
+                .map(|matches| proto::SemanticIdMatches {
+                    matches: matches
+                        .into_iter()
+                        .map(|(id, sid)| proto::SemanticIdMatch {
+                            id,
+                            semantic_id: sid.id.0.iter().map(|&c| u32::from(c)).collect(),
+                            codebook: sid.codebook,
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok(Response::new(proto::LookupSemanticIdsResponse { results }))
         })
         .await
-        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-        .map_err(store_status)?;
-        let results = found
-            .into_iter()
-            .map(|matches| proto::SemanticIdMatches {
-                matches: matches
-                    .into_iter()
-                    .map(|(id, sid)| proto::SemanticIdMatch {
-                        id,
-                        semantic_id: sid.id.0.iter().map(|&c| u32::from(c)).collect(),
-                        codebook: sid.codebook,
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(vector = %request.get_ref().vector_name))]
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        self.observed(Method::Search, async move {
+            let _slot = self.admit()?;
+            let params = validate_search(request.into_inner(), self.store.schema(), &self.config)?;
+            let vector = self.query_vector(&params).await?;
+            let exclude = match &params.query {
+                Query::Entity(id) => Some(id.clone()),
+                _ => None,
+            };
+            let hits = self
+                .blocking(move |s| {
+                    let query = match &vector {
+                        QueryVector::Dense(v) => SearchQuery::Dense(v),
+                        QueryVector::Multi(t) => SearchQuery::Multi(t),
+                    };
+                    s.search(&Search {
+                        vector_name: &params.vector_name,
+                        query,
+                        filter: params.filter.clone(),
+                        limit: params.limit,
+                        offset: params.offset,
+                        exclude: exclude.as_deref(),
+                        with_vectors: params.with_vectors,
                     })
-                    .collect(),
-            })
-            .collect();
-        Ok(Response::new(proto::LookupSemanticIdsResponse { results }))
+                })
+                .await?;
+            let hits = hits
+                .into_iter()
+                .map(|n| {
+                    let (vector, tokens) = match n.vector {
+                        Some(HitVector::Dense(values)) => (Some(proto::Vector { values }), None),
+                        Some(HitVector::Multi(t)) => (
+                            None,
+                            Some(proto::MultiVector {
+                                tokens: t
+                                    .into_iter()
+                                    .map(|values| proto::Vector { values })
+                                    .collect(),
+                            }),
+                        ),
+                        None => (None, None),
+                    };
+                    proto::SearchHit {
+                        id: n.id,
+                        score: n.score,
+                        vector,
+                        tokens,
+                    }
+                })
+                .collect();
+            Ok(Response::new(proto::SearchResponse { hits }))
+        })
+        .await
+    }
+
+    type ScanEntitiesStream = ScanStream;
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn scan_entities(
+        &self,
+        request: Request<proto::ScanEntitiesRequest>,
+    ) -> Result<Response<Self::ScanEntitiesStream>, Status> {
+        self.observed(Method::ScanEntities, async move {
+            let slot = self.admit()?;
+            let params = validate_scan(request.get_ref(), self.store.schema(), &self.config)?;
+            let (tx, rx) = mpsc::channel(SCAN_BUFFER);
+            let service = self.clone();
+            tokio::spawn(async move {
+                // The slot is held for the whole stream: a scan is a call in flight until it ends.
+                let _slot = slot;
+                let ScanParams {
+                    mut cursor,
+                    page_size,
+                    with_vectors,
+                    get,
+                } = params;
+                loop {
+                    let from = cursor.clone();
+                    let page = service
+                        .blocking(move |s| s.scan(from.as_deref(), page_size, with_vectors))
+                        .await;
+                    let page = match page {
+                        Ok(page) => page,
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    };
+                    let query: &GetQuery = &get;
+                    let message = proto::ScanEntitiesResponse {
+                        entities: page
+                            .entities
+                            .into_iter()
+                            .map(|e| entity_to_proto(e, query))
+                            .collect(),
+                        next_cursor: page.next.clone().unwrap_or_default(),
+                    };
+                    // Waits while the client is not reading; fails once it has gone away.
+                    if tx.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                    match page.next {
+                        Some(next) => cursor = Some(next),
+                        None => return,
+                    }
+                }
+            });
+            Ok(Response::new(
+                Box::pin(ReceiverStream::new(rx)) as Self::ScanEntitiesStream
+            ))
+        })
+        .await
+    }
+
+    type WatchEntitiesStream = WatchStream;
+
+    #[tracing::instrument(level = "debug", skip_all, fields(after = request.get_ref().after_seq))]
+    async fn watch_entities(
+        &self,
+        request: Request<proto::WatchEntitiesRequest>,
+    ) -> Result<Response<Self::WatchEntitiesStream>, Status> {
+        self.observed(Method::WatchEntities, async move {
+            let request = request.into_inner();
+            let page = match request.page_size as usize {
+                0 => DEFAULT_PAGE_SIZE.min(self.config.max_ids_per_call),
+                n if n > self.config.max_ids_per_call => {
+                    return Err(Status::invalid_argument(format!(
+                        "page_size: {n} is over the limit of {}",
+                        self.config.max_ids_per_call
+                    )));
+                }
+                n => n,
+            };
+            // A followed feed lives long: it takes a watcher slot, not a call slot.
+            let slot = if request.follow {
+                self.watchers.clone().try_acquire_owned().map_err(|_| {
+                    Status::resource_exhausted(format!(
+                        "server busy: {} followed change feeds open; retry with backoff",
+                        self.config.max_watchers
+                    ))
+                })?
+            } else {
+                self.admit()?
+            };
+            let (tx, rx) = mpsc::channel(SCAN_BUFFER);
+            let service = self.clone();
+            let mut stopping = self.stopping.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let mut after = request.after_seq;
+                loop {
+                    let changes = match service.blocking(move |s| s.changes(after, page)).await {
+                        Ok(changes) => changes,
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    };
+                    let caught_up = changes.len() < page;
+                    if let Some(last) = changes.last() {
+                        after = last.seq;
+                        let message = proto::WatchEntitiesResponse {
+                            changes: changes
+                                .into_iter()
+                                .map(|c| proto::EntityChange {
+                                    seq: c.seq,
+                                    id: c.id,
+                                    run: c.run.unwrap_or_default(),
+                                    what: c.what,
+                                })
+                                .collect(),
+                        };
+                        if tx.send(Ok(message)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if !caught_up {
+                        continue;
+                    }
+                    if !request.follow {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(WATCH_POLL) => {}
+                        _ = stopping.wait_for(|stop| *stop) => return,
+                        _ = tx.closed() => return,
+                    }
+                }
+            });
+            Ok(Response::new(
+                Box::pin(ReceiverStream::new(rx)) as Self::WatchEntitiesStream
+            ))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_indexes::{EdgeStore, Schema, VectorSpec};
+
+    #[test]
+    fn calls_beyond_the_in_flight_limit_are_refused_until_a_slot_frees() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let schema = Schema::new([("v".to_string(), VectorSpec::dense(2, "m"))]);
+        let store = EdgeStore::open(dir.path(), schema).unwrap_or_else(|e| panic!("{e}"));
+        let config = ServeConfig {
+            max_in_flight: 2,
+            ..ServeConfig::default()
+        };
+        let (_tx, stopping) = watch::channel(false);
+        let service = EntitiesService::new(Arc::new(store), config, stopping);
+        let first = service.admit();
+        let second = service.admit();
+        assert!(first.is_ok() && second.is_ok());
+        let refused = service.admit().err().map(|s| s.code());
+        assert_eq!(refused, Some(tonic::Code::ResourceExhausted));
+        drop(first);
+        assert!(service.admit().is_ok());
     }
 }

@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for the Tessera ranker API (see examples/python/generate.sh)."""

@@ -1,0 +1,344 @@
+//! Prometheus metrics of the ranker API: calls per method and status code, call latency
+//! histograms per method, store read latency, calls in flight, refused tokens, the text model's
+//! queue depth and the store's size; served as text on `GET /metrics` by a small HTTP endpoint.
+//!
+//! Counters are plain atomics updated on the request path (no locks, no allocation); the text
+//! exposition is rendered only when scraped.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+use tessera_indexes::EntityStore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The API's methods, in the order metrics list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GetEntities`.
+    GetEntities,
+    /// `LookupSemanticIds`.
+    LookupSemanticIds,
+    /// `Search`.
+    Search,
+    /// `ScanEntities` (latency: until the stream starts).
+    ScanEntities,
+    /// `WatchEntities` (latency: until the stream starts).
+    WatchEntities,
+}
+
+const METHODS: [Method; 5] = [
+    Method::GetEntities,
+    Method::LookupSemanticIds,
+    Method::Search,
+    Method::ScanEntities,
+    Method::WatchEntities,
+];
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::GetEntities => "GetEntities",
+            Method::LookupSemanticIds => "LookupSemanticIds",
+            Method::Search => "Search",
+            Method::ScanEntities => "ScanEntities",
+            Method::WatchEntities => "WatchEntities",
+        }
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|&b| seconds <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// gRPC status codes 0..=16, by number.
+const CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+#[derive(Debug, Default)]
+struct MethodStats {
+    codes: [AtomicU64; CODES.len()],
+    latency: Histogram,
+}
+
+/// The server's metrics. Shared by the service, the auth check and the endpoint.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    methods: [MethodStats; METHODS.len()],
+    store: Histogram,
+    in_flight: AtomicI64,
+    unauthenticated: AtomicU64,
+}
+
+impl Metrics {
+    /// Records a finished call.
+    pub fn call(&self, method: Method, code: tonic::Code, took: Duration) {
+        let stats = &self.methods[method as usize];
+        let code = (code as usize).min(CODES.len() - 1);
+        stats.codes[code].fetch_add(1, Ordering::Relaxed);
+        stats.latency.observe(took);
+    }
+
+    /// Records one blocking store call.
+    pub fn store_read(&self, took: Duration) {
+        self.store.observe(took);
+    }
+
+    /// Records a call refused for its token.
+    pub fn unauthenticated(&self) {
+        self.unauthenticated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a call (or stream) in flight until the guard drops.
+    pub fn in_flight(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// The text exposition (format 0.0.4); `titles` and `text_queue` are sampled by the caller.
+    pub fn render(&self, titles: Option<usize>, text_queue: Option<usize>) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP tessera_grpc_requests_total Entities calls finished, by method and status code.\n# TYPE tessera_grpc_requests_total counter\n",
+        );
+        for method in METHODS {
+            let stats = &self.methods[method as usize];
+            for (code, count) in CODES.iter().zip(&stats.codes) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 || *code == "OK" {
+                    let _ = writeln!(
+                        out,
+                        "tessera_grpc_requests_total{{method=\"{}\",code=\"{code}\"}} {count}",
+                        method.name()
+                    );
+                }
+            }
+        }
+        out.push_str(
+            "# HELP tessera_grpc_request_duration_seconds Entities call latency (streams: until the stream starts).\n# TYPE tessera_grpc_request_duration_seconds histogram\n",
+        );
+        for method in METHODS {
+            self.methods[method as usize].latency.render(
+                &mut out,
+                "tessera_grpc_request_duration_seconds",
+                &format!("method=\"{}\"", method.name()),
+            );
+        }
+        out.push_str(
+            "# HELP tessera_store_read_duration_seconds Store reads made for API calls.\n# TYPE tessera_store_read_duration_seconds histogram\n",
+        );
+        self.store
+            .render(&mut out, "tessera_store_read_duration_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP tessera_grpc_in_flight Entities calls and streams being served.\n# TYPE tessera_grpc_in_flight gauge\ntessera_grpc_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tessera_grpc_unauthenticated_total Calls refused for a missing or unknown token.\n# TYPE tessera_grpc_unauthenticated_total counter\ntessera_grpc_unauthenticated_total {}",
+            self.unauthenticated.load(Ordering::Relaxed)
+        );
+        if let Some(depth) = text_queue {
+            let _ = writeln!(
+                out,
+                "# HELP tessera_text_model_queue_depth Text queries waiting for the model.\n# TYPE tessera_text_model_queue_depth gauge\ntessera_text_model_queue_depth {depth}"
+            );
+        }
+        if let Some(titles) = titles {
+            let _ = writeln!(
+                out,
+                "# HELP tessera_store_titles Titles in the store.\n# TYPE tessera_store_titles gauge\ntessera_store_titles {titles}"
+            );
+        }
+        out
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Largest request head the endpoint reads; scrapers send a few hundred bytes.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes. Anything else gets 404;
+/// a client that sends no complete head within 5 s is dropped.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    store: Arc<dyn EntityStore>,
+    queue_depth: Option<Arc<dyn Fn() -> usize + Send + Sync>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (mut socket, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let metrics = metrics.clone();
+        let store = store.clone();
+        let queue_depth = queue_depth.clone();
+        tokio::spawn(async move {
+            let mut head = Vec::with_capacity(512);
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+                    let n = socket.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                std::io::Result::Ok(())
+            })
+            .await;
+            if !matches!(read, Ok(Ok(()))) {
+                return;
+            }
+            let response = if head.starts_with(b"GET /metrics ")
+                || head.starts_with(b"GET /metrics?")
+            {
+                let titles = tokio::task::spawn_blocking(move || store.count().ok())
+                    .await
+                    .ok()
+                    .flatten();
+                let body = metrics.render(titles, queue_depth.map(|q| q()));
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            };
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_histograms() {
+        let metrics = Arc::new(Metrics::default());
+        metrics.call(
+            Method::GetEntities,
+            tonic::Code::Ok,
+            Duration::from_micros(300),
+        );
+        metrics.call(
+            Method::GetEntities,
+            tonic::Code::Ok,
+            Duration::from_millis(3),
+        );
+        metrics.call(
+            Method::Search,
+            tonic::Code::InvalidArgument,
+            Duration::from_millis(1),
+        );
+        metrics.unauthenticated();
+        let guard = metrics.in_flight();
+        let text = metrics.render(Some(15), Some(0));
+        drop(guard);
+        for line in [
+            "tessera_grpc_requests_total{method=\"GetEntities\",code=\"OK\"} 2",
+            "tessera_grpc_requests_total{method=\"Search\",code=\"INVALID_ARGUMENT\"} 1",
+            "tessera_grpc_request_duration_seconds_bucket{method=\"GetEntities\",le=\"0.0005\"} 1",
+            "tessera_grpc_request_duration_seconds_bucket{method=\"GetEntities\",le=\"0.0025\"} 1",
+            "tessera_grpc_request_duration_seconds_bucket{method=\"GetEntities\",le=\"0.005\"} 2",
+            "tessera_grpc_request_duration_seconds_bucket{method=\"GetEntities\",le=\"+Inf\"} 2",
+            "tessera_grpc_request_duration_seconds_count{method=\"GetEntities\"} 2",
+            "tessera_grpc_in_flight 1",
+            "tessera_grpc_unauthenticated_total 1",
+            "tessera_store_titles 15",
+            "tessera_text_model_queue_depth 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(
+            metrics
+                .render(None, None)
+                .contains("tessera_grpc_in_flight 0")
+        );
+    }
+}
