@@ -198,6 +198,21 @@ fn python_ranker_example_against_a_real_server() -> Result<(), Box<dyn std::erro
     let pages = check["scan_pages"].as_u64().ok_or("no scan_pages")?;
     assert!(pages >= titles.len().div_ceil(4) as u64, "{check}");
 
+    // The change feed: every title once, created, in increasing seq order.
+    let changes: Vec<(u64, String, Vec<String>)> =
+        serde_json::from_value(check["changes"].clone())?;
+    assert_eq!(changes.len(), titles.len(), "{check}");
+    assert!(changes.windows(2).all(|w| w[0].0 < w[1].0), "{check}");
+    assert!(changes.iter().all(|c| c.2 == ["created"]), "{check}");
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| c.1.as_str())
+            .collect::<HashSet<_>>()
+            .len(),
+        titles.len()
+    );
+
     // The same call without the token is refused.
     assert_eq!(check["unauthenticated"], true, "{check}");
 

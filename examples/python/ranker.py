@@ -119,6 +119,15 @@ class Tessera:
                 if not (resumable and progressed):
                     raise
 
+    def changes(self, after_seq: int = 0, follow: bool = False) -> Iterator[pb.EntityChange]:
+        """The change feed: titles' latest changes after `after_seq`, in order. Keep the last
+        `seq` you processed and pass it next time to resume. With follow=True the stream stays
+        open (no deadline then: it is meant to run until you stop reading)."""
+        request = pb.WatchEntitiesRequest(after_seq=after_seq, follow=follow)
+        timeout = None if follow else self.timeout
+        for message in self.stub.WatchEntities(request, timeout=timeout, metadata=self.metadata):
+            yield from message.changes
+
 
 # ---- helpers for printing -------------------------------------------------------------------
 
@@ -208,6 +217,12 @@ def cmd_scan(client: Tessera, args) -> None:
     print(f"{titles} titles in {pages} pages")
 
 
+def cmd_watch(client: Tessera, args) -> None:
+    for change in client.changes(after_seq=args.after, follow=args.follow):
+        run = f" run {change.run}" if change.run else ""
+        print(f"{change.seq} {change.id}: {', '.join(change.what)}{run}", flush=True)
+
+
 def cmd_check(client: Tessera, args) -> None:
     """A fixed sequence of calls, summarised as JSON (used by tests/python_client.rs)."""
     get = {}
@@ -224,6 +239,7 @@ def cmd_check(client: Tessera, args) -> None:
     for page in client.scan(page_size=args.page_size, skip_vectors=True):
         pages += 1
         scanned.extend(entity.id for entity in page.entities)
+    changes = list(client.changes())
     # The same kind of call without the token: refused when the server requires one.
     anonymous = Tessera(args.addr, token=None, timeout=args.timeout)
     try:
@@ -243,6 +259,7 @@ def cmd_check(client: Tessera, args) -> None:
                 "scan_count": len(scanned),
                 "scan_distinct": len(set(scanned)),
                 "scan_pages": pages,
+                "changes": [[c.seq, c.id, list(c.what)] for c in changes],
                 "unauthenticated": unauthenticated,
             }
         )
@@ -290,6 +307,11 @@ def parse_args(argv: list[str]):
     scan = commands.add_parser("scan", help="stream every title; print how many")
     scan.add_argument("--page-size", type=int, default=256, help="titles per page (default 256)")
     scan.set_defaults(run=cmd_scan)
+
+    watch = commands.add_parser("watch", help="the change feed: what changed, after a seq")
+    watch.add_argument("--after", type=int, default=0, metavar="SEQ", help="resume after this seq")
+    watch.add_argument("--follow", action="store_true", help="keep listening for new changes")
+    watch.set_defaults(run=cmd_watch)
 
     check = commands.add_parser("check", help="fixed sequence of calls, printed as JSON (tests)")
     check.add_argument(

@@ -21,8 +21,23 @@ fn tune_candle_threads() {
     }
 }
 
+/// Applies `--config FILE` by setting the environment variables of the flags it names.
+#[allow(unsafe_code)]
+fn apply_config_file() -> anyhow::Result<()> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    for (name, value) in cli::config_file::assignments(&argv)? {
+        // SAFETY: called from `main` before any thread starts, like `tune_candle_threads`.
+        unsafe { std::env::set_var(name, value) };
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tune_candle_threads();
+    if let Err(error) = apply_config_file() {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(2);
+    }
     let args = cli::Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(

@@ -95,41 +95,55 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         entity: point.clone(),
         reason,
     };
-    let payload = record
+    // Fields are moved out of the payload, not cloned: this runs for every title every read.
+    let mut payload = record
         .payload
         .ok_or_else(|| corrupt("no payload".into()))?
         .0;
-    let field = |key: &str| payload.get(key).cloned().unwrap_or(Value::Null);
-    let id = field("tessera_id")
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| corrupt("payload lacks tessera_id".into()))?;
-    let parse = |key: &str| -> Result<Value, IndexError> { Ok(field(key)) };
-    let metadata: BTreeMap<String, String> =
-        serde_json::from_value(parse("metadata")?).unwrap_or_default();
-    let tags: Vec<Tag> =
-        serde_json::from_value(parse("tags")?).map_err(|e| corrupt(format!("tags: {e}")))?;
-    let outputs: Vec<Output> = match payload.get("outputs") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => {
-            serde_json::from_value(v.clone()).map_err(|e| corrupt(format!("outputs: {e}")))?
-        }
-    };
-    let semantic_id = match payload.get("sid") {
+    let mut take = |key: &str| match payload.remove(key) {
         None | Some(Value::Null) => None,
+        Some(v) => Some(v),
+    };
+    let id = match take("tessera_id") {
+        Some(Value::String(id)) => id,
+        _ => return Err(corrupt("payload lacks tessera_id".into())),
+    };
+    let metadata: BTreeMap<String, String> = take("metadata")
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let tags: Vec<Tag> = match take("tags") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_value(v).map_err(|e| corrupt(format!("tags: {e}")))?,
+    };
+    let outputs: Vec<Output> = match take("outputs") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_value(v).map_err(|e| corrupt(format!("outputs: {e}")))?,
+    };
+    let semantic_id = match take("sid") {
+        None => None,
         Some(v) => {
             #[derive(serde::Deserialize)]
             struct Raw {
                 codebook: String,
                 codes: Vec<u16>,
             }
-            let raw: Raw =
-                serde_json::from_value(v.clone()).map_err(|e| corrupt(format!("sid: {e}")))?;
+            let raw: Raw = serde_json::from_value(v).map_err(|e| corrupt(format!("sid: {e}")))?;
             Some(StoredSid {
                 codebook: raw.codebook,
                 id: crate::sid::SemanticId(raw.codes),
             })
         }
+    };
+    let name = match take("name") {
+        Some(Value::String(name)) => name,
+        _ => String::new(),
+    };
+    let year = take("year")
+        .and_then(|y| y.as_u64())
+        .and_then(|y| u16::try_from(y).ok());
+    let language = match take("language") {
+        Some(Value::String(language)) => language,
+        _ => String::new(),
     };
     let mut vectors = BTreeMap::new();
     let mut multivectors = BTreeMap::new();
@@ -154,9 +168,9 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
     }
     Ok(Entity {
         id,
-        name: field("name").as_str().unwrap_or_default().to_string(),
-        year: field("year").as_u64().and_then(|y| u16::try_from(y).ok()),
-        language: field("language").as_str().unwrap_or_default().to_string(),
+        name,
+        year,
+        language,
         metadata,
         vectors,
         multivectors,

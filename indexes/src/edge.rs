@@ -21,8 +21,9 @@ use crate::{
 };
 use qdrant_edge::{
     CountRequest, CreateIndex, Direction, Distance, EdgeConfigBuilder, EdgeShard,
-    EdgeVectorParamsBuilder, FieldIndexOperations, Filter, MultiVectorComparator,
-    MultiVectorConfig, NamedQuery, OrderBy, OrderByInterface, PayloadSchemaType, PayloadSelector,
+    EdgeVectorParamsBuilder, FieldIndexOperations, Filter, IntegerIndexParamsBuilder,
+    KeywordIndexParamsBuilder, MultiVectorComparator, MultiVectorConfig, NamedQuery, OrderBy,
+    OrderByInterface, PayloadFieldSchema, PayloadSchemaParams, PayloadSchemaType, PayloadSelector,
     PayloadSelectorInclude, PointId, PointInsertOperations, PointOperations, QueryEnum,
     RetrieveRequestBuilder, ScrollRequestBuilder, SearchRequestBuilder, TypedMultiDenseVector,
     UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
@@ -35,30 +36,51 @@ use std::sync::Mutex;
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "tessera.lock";
 /// Payload fields with an index: semantic-ID prefixes, tag names and plugin outputs (which
-/// plugin, version and run wrote a title) are what lookups and filters select on; year and
-/// language are what search filters narrow by.
-const PAYLOAD_INDEXES: [(&str, PayloadSchemaType); 8] = [
+/// plugin, version and run wrote a title) are what lookups and filters select on.
+const PAYLOAD_INDEXES: [(&str, PayloadSchemaType); 5] = [
     (SID_PREFIXES, PayloadSchemaType::Keyword),
     ("tags[].name", PayloadSchemaType::Keyword),
     (OUTPUT_PLUGINS, PayloadSchemaType::Keyword),
     (OUTPUT_KEYS, PayloadSchemaType::Keyword),
     (OUTPUT_RUNS, PayloadSchemaType::Keyword),
-    ("language", PayloadSchemaType::Keyword),
-    ("year", PayloadSchemaType::Integer),
-    // The change feed reads in change order.
-    (CHANGE_SEQ, PayloadSchemaType::Integer),
 ];
 
 /// Creates the payload indexes; qdrant-edge treats re-creating an identical index as a no-op, so
 /// this also upgrades stores made before an index existed.
 fn create_indexes(shard: &EdgeShard) -> Result<(), IndexError> {
-    for (field, kind) in PAYLOAD_INDEXES {
-        let field_name = path(field)?;
+    // The change feed reads in change order (a range index on the change number); search
+    // filters narrow by year and language. These get no extra HNSW links: qdrant builds a
+    // sub-graph per large value block of an indexed field, which for these more than doubled
+    // optimisation time and slowed unfiltered kNN (BENCHMARKS.md), while year and language
+    // filters keep a large share of titles, where plain filtered HNSW search does well.
+    let range_only = |lookup: bool| {
+        PayloadSchemaParams::Integer(
+            IntegerIndexParamsBuilder::new()
+                .lookup(lookup)
+                .range(true)
+                .enable_hnsw(false)
+                .build(),
+        )
+    };
+    let language =
+        PayloadSchemaParams::Keyword(KeywordIndexParamsBuilder::new().enable_hnsw(false).build());
+    let indexes = PAYLOAD_INDEXES
+        .into_iter()
+        .map(|(field, kind)| (field, PayloadFieldSchema::FieldType(kind)))
+        .chain([
+            (
+                CHANGE_SEQ,
+                PayloadFieldSchema::FieldParams(range_only(false)),
+            ),
+            ("year", PayloadFieldSchema::FieldParams(range_only(true))),
+            ("language", PayloadFieldSchema::FieldParams(language)),
+        ]);
+    for (field, schema) in indexes {
         shard
             .update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(CreateIndex {
-                    field_name,
-                    field_schema: Some(kind.into()),
+                    field_name: path(field)?,
+                    field_schema: Some(schema),
                 }),
             ))
             .map_err(engine)?;
@@ -333,7 +355,22 @@ impl EntityStore for EdgeStore {
             let entity = record_to_entity(record)?;
             found.insert(entity.id.clone(), entity);
         }
-        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+        // Move each entity out at its id's last occurrence (clone only for repeated ids): a
+        // title's vectors are most of a read's bytes.
+        let mut left: HashMap<&str, usize> = HashMap::new();
+        for id in ids {
+            *left.entry(id.as_str()).or_default() += 1;
+        }
+        Ok(ids
+            .iter()
+            .map(|id| match left.get_mut(id.as_str()) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    found.get(id).cloned()
+                }
+                _ => found.remove(id),
+            })
+            .collect())
     }
 
     fn search(&self, search: &Search<'_>) -> Result<Vec<Neighbor>, IndexError> {
@@ -525,6 +562,14 @@ mod tests {
         assert_eq!(stored.metadata, a.metadata);
         assert_eq!(stored.year, Some(1999));
         assert!(got[1].is_none());
+        // A repeated id gets the title at each place.
+        let ids = ["a", "b", "a"].map(String::from);
+        let got: Vec<Option<String>> = store
+            .get(&ids)?
+            .into_iter()
+            .map(|e| e.map(|e| e.id))
+            .collect();
+        assert_eq!(got, ids.map(Some));
         // Writing "a" again replaces it: no duplicate.
         store.upsert(&[entity("a", unit([1.0, 1.0, 0.0]))])?;
         assert_eq!(store.count()?, 2);

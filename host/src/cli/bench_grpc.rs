@@ -117,7 +117,15 @@ where
     let warm = warm_up(settings.seconds);
     let mut clients = Vec::with_capacity(streams);
     for _ in 0..streams {
-        clients.push(EntitiesClient::connect(format!("http://{addr}")).await?);
+        // A 100-title response of 384-d vectors is ~160 KB: with HTTP/2's default 64 KB window
+        // every response would wait for window updates, so clients open a wider window.
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .initial_stream_window_size(Some(4 << 20))
+            .initial_connection_window_size(Some(8 << 20))
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        clients.push(EntitiesClient::new(channel));
     }
     let started = Instant::now();
     let tasks: Vec<_> = clients

@@ -5,6 +5,7 @@ mod bench;
 mod bench_grpc;
 mod bench_media;
 mod bench_store;
+pub mod config_file;
 mod demo;
 mod embed;
 mod ingest;
@@ -28,6 +29,10 @@ use tessera_models::manifest;
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about)]
 pub struct Args {
+    /// Settings from a TOML file: keys are flag names, at the top level or under the command's
+    /// table (`[serve]`); flags and environment variables take precedence over it.
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -192,6 +197,9 @@ fn models_list(manifests: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 /// Runs the parsed command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(config) = &args.config {
+        tracing::info!(config = %config.display(), "settings from a config file (flags and environment first)");
+    }
     match args.command {
         Command::Demo(a) => demo::run(a),
         Command::Ingest(a) => ingest::run(a),

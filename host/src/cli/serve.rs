@@ -29,6 +29,15 @@ pub struct ServeArgs {
     /// searched vector. Without it, text queries are refused.
     #[arg(long, env = "TESSERA_TEXT_MODEL")]
     pub text_model: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mutual TLS. Needs --tls-cert.
+    #[arg(long, env = "TESSERA_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Address of the Prometheus metrics endpoint (`GET /metrics`); port 0 picks a free port
     /// (printed on stdout). Off unless given.
     #[arg(long, env = "TESSERA_METRICS_LISTEN")]
@@ -92,10 +101,47 @@ pub fn tokens(file: Option<&Path>) -> anyhow::Result<Option<Arc<Tokens>>> {
     Ok(Some(Arc::new(tokens)))
 }
 
+fn read_pem(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        bail!(
+            "{what} {}: not a PEM file (no -----BEGIN line)",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
+/// The TLS settings the flags ask for.
+fn tls(args: &ServeArgs) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let identity = Identity::from_pem(
+        read_pem(cert, "TLS certificate")?,
+        read_pem(key, "TLS key")?,
+    );
+    let mut config = ServerTlsConfig::new().identity(identity);
+    match &args.tls_client_ca {
+        Some(ca) => {
+            config = config.client_ca_root(Certificate::from_pem(read_pem(ca, "client CA")?));
+            eprintln!(
+                "tessera: mutual TLS: clients need a certificate from {}",
+                ca.display()
+            );
+        }
+        None => eprintln!("tessera: TLS with {}", cert.display()),
+    }
+    Ok(Some(config))
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(EdgeStore::open_existing(&args.data.join("store"))?);
     let mut config = args.limits.config();
     config.tokens = tokens(args.tokens_file.as_deref())?;
+    config.tls = tls(&args)?;
     let mut metrics = args.metrics_listen.map(|listen| MetricsEndpoint {
         listen,
         queue_depth: None,

@@ -69,6 +69,10 @@ pub struct ServeConfig {
     pub text_model: Option<Arc<dyn TextEmbedder>>,
     /// Where calls are counted and timed.
     pub metrics: Arc<Metrics>,
+    /// TLS (and, with a client CA, mutual TLS); `None` serves plain HTTP/2.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// How often readiness re-checks that the store answers.
+    pub health_probe: Duration,
 }
 
 impl Default for ServeConfig {
@@ -84,6 +88,36 @@ impl Default for ServeConfig {
             tokens: None,
             text_model: None,
             metrics: Arc::new(Metrics::default()),
+            tls: None,
+            health_probe: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Keeps `tessera.v1.Entities` health in step with the store: NOT_SERVING while a store read
+/// fails (load balancers then route elsewhere), SERVING again once it answers.
+async fn probe_store(
+    store: Arc<dyn EntityStore>,
+    reporter: tonic_health::server::HealthReporter,
+    every: Duration,
+) {
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(every).await;
+        let probe = store.clone();
+        let answer = tokio::task::spawn_blocking(move || probe.count()).await;
+        let ok = matches!(answer, Ok(Ok(_)));
+        if ok == serving {
+            continue;
+        }
+        serving = ok;
+        type Api = proto::entities_server::EntitiesServer<EntitiesService>;
+        if ok {
+            tracing::info!("the store answers again: serving");
+            reporter.set_serving::<Api>().await;
+        } else {
+            tracing::error!(answer = ?answer.map(|r| r.err()), "the store does not answer: not serving");
+            reporter.set_not_serving::<Api>().await;
         }
     }
 }
@@ -106,6 +140,7 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping_tx.send(true);
     };
+    let store_probe = store.clone();
     let entities = proto::entities_server::EntitiesServer::new(EntitiesService::new(
         store,
         config.clone(),
@@ -126,11 +161,19 @@ pub async fn serve(
     health_reporter
         .set_serving::<proto::entities_server::EntitiesServer<EntitiesService>>()
         .await;
+    tokio::spawn(probe_store(
+        store_probe,
+        health_reporter,
+        config.health_probe,
+    ));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1();
     let mut builder = tonic::transport::Server::builder().timeout(timeout);
+    if let Some(tls) = config.tls.clone() {
+        builder = builder.tls_config(tls)?;
+    }
     let router = builder.add_service(health_service).add_service(entities);
     let router = match reflection {
         Ok(reflection) => router.add_service(reflection),
@@ -142,4 +185,118 @@ pub async fn serve(
     router
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tessera_indexes::{
+        Change, EdgeStore, Entity, IndexError, Needing, Neighbor, Output, Page, Schema, Search,
+        StoredSid, VectorSpec,
+    };
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    /// A real store whose reads can be made to fail.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: EdgeStore,
+        broken: AtomicBool,
+    }
+
+    impl Flaky {
+        fn check(&self) -> Result<(), IndexError> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(IndexError::Engine("disk gone".into()));
+            }
+            Ok(())
+        }
+    }
+
+    impl EntityStore for Flaky {
+        fn schema(&self) -> &Schema {
+            self.inner.schema()
+        }
+        fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
+            self.inner.upsert(entities)
+        }
+        fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError> {
+            self.inner.changes(after, limit)
+        }
+        fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
+            self.inner.get(ids)
+        }
+        fn search(&self, search: &Search<'_>) -> Result<Vec<Neighbor>, IndexError> {
+            self.inner.search(search)
+        }
+        fn scan(&self, cursor: Option<&str>, limit: usize, v: bool) -> Result<Page, IndexError> {
+            self.inner.scan(cursor, limit, v)
+        }
+        fn lookup_semantic_id(
+            &self,
+            prefix: &[u16],
+            limit: usize,
+        ) -> Result<Vec<(String, StoredSid)>, IndexError> {
+            self.inner.lookup_semantic_id(prefix, limit)
+        }
+        fn needing(&self, current: &Output) -> Result<Needing, IndexError> {
+            self.inner.needing(current)
+        }
+        fn count(&self) -> Result<usize, IndexError> {
+            self.check()?;
+            self.inner.count()
+        }
+        fn flush(&self) -> Result<(), IndexError> {
+            self.inner.flush()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readiness_follows_the_store() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let schema = Schema::new([("v".to_string(), VectorSpec::dense(2, "m"))]);
+        let store = Arc::new(Flaky {
+            inner: EdgeStore::open(dir.path(), schema)?,
+            broken: AtomicBool::new(false),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let config = ServeConfig {
+            health_probe: Duration::from_millis(20),
+            ..ServeConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, store.clone(), config, async {
+            let _ = stopped.await;
+        }));
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
+        let mut health = HealthClient::new(channel);
+        for want in [
+            ServingStatus::Serving,
+            ServingStatus::NotServing,
+            ServingStatus::Serving,
+        ] {
+            store
+                .broken
+                .store(want == ServingStatus::NotServing, Ordering::SeqCst);
+            let mut tries = 0;
+            loop {
+                let request = HealthCheckRequest {
+                    service: "tessera.v1.Entities".into(),
+                };
+                if health.check(request).await?.get_ref().status == want as i32 {
+                    break;
+                }
+                tries += 1;
+                assert!(tries < 300, "health never became {want:?}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let _ = stop.send(());
+        server.await??;
+        Ok(())
+    }
 }
