@@ -238,25 +238,79 @@ fn demo_falls_back_to_a_tiny_model_with_a_warning_and_summarises()
 }
 
 #[test]
-fn ingest_reports_a_bad_catalog_line() -> Result<(), Box<dyn std::error::Error>> {
+fn ingest_reports_bad_catalog_entries_and_goes_on() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
     let catalog = tmp.path().join("bad.jsonl");
     std::fs::write(
         &catalog,
-        "{\"id\":\"a\",\"name\":\"A\"}\n{\"id\":\"a\",\"name\":\"A again\"}\n",
+        [
+            r#"{"id":"a","name":"A","synopsis":"A quiet harbour town."}"#,
+            r#"{"id":"a","name":"A again"}"#,
+            r#"{"id":"b","name":"#,
+            r#"{"id":"c","name":"C","synopsis":"Two rivals.","assets":[{"kind":"poster","uri":"gone.png"},{"kind":"teaser","uri":"t.mp4"}]}"#,
+        ]
+        .join("\n"),
     )?;
+    let data = tmp.path().join("data");
+    let report = tmp.path().join("failures.jsonl");
     let output = tessera()
         .arg("ingest")
         .arg(&catalog)
         .arg("--data")
-        .arg(tmp.path().join("data"))
+        .arg(&data)
+        .arg("--failures")
+        .arg(&report)
         .output()?;
-    assert_eq!(output.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // The usable titles are stored; the run says something failed.
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("2 of 2 titles stored, 0 failed"),
+        "{stdout}"
+    );
     assert!(
         stderr.contains("line 2") && stderr.contains("duplicate title id"),
         "{stderr}"
     );
+    // Every problem is in the report, one JSON line each, with the title where known.
+    let entries: Vec<serde_json::Value> = std::fs::read_to_string(&report)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let kinds: Vec<(Option<&str>, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["title"].as_str(),
+                e["kind"].as_str().unwrap_or_default(),
+                e["at"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some("a"), "catalog-duplicate-id", "line 2"),
+            (None, "catalog-malformed", "line 3"),
+            (Some("c"), "catalog-missing-file", "line 4"),
+            (Some("c"), "catalog-unknown-asset-kind", "line 4"),
+            (Some("c"), "catalog-missing-file", "line 4"),
+        ]
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["run"].as_str().is_some_and(|r| r.starts_with("run-")))
+    );
+    let store = tessera_indexes::EdgeStore::open_existing(&data.join("store"))?;
+    use tessera_indexes::EntityStore;
+    let stored = store.get(&["a".to_string(), "b".to_string(), "c".to_string()])?;
+    assert_eq!(
+        stored.iter().map(Option::is_some).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert_eq!(stored[0].as_ref().map(|e| e.name.as_str()), Some("A"));
     Ok(())
 }
 

@@ -255,6 +255,7 @@ impl Pipeline {
             tags: Vec::new(),
             semantic_id: None,
             outputs: Vec::new(),
+            input: Some(crate::catalog::fingerprint(title)),
         };
         for plugin in &self.plugins {
             let Analysis {

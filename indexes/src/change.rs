@@ -5,7 +5,10 @@
 //! The feed is compacted: a title is listed once, at its latest change, so a consumer that falls
 //! behind catches up by reading each changed title once rather than replaying every write. A
 //! write that changes nothing (same vectors, tags, IDs, outputs and catalog facts) records
-//! nothing, so re-ingesting an unchanged catalog leaves the feed quiet.
+//! nothing. (`tessera ingest` also skips titles whose inputs did not change, so re-running it on
+//! an unchanged catalog leaves the feed quiet; a forced re-run records `tags` and `outputs`
+//! changes, because every run stamps its id on them.) Titles stored before changes were
+//! recorded enter the feed at their next change.
 
 use crate::Entity;
 
@@ -19,8 +22,8 @@ pub struct Change {
     /// The ingestion run that made the change, when a plugin output changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
-    /// What changed: `created`, or some of `catalog`, `vectors`, `tags`, `semantic_id`,
-    /// `outputs`.
+    /// What changed: `created`, or some of `catalog` (catalog fields or asset contents),
+    /// `vectors`, `tags`, `semantic_id`, `outputs`.
     pub what: Vec<String>,
 }
 
@@ -48,6 +51,7 @@ pub(crate) fn what_changed(old: Option<&Entity>, new: &Entity) -> Vec<String> {
         || old.year != new.year
         || old.language != new.language
         || old.metadata != new.metadata
+        || old.input != new.input
     {
         what.push("catalog".into());
     }
@@ -107,6 +111,7 @@ mod tests {
                 models: vec![],
                 run: "run-1".into(),
             }],
+            input: None,
         }
     }
 

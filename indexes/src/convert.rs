@@ -56,6 +56,7 @@ pub(crate) fn entity_to_point(entity: &Entity, change: &Change) -> PointStructPe
         "language": entity.language,
         "metadata": entity.metadata,
         "tags": entity.tags,
+        "input": entity.input,
         "outputs": entity.outputs.iter().map(|o| json!({
             "plugin": o.plugin,
             "version": o.version,
@@ -141,6 +142,10 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
     let year = take("year")
         .and_then(|y| y.as_u64())
         .and_then(|y| u16::try_from(y).ok());
+    let input = match take("input") {
+        Some(Value::String(input)) => Some(input),
+        _ => None,
+    };
     let language = match take("language") {
         Some(Value::String(language)) => language,
         _ => String::new(),
@@ -177,6 +182,7 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         tags,
         semantic_id,
         outputs,
+        input,
     })
 }
 

@@ -31,7 +31,7 @@ use qdrant_edge::{
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "tessera.lock";
@@ -93,9 +93,12 @@ pub struct EdgeStore {
     dir: PathBuf,
     schema: Schema,
     shard: EdgeShard,
-    /// The last change number handed out. Held across a whole write (read previous, number,
-    /// write), so a reader that has seen change n has seen every change below n.
-    last_change: Mutex<u64>,
+    /// The last change number handed out. Written across a whole write (read previous, number,
+    /// write) and read across a whole change-feed read: qdrant-edge applies a batch in its own
+    /// order and an ordered scroll fetches payloads after the index, so without this a reader
+    /// could see change n+1 before n, or a title's newer number in an older page, and skip
+    /// changes for good.
+    last_change: RwLock<u64>,
     // Held for the store's lifetime; dropping it releases the directory.
     _lock: File,
 }
@@ -209,7 +212,7 @@ impl EdgeStore {
                     dir: dir.to_path_buf(),
                     schema,
                     shard,
-                    last_change: Mutex::new(0),
+                    last_change: RwLock::new(0),
                     _lock: lock,
                 })
             }
@@ -259,7 +262,7 @@ impl EdgeStore {
             dir: dir.to_path_buf(),
             schema,
             shard,
-            last_change: Mutex::new(last),
+            last_change: RwLock::new(last),
             _lock: lock,
         })
     }
@@ -307,7 +310,7 @@ impl EntityStore for EdgeStore {
         }
         let mut last = self
             .last_change
-            .lock()
+            .write()
             .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?;
         let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
         let previous = self.get(&ids)?;
@@ -333,15 +336,20 @@ impl EntityStore for EdgeStore {
         let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
             PointInsertOperations::PointsList(points),
         ));
-        self.shard.update(operation).map_err(engine)?;
+        // Numbers are spent even if the write fails: the engine may have logged it, and a gap
+        // in the feed is harmless where a reused number is not.
         *last = seq;
-        Ok(())
+        self.shard.update(operation).map_err(engine)
     }
 
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let _no_writes = self
+            .last_change
+            .read()
+            .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?;
         Self::changes_in(&self.shard, Direction::Asc, Some(after), limit)
     }
 
@@ -535,6 +543,7 @@ mod tests {
                 models: vec!["m".into()],
                 run: "run-1".into(),
             }],
+            input: None,
         }
     }
 

@@ -112,6 +112,9 @@ pub struct Entity {
     pub semantic_id: Option<StoredSid>,
     /// Per plugin, who wrote this title's outputs and in which run.
     pub outputs: Vec<Output>,
+    /// Fingerprint of what the outputs were made from (catalog fields, asset contents), so a
+    /// re-run can skip titles whose inputs have not changed; `None` when not recorded.
+    pub input: Option<String>,
 }
 
 /// A title's semantic ID and the codebook that gave it.

@@ -25,6 +25,7 @@ fn entity(id: &str, v: [f32; 3], run: &str) -> Entity {
             models: vec!["m".into()],
             run: run.into(),
         }],
+        input: None,
     }
 }
 

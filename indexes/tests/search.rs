@@ -70,6 +70,7 @@ fn entity(i: usize) -> Entity {
             id: SemanticId(vec![(i % 4) as u16, i as u16]),
         }),
         outputs: Vec::new(),
+        input: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn entity(i: usize) -> Entity {
         tags: Vec::new(),
         semantic_id: None,
         outputs: Vec::new(),
+        input: None,
     }
 }
 

@@ -26,6 +26,12 @@ fn config_path(argv: &[OsString]) -> Option<PathBuf> {
     std::env::var_os("TESSERA_CONFIG").map(PathBuf::from)
 }
 
+/// Whether `command` or any of its subcommands has the flag `--{flag}`.
+fn any_command_has(command: &clap::Command, flag: &str) -> bool {
+    command.get_arguments().any(|a| a.get_long() == Some(flag))
+        || command.get_subcommands().any(|c| any_command_has(c, flag))
+}
+
 fn value_text(key: &str, value: &toml::Value) -> anyhow::Result<String> {
     Ok(match value {
         toml::Value::String(s) => s.clone(),
@@ -55,8 +61,14 @@ pub fn assignments(argv: &[OsString]) -> anyhow::Result<Vec<(String, String)>> {
     // The (sub)command being run, and the tables that apply to it.
     let mut command = super::Args::command();
     let mut table_path = Vec::new();
-    for arg in argv.iter().skip(1) {
+    let mut args = argv.iter().skip(1);
+    while let Some(arg) = args.next() {
         let arg = arg.to_string_lossy();
+        if arg == "--config" {
+            // Its value is a path, not a subcommand.
+            args.next();
+            continue;
+        }
         if arg.starts_with('-') {
             continue;
         }
@@ -93,8 +105,15 @@ pub fn assignments(argv: &[OsString]) -> anyhow::Result<Vec<(String, String)>> {
             .get_arguments()
             .find(|a| a.get_long() == Some(flag.as_str()));
         let Some(arg) = arg else {
-            // Top-level keys are for whichever commands have them.
+            // Top-level keys are for whichever commands have them; one that no command has is
+            // a typo.
             if !key.contains('.') {
+                if !any_command_has(&super::Args::command(), &flag) {
+                    bail!(
+                        "config file {}: `{key}`: no tessera command has a flag --{flag}",
+                        path.display()
+                    );
+                }
                 continue;
             }
             let known: Vec<String> = command
@@ -140,11 +159,15 @@ mod tests {
         let file = dir.path().join("tessera.toml");
         std::fs::write(
             &file,
-            "data = \"/srv/tessera\"\nunrelated_top_level = 1\n[serve]\nmax_in_flight = 64\nmetrics-listen = \"127.0.0.1:9100\"\n[ingest]\nconcurrency = 3\n",
+            "data = \"/srv/tessera\"\nconcurrency = 4\n[serve]\nmax_in_flight = 64\nmetrics-listen = \"127.0.0.1:9100\"\n[ingest]\nconcurrency = 3\n",
         )?;
         let path = file.to_string_lossy().into_owned();
         let mut got = assignments(&argv(&["serve", "--config", &path]))?;
         got.sort();
+        // The flag may come before the command too.
+        let mut before = assignments(&argv(&["--config", &path, "serve"]))?;
+        before.sort();
+        assert_eq!(before, got);
         let want = [
             ("TESSERA_DATA", "/srv/tessera"),
             ("TESSERA_MAX_IN_FLIGHT", "64"),
@@ -164,6 +187,16 @@ mod tests {
             .unwrap_or_default();
         assert!(
             err.contains("`serve.max_inflight`") && err.contains("max_in_flight"),
+            "{err}"
+        );
+
+        std::fs::write(&file, "max_inflight = 64\n")?;
+        let err = assignments(&argv(&["serve", "--config", &path]))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("no tessera command has a flag --max-inflight"),
             "{err}"
         );
 

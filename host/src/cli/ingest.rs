@@ -1,6 +1,7 @@
 //! `tessera ingest`: run plugins over a catalog into the store.
 
 use super::SandboxArgs;
+use super::ingest_report::{FailureReport, Progress};
 use anyhow::{Context, bail};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use tessera_models::hub::HubModel;
 /// Flags of `tessera ingest`.
 #[derive(Debug, clap::Args)]
 pub struct IngestArgs {
-    /// Catalog in JSON Lines (one title per line).
+    /// The catalog: JSON Lines (one title per line), a `.csv` file, or a directory with one
+    /// folder per title (`title.json` and media files).
     pub catalog: PathBuf,
     /// Data directory; the store lives in DATA/store.
     #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
@@ -34,10 +36,27 @@ pub struct IngestArgs {
     /// Default: the built-in synopsis-embedder.
     #[arg(long = "plugin", env = "TESSERA_PLUGINS", value_delimiter = ',')]
     pub plugins: Vec<PathBuf>,
-    /// Process only the titles that need it: not stored yet, lacking a plugin's outputs, or
-    /// holding outputs of another plugin version or other models.
+    /// Redo every title, even those whose inputs and plugin versions are unchanged.
+    #[arg(long, conflicts_with_all = ["only_missing", "only_stale"])]
+    pub force: bool,
+    /// Process only titles not stored yet.
+    #[arg(long, conflicts_with = "only_stale")]
+    pub only_missing: bool,
+    /// Process only the titles whose outputs are out of date: not stored yet, lacking a
+    /// plugin's outputs, or holding outputs of another plugin version or other models (changed
+    /// inputs are not looked at).
     #[arg(long)]
     pub only_stale: bool,
+    /// This worker's share of the catalog, I/N (0-based): titles whose id hashes to I of N, so
+    /// N workers split a catalog without overlap.
+    #[arg(long, env = "TESSERA_SHARD")]
+    pub shard: Option<Shard>,
+    /// Where to write the failure report (JSON Lines). Default: DATA/reports/RUN.failures.jsonl.
+    #[arg(long)]
+    pub failures: Option<PathBuf>,
+    /// Print a line per title on stdout.
+    #[arg(long, short)]
+    pub verbose: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }
@@ -178,8 +197,99 @@ fn needing(setup: &Setup, titles: &[Title]) -> anyhow::Result<Vec<Title>> {
     Ok(out)
 }
 
+/// Which titles of the catalog a run processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Selection {
+    /// New titles, titles whose inputs changed, and titles with out-of-date outputs.
+    Changed,
+    /// Every title.
+    All,
+    /// Titles not stored.
+    Missing,
+    /// Titles not stored or with out-of-date outputs.
+    Stale,
+}
+
+/// The titles `selection` picks, and how many it leaves out as unchanged.
+fn select(
+    setup: &Setup,
+    titles: Vec<Title>,
+    selection: Selection,
+) -> anyhow::Result<(Vec<Title>, usize)> {
+    let total = titles.len();
+    let picked = match selection {
+        Selection::All => titles,
+        Selection::Stale => needing(setup, &titles)?,
+        Selection::Missing | Selection::Changed => {
+            let stale: HashSet<String> = if selection == Selection::Changed {
+                needing(setup, &titles)?.into_iter().map(|t| t.id).collect()
+            } else {
+                HashSet::new()
+            };
+            let mut picked = Vec::new();
+            for chunk in titles.chunks(1024) {
+                let ids: Vec<String> = chunk.iter().map(|t| t.id.clone()).collect();
+                let stored = setup.store.get(&ids)?;
+                for (title, stored) in chunk.iter().zip(stored) {
+                    let redo = match (&stored, selection) {
+                        (None, _) => true,
+                        (Some(_), Selection::Missing) => false,
+                        (Some(entity), _) => {
+                            stale.contains(&title.id)
+                                || entity.input.as_deref()
+                                    != Some(catalog::fingerprint(title).as_str())
+                        }
+                    };
+                    if redo {
+                        picked.push(title.clone());
+                    }
+                }
+            }
+            picked
+        }
+    };
+    let skipped = total - picked.len();
+    Ok((picked, skipped))
+}
+
+/// A worker's share of a catalog: titles whose id hashes to `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u64,
+    count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: give I/N with 0 <= I < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether this shard owns `id`. FNV-1a over the id's bytes: stable across machines,
+    /// versions and catalog order, so every worker computes the same split.
+    pub fn owns(&self, id: &str) -> bool {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in id.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash % self.count == self.index
+    }
+}
+
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let titles = catalog::read_jsonl(&args.catalog)?;
+    let loaded = catalog::load(&args.catalog)?;
     let setup = setup(
         &args.data,
         args.text_model.as_deref(),
@@ -187,22 +297,117 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         &args.plugins,
         &args.sandbox,
     )?;
-    let titles = if args.only_stale {
-        let needed = needing(&setup, &titles)?;
+    let run_id = setup.pipeline.run().to_string();
+    println!("run {run_id}");
+    let report_path = args.failures.clone().unwrap_or_else(|| {
+        args.data
+            .join("reports")
+            .join(format!("{run_id}.failures.jsonl"))
+    });
+    let mut report = FailureReport::create(&report_path, &run_id)?;
+    let mut titles = loaded.titles;
+    let mut problems = loaded.problems;
+    if let Some(shard) = args.shard {
+        titles.retain(|t| shard.owns(&t.id));
+        problems.retain(|p| p.title.as_deref().is_none_or(|id| shard.owns(id)));
         println!(
-            "{} of {} titles need processing (new, missing a plugin's outputs, or stale)",
-            needed.len(),
+            "shard {}/{}: {} titles of this catalog",
+            shard.index,
+            shard.count,
             titles.len()
         );
-        needed
+    }
+    for problem in &problems {
+        report.problem(problem)?;
+        eprintln!(
+            "catalog {}, {}: {}",
+            args.catalog.display(),
+            problem.at,
+            problem.message
+        );
+    }
+    let selection = if args.force {
+        Selection::All
+    } else if args.only_missing {
+        Selection::Missing
+    } else if args.only_stale {
+        Selection::Stale
     } else {
-        titles
+        Selection::Changed
     };
-    println!("run {}", setup.pipeline.run());
-    let report = setup.pipeline.ingest(&titles, print_progress)?;
-    let code = finish(&report, titles.len());
+    let catalog_size = titles.len();
+    let (titles, skipped) = select(&setup, titles, selection)?;
+    match selection {
+        Selection::Stale => println!(
+            "{} of {catalog_size} titles need processing (new, missing a plugin's outputs, or stale)",
+            titles.len()
+        ),
+        _ if skipped > 0 => println!(
+            "{skipped} of {catalog_size} titles skipped: {} (--force redoes them)",
+            if selection == Selection::Missing {
+                "already stored"
+            } else {
+                "inputs, plugins and models unchanged since their last run"
+            }
+        ),
+        _ => {}
+    }
+    let mut progress = Progress::new(titles.len(), args.verbose);
+    let mut write_error = None;
+    let result = setup.pipeline.ingest(&titles, |title, outcome| {
+        progress.title(title, outcome);
+        if let Err(failure) = outcome
+            && let Err(e) = report.failure(failure)
+        {
+            write_error.get_or_insert(e);
+        }
+    })?;
+    progress.finish();
+    if let Some(e) = write_error {
+        bail!(
+            "writing the failure report {}: {e}",
+            report.path().display()
+        );
+    }
+    let code = finish(&result, titles.len());
+    if !problems.is_empty() {
+        println!("{} catalog problems", problems.len());
+    }
     for plugin in setup.pipeline.plugins() {
         println!("  plugin {}: {}", plugin.info().name, plugin.stats());
     }
+    if report.entries() > 0 {
+        println!("failure report: {}", report.path().display());
+        return Ok(ExitCode::from(1));
+    }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_ids_without_overlap_or_gaps() {
+        let shards: Vec<Shard> = (0..4)
+            .map(|i| format!("{i}/4").parse())
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        assert_eq!(shards.len(), 4);
+        let mut sizes = [0usize; 4];
+        for n in 0..10_000 {
+            let id = format!("tt-{n:05}");
+            let owners: Vec<usize> = (0..4).filter(|&s| shards[s].owns(&id)).collect();
+            assert_eq!(owners.len(), 1, "{id} has owners {owners:?}");
+            sizes[owners[0]] += 1;
+        }
+        // Roughly even.
+        assert!(
+            sizes.iter().all(|&s| (2_200..2_800).contains(&s)),
+            "{sizes:?}"
+        );
+        for bad in ["4/4", "1/0", "x/2", "3", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
 }

@@ -5,10 +5,12 @@ mod bench;
 mod bench_grpc;
 mod bench_media;
 mod bench_store;
+mod catalog_cmd;
 pub mod config_file;
 mod demo;
 mod embed;
 mod ingest;
+mod ingest_report;
 mod load;
 mod plugin;
 mod plugin_template;
@@ -43,6 +45,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the plugins over a catalog and store the results.
     Ingest(ingest::IngestArgs),
+    /// Catalog tools: check a catalog before a run.
+    #[command(subcommand)]
+    Catalog(catalog_cmd::CatalogCommand),
     /// Serve a store over gRPC.
     Serve(serve::ServeArgs),
     /// Print the embedding of a text, an image or an audio file.
@@ -203,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Demo(a) => demo::run(a),
         Command::Ingest(a) => ingest::run(a),
+        Command::Catalog(c) => catalog_cmd::run(c),
         Command::Serve(a) => serve::run(a),
         Command::Embed(a) => embed::run(a),
         Command::ZeroShot(a) => zero_shot::run(a),

@@ -1,7 +1,8 @@
 //! Bearer-token authentication for the Entities service.
 //!
 //! Tokens are named per client (`NAME:TOKEN`, one per line in a file, or comma-separated in the
-//! environment) so logs and metrics can say who called without ever showing a secret. Health
+//! environment) so that a call's client can be named (the [`Client`] request extension, and
+//! the list printed at start) without ever showing a secret. Health
 //! and reflection stay open: load balancers probe health, and the schema is not a secret.
 
 use std::path::{Path, PathBuf};

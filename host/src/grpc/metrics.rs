@@ -192,7 +192,7 @@ impl Metrics {
             .render(&mut out, "tessera_store_read_duration_seconds", "");
         let _ = writeln!(
             out,
-            "# HELP tessera_grpc_in_flight Entities calls and streams being served.\n# TYPE tessera_grpc_in_flight gauge\ntessera_grpc_in_flight {}",
+            "# HELP tessera_grpc_in_flight Entities calls being handled (streams: until they start).\n# TYPE tessera_grpc_in_flight gauge\ntessera_grpc_in_flight {}",
             self.in_flight.load(Ordering::Relaxed)
         );
         let _ = writeln!(
@@ -226,6 +226,9 @@ impl Drop for InFlight {
     }
 }
 
+/// Most metrics connections served at once.
+const MAX_CONNECTIONS: usize = 16;
+
 /// Largest request head the endpoint reads; scrapers send a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
 
@@ -239,21 +242,29 @@ pub async fn serve_metrics(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (mut socket, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
                     tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = &mut shutdown => return,
         };
+        // Scrapers are few; beyond a handful of open connections, refuse by closing.
+        let Ok(slot) = connections.clone().try_acquire_owned() else {
+            continue;
+        };
         let metrics = metrics.clone();
         let store = store.clone();
         let queue_depth = queue_depth.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut head = Vec::with_capacity(512);
             let read = tokio::time::timeout(Duration::from_secs(5), async {
                 let mut buf = [0u8; 1024];

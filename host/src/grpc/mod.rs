@@ -100,10 +100,15 @@ async fn probe_store(
     store: Arc<dyn EntityStore>,
     reporter: tonic_health::server::HealthReporter,
     every: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut serving = true;
     loop {
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            // Once draining, health stays NOT_SERVING.
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
         let probe = store.clone();
         let answer = tokio::task::spawn_blocking(move || probe.count()).await;
         let ok = matches!(answer, Ok(Ok(_)));
@@ -136,11 +141,17 @@ pub async fn serve(
     // Followed change feeds never end by themselves; they end when this flips, so that
     // graceful shutdown (which waits for open streams) can finish.
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let draining = health_reporter.clone();
     let shutdown = async move {
         shutdown.await;
+        // Load balancers stop sending new calls while the open ones drain.
+        draining
+            .set_not_serving::<proto::entities_server::EntitiesServer<EntitiesService>>()
+            .await;
         let _ = stopping_tx.send(true);
     };
     let store_probe = store.clone();
+    let probe_stopping = stopping.clone();
     let entities = proto::entities_server::EntitiesServer::new(EntitiesService::new(
         store,
         config.clone(),
@@ -165,6 +176,7 @@ pub async fn serve(
         store_probe,
         health_reporter,
         config.health_probe,
+        probe_stopping,
     ));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)

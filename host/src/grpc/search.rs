@@ -36,6 +36,19 @@ fn invalid(message: String) -> Status {
     Status::invalid_argument(message)
 }
 
+/// Most token vectors in a multivector query: MaxSim costs grow with them, and real queries
+/// (a text's or an image's tokens) have tens to a few hundred.
+const MAX_QUERY_TOKENS: usize = 512;
+
+/// The first `max` characters of a client-supplied string, for error messages (they end up in
+/// response headers and logs, so they must stay short whatever the client sent).
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 /// Longest text query, in bytes: the text model truncates to its window anyway.
 const MAX_TEXT_BYTES: usize = 16 * 1024;
 
@@ -47,7 +60,7 @@ pub(crate) fn validate_search(
     let spec = schema.vectors.get(&request.vector_name).ok_or_else(|| {
         invalid(format!(
             "vector_name: unknown vector {:?}; this store has: {}",
-            request.vector_name,
+            clip(&request.vector_name, 64),
             schema
                 .vectors
                 .keys()
@@ -56,14 +69,58 @@ pub(crate) fn validate_search(
                 .join(", ")
         ))
     })?;
+    // The query's kind must match the vector's, checked before its values are looked at.
+    use proto::search_request::Query as Q;
+    match (&request.query, spec.kind) {
+        (Some(Q::Vector(_) | Q::Text(_)), VectorKind::Multi) => {
+            return Err(invalid(format!(
+                "query: {:?} is a multivector; search it with tokens or an entity_id",
+                request.vector_name
+            )));
+        }
+        (Some(Q::Tokens(_)), VectorKind::Dense) => {
+            return Err(invalid(format!(
+                "query: {:?} is a dense vector; search it with a vector, entity_id or text",
+                request.vector_name
+            )));
+        }
+        _ => {}
+    }
+    let wrong_dim = |what: String, got: usize| {
+        invalid(format!(
+            "{what}: {got} values; vector {:?} has dimension {}",
+            request.vector_name, spec.dim
+        ))
+    };
     let query = match request.query {
         None => {
             return Err(invalid(
                 "query: give a vector, entity_id, text or tokens".into(),
             ));
         }
-        Some(proto::search_request::Query::Vector(v)) => Query::Vector(v.values),
+        Some(proto::search_request::Query::Vector(v)) => {
+            if v.values.len() != spec.dim {
+                return Err(wrong_dim("vector".into(), v.values.len()));
+            }
+            Query::Vector(v.values)
+        }
         Some(proto::search_request::Query::Tokens(m)) => {
+            // Checked before anything is collected: a 4 MiB request can hold millions of
+            // empty token messages.
+            if m.tokens.is_empty() || m.tokens.len() > MAX_QUERY_TOKENS {
+                return Err(invalid(format!(
+                    "tokens: {} token vectors; give 1..={MAX_QUERY_TOKENS}",
+                    m.tokens.len()
+                )));
+            }
+            if let Some((i, t)) = m
+                .tokens
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.values.len() != spec.dim)
+            {
+                return Err(wrong_dim(format!("tokens[{i}]"), t.values.len()));
+            }
             Query::Tokens(m.tokens.into_iter().map(|v| v.values).collect())
         }
         Some(proto::search_request::Query::EntityId(id)) => {
@@ -81,21 +138,6 @@ pub(crate) fn validate_search(
             Query::Text(text)
         }
     };
-    match (&query, spec.kind) {
-        (Query::Vector(_) | Query::Text(_), VectorKind::Multi) => {
-            return Err(invalid(format!(
-                "query: {:?} is a multivector; search it with tokens or an entity_id",
-                request.vector_name
-            )));
-        }
-        (Query::Tokens(_), VectorKind::Dense) => {
-            return Err(invalid(format!(
-                "query: {:?} is a dense vector; search it with a vector, entity_id or text",
-                request.vector_name
-            )));
-        }
-        _ => {}
-    }
     let limit = match request.limit as usize {
         0 => DEFAULT_SEARCH_LIMIT,
         n => n,
@@ -244,6 +286,25 @@ mod tests {
         assert!(message(search("frames", vector())).contains("is a multivector"));
         let tokens = Some(Q::Tokens(proto::MultiVector { tokens: vec![] }));
         assert!(message(search("synopsis", tokens)).contains("is a dense vector"));
+        let none = Some(Q::Tokens(proto::MultiVector { tokens: vec![] }));
+        assert!(message(search("frames", none)).starts_with("tokens: 0 token vectors"));
+        let many = proto::MultiVector {
+            tokens: vec![
+                proto::Vector {
+                    values: vec![1.0, 0.0]
+                };
+                MAX_QUERY_TOKENS + 1
+            ],
+        };
+        assert!(message(search("frames", Some(Q::Tokens(many)))).starts_with("tokens: 513"));
+        let short = proto::MultiVector {
+            tokens: vec![proto::Vector { values: vec![1.0] }],
+        };
+        assert!(
+            message(search("frames", Some(Q::Tokens(short)))).starts_with("tokens[0]: 1 values")
+        );
+        let long_name = "x".repeat(10_000);
+        assert!(message(search(&long_name, vector())).len() < 300);
         assert!(message(search("synopsis", Some(Q::Text("  ".into())))).starts_with("text:"));
         assert!(
             message(search("synopsis", Some(Q::EntityId(String::new())))).starts_with("entity_id")

@@ -14,13 +14,76 @@ use std::time::{Duration, Instant};
 use tessera_indexes::{EntityStore, HitVector, IndexError, Search, SearchQuery, VectorKind};
 use tessera_models::ModelError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 /// Pages a scan stream buffers ahead of a slow reader: beyond these the producer waits, so a
 /// client that stops reading holds at most this much memory.
 const SCAN_BUFFER: usize = 2;
+
+/// Longest a stream waits on a client that does not read before ending the stream (with
+/// UNAVAILABLE: resume from the last cursor or seq), so stalled clients cannot hold call slots.
+const STALLED_CLIENT: Duration = Duration::from_secs(60);
+
+/// A server stream's response body.
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The producing side of a server stream: pages go through a small channel; when the stream
+/// must end early (shutdown, a stalled client) the reason is delivered after what was sent.
+struct StreamOut<T> {
+    tx: mpsc::Sender<Result<T, Status>>,
+    ending: Arc<std::sync::Mutex<Option<Status>>>,
+    stopping: watch::Receiver<bool>,
+}
+
+impl<T: Send + 'static> StreamOut<T> {
+    /// A producer and the response stream it feeds.
+    fn new(stopping: watch::Receiver<bool>) -> (Self, ResponseStream<T>) {
+        let (tx, rx) = mpsc::channel(SCAN_BUFFER);
+        let ending = Arc::new(std::sync::Mutex::new(None));
+        let last = ending.clone();
+        let tail = tokio_stream::iter([()]).filter_map(move |()| {
+            last.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .map(Err)
+        });
+        let stream = Box::pin(ReceiverStream::new(rx).chain(tail));
+        (
+            StreamOut {
+                tx,
+                ending,
+                stopping,
+            },
+            stream,
+        )
+    }
+
+    fn end_with(&self, status: Status) {
+        *self.ending.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+    }
+
+    /// Sends one item; false when the stream is over (client gone, server stopping, client
+    /// stalled), after recording why.
+    async fn send(&mut self, item: Result<T, Status>) -> bool {
+        let ending = tokio::select! {
+            sent = self.tx.send_timeout(item, STALLED_CLIENT) => match sent {
+                Ok(()) => return true,
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => return false,
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => format!(
+                    "the client read nothing for {} s; resume from the last cursor or seq",
+                    STALLED_CLIENT.as_secs()
+                ),
+            },
+            _ = self.stopping.wait_for(|stop| *stop) => {
+                "the server is shutting down; resume from the last cursor or seq".to_string()
+            }
+        };
+        self.end_with(Status::unavailable(ending));
+        false
+    }
+}
 
 /// How often a followed change feed looks for new changes.
 const WATCH_POLL: Duration = Duration::from_millis(500);
@@ -335,7 +398,7 @@ impl Entities for EntitiesService {
         self.observed(Method::ScanEntities, async move {
             let slot = self.admit()?;
             let params = validate_scan(request.get_ref(), self.store.schema(), &self.config)?;
-            let (tx, rx) = mpsc::channel(SCAN_BUFFER);
+            let (mut out, stream) = StreamOut::new(self.stopping.clone());
             let service = self.clone();
             tokio::spawn(async move {
                 // The slot is held for the whole stream: a scan is a call in flight until it ends.
@@ -354,7 +417,7 @@ impl Entities for EntitiesService {
                     let page = match page {
                         Ok(page) => page,
                         Err(status) => {
-                            let _ = tx.send(Err(status)).await;
+                            out.send(Err(status)).await;
                             return;
                         }
                     };
@@ -368,7 +431,7 @@ impl Entities for EntitiesService {
                         next_cursor: page.next.clone().unwrap_or_default(),
                     };
                     // Waits while the client is not reading; fails once it has gone away.
-                    if tx.send(Ok(message)).await.is_err() {
+                    if !out.send(Ok(message)).await {
                         return;
                     }
                     match page.next {
@@ -377,9 +440,7 @@ impl Entities for EntitiesService {
                     }
                 }
             });
-            Ok(Response::new(
-                Box::pin(ReceiverStream::new(rx)) as Self::ScanEntitiesStream
-            ))
+            Ok(Response::new(stream))
         })
         .await
     }
@@ -414,7 +475,7 @@ impl Entities for EntitiesService {
             } else {
                 self.admit()?
             };
-            let (tx, rx) = mpsc::channel(SCAN_BUFFER);
+            let (mut out, stream) = StreamOut::new(self.stopping.clone());
             let service = self.clone();
             let mut stopping = self.stopping.clone();
             tokio::spawn(async move {
@@ -424,7 +485,7 @@ impl Entities for EntitiesService {
                     let changes = match service.blocking(move |s| s.changes(after, page)).await {
                         Ok(changes) => changes,
                         Err(status) => {
-                            let _ = tx.send(Err(status)).await;
+                            out.send(Err(status)).await;
                             return;
                         }
                     };
@@ -442,7 +503,7 @@ impl Entities for EntitiesService {
                                 })
                                 .collect(),
                         };
-                        if tx.send(Ok(message)).await.is_err() {
+                        if !out.send(Ok(message)).await {
                             return;
                         }
                     }
@@ -454,14 +515,17 @@ impl Entities for EntitiesService {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(WATCH_POLL) => {}
-                        _ = stopping.wait_for(|stop| *stop) => return,
-                        _ = tx.closed() => return,
+                        _ = stopping.wait_for(|stop| *stop) => {
+                            out.end_with(Status::unavailable(
+                                "the server is shutting down; resume after the last seq",
+                            ));
+                            return;
+                        }
+                        _ = out.tx.closed() => return,
                     }
                 }
             });
-            Ok(Response::new(
-                Box::pin(ReceiverStream::new(rx)) as Self::WatchEntitiesStream
-            ))
+            Ok(Response::new(stream))
         })
         .await
     }
