@@ -368,3 +368,147 @@ fn a_killed_ingest_loses_no_acknowledged_title_and_duplicates_nothing() -> TestR
     }
     Ok(())
 }
+
+fn run_id(stdout: &str) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .ok_or("no run id printed")?
+        .to_string())
+}
+
+fn tessera_ok(args: &[&str], data: &Path) -> String {
+    let out = run_ok(tessera().args(args).arg("--data").arg(data));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let data = tmp.path().join("data");
+    let catalog = example_copy(tmp.path())?;
+    let run1 = run_id(&ingest(&catalog, &data, &model, &[]))?;
+    let shown = tessera_ok(&["tags", "show", "tt-0001"], &data);
+    assert!(
+        shown.contains("synopsis-length=") && shown.contains("language=en"),
+        "{shown}"
+    );
+
+    // A taxonomy renames synopsis-length to length and wants language=en at 0.99 or more.
+    let taxonomy = tmp.path().join("taxonomy.toml");
+    std::fs::write(
+        &taxonomy,
+        "[tags.length]\naliases = [\"synopsis-length\"]\n[tags.\"language=en\"]\nthreshold = 0.99\n",
+    )?;
+    let tax = taxonomy.to_string_lossy().into_owned();
+    let run2 = run_id(&ingest(
+        &catalog,
+        &data,
+        &model,
+        &["--force", "--taxonomy", &tax],
+    ))?;
+    let shown = tessera_ok(&["tags", "show", "tt-0001"], &data);
+    assert!(
+        shown.contains("length=") && !shown.contains("synopsis-length"),
+        "{shown}"
+    );
+    assert!(!shown.contains("language=en"), "{shown}");
+
+    // The diff of the two runs says exactly that, title by title.
+    let diff = tessera_ok(&["tags", "diff", &run1, &run2], &data);
+    let line = diff
+        .lines()
+        .find(|l| l.starts_with("tt-0001: "))
+        .ok_or("tt-0001 not in the diff")?;
+    assert!(line.contains("+ length="), "{line}");
+    assert!(line.contains("- synopsis-length="), "{line}");
+    assert!(line.contains("- language=en"), "{line}");
+
+    // People's decisions, with provenance.
+    tessera_ok(
+        &[
+            "tags",
+            "set",
+            "tt-0001",
+            "mood=dark",
+            "--reason",
+            "editorial review",
+            "--by",
+            "ana",
+        ],
+        &data,
+    );
+    tessera_ok(
+        &[
+            "tags",
+            "unset",
+            "tt-0001",
+            "script",
+            "--reason",
+            "not useful here",
+            "--by",
+            "ana",
+        ],
+        &data,
+    );
+    let check = |shown: &str| {
+        assert!(
+            shown.contains("mood=dark") && shown.contains("set by ana — editorial review"),
+            "{shown}"
+        );
+        assert!(!shown.contains("  script="), "{shown}");
+        assert!(shown.contains("decision: unset script by ana"), "{shown}");
+    };
+    check(&tessera_ok(&["tags", "show", "tt-0001"], &data));
+    // A later machine run (forced, so every title is redone) keeps them.
+    let run3 = run_id(&ingest(
+        &catalog,
+        &data,
+        &model,
+        &["--force", "--taxonomy", &tax],
+    ))?;
+    check(&tessera_ok(&["tags", "show", "tt-0001"], &data));
+    let diff = tessera_ok(&["tags", "diff", &run2, &run3], &data);
+    let line = diff
+        .lines()
+        .find(|l| l.starts_with("tt-0001: "))
+        .ok_or("tt-0001 not in the diff")?;
+    assert!(
+        line.contains("+ mood=dark") && line.contains("- script="),
+        "{line}"
+    );
+    assert_eq!(diff.lines().count(), 1, "only tt-0001 changed: {diff}");
+
+    // Bad input: an empty reason, an unknown title, a broken taxonomy.
+    for (args, needle) in [
+        (
+            vec!["tags", "set", "tt-0001", "x", "--reason", " "],
+            "--reason is empty",
+        ),
+        (
+            vec!["tags", "set", "nope", "x", "--reason", "r"],
+            "not in the store",
+        ),
+    ] {
+        let out = tessera().args(&args).arg("--data").arg(&data).output()?;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{args:?}"
+        );
+    }
+    std::fs::write(&taxonomy, "[tags.a]\nparent = \"b\"\n")?;
+    let out = tessera()
+        .arg("ingest")
+        .arg(&catalog)
+        .arg("--data")
+        .arg(&data)
+        .arg("--text-model")
+        .arg(&model)
+        .args(["--taxonomy", &tax])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("parent \"b\" is not in the taxonomy"));
+    Ok(())
+}

@@ -20,4 +20,5 @@ pub mod manifest;
 pub mod mock_model;
 pub mod pipeline;
 pub mod runtime;
+pub mod taxonomy;
 pub mod text_model;

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_indexes::sid::Codebook;
 use tessera_indexes::sid_store::IngestIds;
-use tessera_indexes::{Entity, EntityStore, IndexError, Output, Schema, VectorKind, VectorSpec};
+use tessera_indexes::{
+    Entity, EntityStore, IndexError, Output, Schema, TagOverride, VectorKind, VectorSpec,
+};
 use tessera_models::Registry;
 
 /// One title that could not be stored.
@@ -156,6 +158,8 @@ pub struct Pipeline {
     semantic_ids: Option<IngestIds>,
     /// This run's id, recorded on every output it writes.
     run: String,
+    /// Governs machine tags (names, thresholds, hierarchy), when the team has one.
+    taxonomy: Option<crate::taxonomy::Taxonomy>,
 }
 
 /// A new run id: `run-` and the start time in UTC, plus the process id so that two runs started
@@ -182,6 +186,7 @@ impl Pipeline {
             workers: 1,
             semantic_ids: None,
             run: new_run_id(),
+            taxonomy: None,
         })
     }
 
@@ -196,6 +201,12 @@ impl Pipeline {
     /// Gives every stored title a semantic ID from `codebook` (trained by `tessera sid train`).
     pub fn with_semantic_ids(mut self, codebook: Arc<Codebook>) -> Self {
         self.semantic_ids = Some(IngestIds::new(codebook));
+        self
+    }
+
+    /// Applies `taxonomy` to every title's machine tags before they are stored.
+    pub fn with_taxonomy(mut self, taxonomy: crate::taxonomy::Taxonomy) -> Self {
+        self.taxonomy = Some(taxonomy);
         self
     }
 
@@ -223,6 +234,23 @@ impl Pipeline {
             kind: e.kind().to_string(),
             message: e.to_string(),
         })?;
+        if let Some(taxonomy) = &self.taxonomy {
+            entity.tags = taxonomy.apply(std::mem::take(&mut entity.tags));
+        }
+        // People's tag decisions outlive machine runs: carry them over and apply them.
+        let stored = self
+            .store
+            .get(std::slice::from_ref(&title.id))
+            .map_err(|e| Failure {
+                title: title.id.clone(),
+                plugin: String::new(),
+                kind: "store".into(),
+                message: e.to_string(),
+            })?;
+        if let Some(previous) = stored.into_iter().flatten().next() {
+            TagOverride::apply(&previous.overrides, &mut entity.tags);
+            entity.overrides = previous.overrides;
+        }
         if let Some(ids) = &self.semantic_ids {
             entity.semantic_id = ids.assign(&*self.store, &entity).map_err(|e| Failure {
                 title: title.id.clone(),
@@ -256,6 +284,7 @@ impl Pipeline {
             semantic_id: None,
             outputs: Vec::new(),
             input: Some(crate::catalog::fingerprint(title)),
+            overrides: Vec::new(),
         };
         for plugin in &self.plugins {
             let Analysis {

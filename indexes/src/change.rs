@@ -69,7 +69,7 @@ pub(crate) fn what_changed(old: Option<&Entity>, new: &Entity) -> Vec<String> {
     if !dense_same || !multi_same {
         what.push("vectors".into());
     }
-    if old.tags != new.tags {
+    if old.tags != new.tags || old.overrides != new.overrides {
         what.push("tags".into());
     }
     if old.semantic_id != new.semantic_id {
@@ -112,6 +112,7 @@ mod tests {
                 run: "run-1".into(),
             }],
             input: None,
+            overrides: Vec::new(),
         }
     }
 

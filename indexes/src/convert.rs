@@ -1,6 +1,6 @@
 //! Entities to qdrant points and back. One place knows the payload layout.
 
-use crate::{Change, Entity, HitVector, IndexError, Neighbor, Output, StoredSid, Tag};
+use crate::{Change, Entity, HitVector, IndexError, Neighbor, Output, StoredSid, Tag, TagOverride};
 use qdrant_edge::{
     Payload, PointId, PointStructPersisted, Record, ScoredPoint, VectorInternal, VectorPersisted,
     VectorStructInternal, VectorStructPersisted,
@@ -57,6 +57,7 @@ pub(crate) fn entity_to_point(entity: &Entity, change: &Change) -> PointStructPe
         "metadata": entity.metadata,
         "tags": entity.tags,
         "input": entity.input,
+        "overrides": entity.overrides,
         "outputs": entity.outputs.iter().map(|o| json!({
             "plugin": o.plugin,
             "version": o.version,
@@ -146,6 +147,10 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         Some(Value::String(input)) => Some(input),
         _ => None,
     };
+    let overrides: Vec<TagOverride> = match take("overrides") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_value(v).map_err(|e| corrupt(format!("overrides: {e}")))?,
+    };
     let language = match take("language") {
         Some(Value::String(language)) => language,
         _ => String::new(),
@@ -183,6 +188,7 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         semantic_id,
         outputs,
         input,
+        overrides,
     })
 }
 

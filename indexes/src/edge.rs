@@ -544,6 +544,7 @@ mod tests {
                 run: "run-1".into(),
             }],
             input: None,
+            overrides: Vec::new(),
         }
     }
 

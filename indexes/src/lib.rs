@@ -115,6 +115,58 @@ pub struct Entity {
     /// Fingerprint of what the outputs were made from (catalog fields, asset contents), so a
     /// re-run can skip titles whose inputs have not changed; `None` when not recorded.
     pub input: Option<String>,
+    /// People's decisions about this title's tags; machine runs keep them and apply them.
+    pub overrides: Vec<TagOverride>,
+}
+
+/// A person's decision about one of a title's tags (`tessera tags set|unset`): a machine run
+/// never overrides it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TagOverride {
+    /// Tag name.
+    pub name: String,
+    /// Tag value, for valued tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `true`: the title has this tag; `false`: it does not, whatever plugins say.
+    pub present: bool,
+    /// Why.
+    pub reason: String,
+    /// Who decided.
+    pub by: String,
+    /// When, seconds since the Unix epoch.
+    pub at: u64,
+}
+
+impl TagOverride {
+    /// The plugin name human-set tags carry.
+    pub const PLUGIN: &'static str = "human";
+
+    /// Whether this decision is about `tag` (same name; same value when the decision names
+    /// one, otherwise any value).
+    pub fn covers(&self, tag: &Tag) -> bool {
+        self.name == tag.name && (self.value.is_none() || self.value == tag.value)
+    }
+
+    /// Applies `overrides` to a title's machine tags: removes what people unset, replaces what
+    /// they set with a human tag (confidence 1, the reason as evidence).
+    pub fn apply(overrides: &[TagOverride], tags: &mut Vec<Tag>) {
+        for o in overrides {
+            tags.retain(|t| !o.covers(t));
+            if o.present {
+                tags.push(Tag {
+                    name: o.name.clone(),
+                    value: o.value.clone(),
+                    confidence: 1.0,
+                    plugin: Self::PLUGIN.into(),
+                    plugin_version: o.by.clone(),
+                    span: None,
+                    evidence: Some(o.reason.clone()),
+                    run: None,
+                });
+            }
+        }
+    }
 }
 
 /// A title's semantic ID and the codebook that gave it.

@@ -26,6 +26,7 @@ fn entity(id: &str, v: [f32; 3], run: &str) -> Entity {
             run: run.into(),
         }],
         input: None,
+        overrides: Vec::new(),
     }
 }
 

@@ -71,6 +71,7 @@ fn entity(i: usize) -> Entity {
         }),
         outputs: Vec::new(),
         input: None,
+        overrides: Vec::new(),
     }
 }
 

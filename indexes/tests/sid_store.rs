@@ -35,6 +35,7 @@ fn entity(i: usize) -> Entity {
         semantic_id: None,
         outputs: Vec::new(),
         input: None,
+        overrides: Vec::new(),
     }
 }
 

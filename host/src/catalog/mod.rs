@@ -461,12 +461,17 @@ mod tests {
         };
         assert_eq!(
             keys(&schema["properties"]),
-            ["assets", "id", "language", "metadata", "name", "synopsis", "year"]
+            [
+                "assets", "id", "language", "metadata", "name", "synopsis", "year"
+            ]
         );
         assert_eq!(schema["required"], serde_json::json!(["id", "name"]));
         let asset = &schema["properties"]["assets"]["items"];
         assert_eq!(keys(&asset["properties"]), ["kind", "uri"]);
-        assert_eq!(asset["properties"]["kind"]["enum"], serde_json::json!(ASSET_KINDS));
+        assert_eq!(
+            asset["properties"]["kind"]["enum"],
+            serde_json::json!(ASSET_KINDS)
+        );
         // Every field the schema lists parses; one it does not is refused.
         let full = r#"{"id":"a","name":"A","synopsis":"s","year":2001,"language":"en","metadata":{"k":"v"},"assets":[{"kind":"poster","uri":"p.png"}]}"#;
         assert!(serde_json::from_str::<Title>(full).is_ok());

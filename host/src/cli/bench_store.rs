@@ -48,6 +48,7 @@ fn entity(i: usize, vector: Vec<f32>) -> Entity {
         semantic_id: None,
         outputs: Vec::new(),
         input: None,
+        overrides: Vec::new(),
     }
 }
 

@@ -54,6 +54,10 @@ pub struct IngestArgs {
     /// Where to write the failure report (JSON Lines). Default: DATA/reports/RUN.failures.jsonl.
     #[arg(long)]
     pub failures: Option<PathBuf>,
+    /// Tag taxonomy (TOML: names, hierarchy, aliases, thresholds) applied to machine tags.
+    /// Default: DATA/taxonomy.toml when it exists.
+    #[arg(long, env = "TESSERA_TAXONOMY")]
+    pub taxonomy: Option<PathBuf>,
     /// Print a line per title on stdout.
     #[arg(long, short)]
     pub verbose: bool,
@@ -297,8 +301,19 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         &args.plugins,
         &args.sandbox,
     )?;
+    let taxonomy_path = args
+        .taxonomy
+        .clone()
+        .or_else(|| Some(args.data.join("taxonomy.toml")).filter(|p| p.is_file()));
+    let mut setup = setup;
+    if let Some(path) = &taxonomy_path {
+        let taxonomy = tessera::taxonomy::Taxonomy::read(path)?;
+        setup.pipeline = setup.pipeline.with_taxonomy(taxonomy);
+        println!("taxonomy {}", path.display());
+    }
     let run_id = setup.pipeline.run().to_string();
     println!("run {run_id}");
+    let mut run_log = super::tags::RunLog::create(&args.data, &run_id)?;
     let report_path = args.failures.clone().unwrap_or_else(|| {
         args.data
             .join("reports")
@@ -356,9 +371,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut write_error = None;
     let result = setup.pipeline.ingest(&titles, |title, outcome| {
         progress.title(title, outcome);
-        if let Err(failure) = outcome
-            && let Err(e) = report.failure(failure)
-        {
+        let written = match outcome {
+            Ok(entity) => run_log.title(entity),
+            Err(failure) => report.failure(failure),
+        };
+        if let Err(e) = written {
             write_error.get_or_insert(e);
         }
     })?;

@@ -16,6 +16,7 @@ mod plugin;
 mod plugin_template;
 mod serve;
 mod sid;
+mod tags;
 mod zero_shot;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the plugins over a catalog and store the results.
     Ingest(ingest::IngestArgs),
+    /// Tag governance: set or unset a title's tag, show tags with provenance, diff two runs.
+    #[command(subcommand)]
+    Tags(tags::TagsCommand),
     /// Catalog tools: check a catalog before a run.
     #[command(subcommand)]
     Catalog(catalog_cmd::CatalogCommand),
@@ -209,6 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a),
         Command::Ingest(a) => ingest::run(a),
         Command::Catalog(c) => catalog_cmd::run(c),
+        Command::Tags(c) => tags::run(c),
         Command::Serve(a) => serve::run(a),
         Command::Embed(a) => embed::run(a),
         Command::ZeroShot(a) => zero_shot::run(a),
