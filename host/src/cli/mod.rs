@@ -9,6 +9,7 @@ mod catalog_cmd;
 pub mod config_file;
 mod demo;
 mod embed;
+mod export;
 mod ingest;
 mod ingest_report;
 mod load;
@@ -46,6 +47,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the plugins over a catalog and store the results.
     Ingest(ingest::IngestArgs),
+    /// Export every stored title (vectors, semantic ID, tags) for training: JSON Lines or Parquet.
+    Export(export::ExportArgs),
     /// Tag governance: set or unset a title's tag, show tags with provenance, diff two runs.
     #[command(subcommand)]
     Tags(tags::TagsCommand),
@@ -214,6 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Ingest(a) => ingest::run(a),
         Command::Catalog(c) => catalog_cmd::run(c),
         Command::Tags(c) => tags::run(c),
+        Command::Export(a) => export::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Embed(a) => embed::run(a),
         Command::ZeroShot(a) => zero_shot::run(a),
