@@ -15,6 +15,7 @@ mod ingest_report;
 mod load;
 mod plugin;
 mod plugin_template;
+mod report;
 mod serve;
 mod sid;
 mod tags;
@@ -47,6 +48,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the plugins over a catalog and store the results.
     Ingest(ingest::IngestArgs),
+    /// A static HTML page for people: posters, tags, nearest titles and a 2-D map of the catalog.
+    Report(report::ReportArgs),
     /// Export every stored title (vectors, semantic ID, tags) for training: JSON Lines or Parquet.
     Export(export::ExportArgs),
     /// Tag governance: set or unset a title's tag, show tags with provenance, diff two runs.
@@ -218,6 +221,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Catalog(c) => catalog_cmd::run(c),
         Command::Tags(c) => tags::run(c),
         Command::Export(a) => export::run(a),
+        Command::Report(a) => report::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Embed(a) => embed::run(a),
         Command::ZeroShot(a) => zero_shot::run(a),
