@@ -612,3 +612,52 @@ fn a_config_file_sets_flags_and_bad_keys_are_refused() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn responses_stay_under_the_size_limit() -> TestResult {
+    let (_tmp, data, _model) = ingested();
+    let titles = catalog::read_jsonl(&example_catalog())?;
+    let server = serve_with(&data, &["--max-response-bytes", "4000"]);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut client = EntitiesClient::connect(format!("http://{}", server.addr)).await?;
+        // All titles at once would be over 4000 bytes: refused whole, with the reason.
+        let status = client
+            .get_entities(GetEntitiesRequest {
+                ids: titles.iter().map(|t| t.id.clone()).collect(),
+                vector_names: vec![],
+                min_tag_confidence: 0.0,
+            })
+            .await
+            .err()
+            .ok_or("an oversized response was sent")?;
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status.message().contains("ask for fewer ids"),
+            "{}",
+            status.message()
+        );
+        // A scan asking for big pages gets smaller ones, and every title.
+        let mut stream = client
+            .scan_entities(ScanEntitiesRequest {
+                page_size: 100,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let mut ids = Vec::new();
+        let mut pages = 0;
+        while let Some(page) = stream.message().await? {
+            pages += 1;
+            ids.extend(page.entities.into_iter().map(|e| e.id));
+        }
+        assert_eq!(ids.len(), titles.len());
+        assert!(
+            pages > 1,
+            "one page of {} titles fit in 4000 bytes?",
+            ids.len()
+        );
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}

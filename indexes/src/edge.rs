@@ -20,13 +20,13 @@ use crate::{
     StoredSid,
 };
 use qdrant_edge::{
-    CountRequest, CreateIndex, Direction, Distance, EdgeConfigBuilder, EdgeShard,
-    EdgeVectorParamsBuilder, FieldIndexOperations, Filter, IntegerIndexParamsBuilder,
-    KeywordIndexParamsBuilder, MultiVectorComparator, MultiVectorConfig, NamedQuery, OrderBy,
-    OrderByInterface, PayloadFieldSchema, PayloadSchemaParams, PayloadSchemaType, PayloadSelector,
-    PayloadSelectorInclude, PointId, PointInsertOperations, PointOperations, QueryEnum,
-    RetrieveRequestBuilder, ScrollRequestBuilder, SearchRequestBuilder, TypedMultiDenseVector,
-    UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
+    Condition, CountRequest, CreateIndex, Direction, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter,
+    IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, MultiVectorComparator, MultiVectorConfig,
+    NamedQuery, OrderBy, OrderByInterface, PayloadFieldSchema, PayloadSchemaParams,
+    PayloadSchemaType, PayloadSelector, PayloadSelectorInclude, PointId, PointInsertOperations,
+    PointOperations, QueryEnum, RetrieveRequestBuilder, ScrollRequestBuilder, SearchRequestBuilder,
+    TypedMultiDenseVector, UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -258,13 +258,62 @@ impl EdgeStore {
         let last = Self::changes_in(&shard, Direction::Desc, None, 1)?
             .first()
             .map_or(0, |c| c.seq);
-        Ok(EdgeStore {
+        let store = EdgeStore {
             dir: dir.to_path_buf(),
             schema,
             shard,
             last_change: RwLock::new(last),
             _lock: lock,
-        })
+        };
+        store.number_unrecorded_titles()?;
+        Ok(store)
+    }
+
+    /// Gives titles stored before changes were recorded a change number ("created"), so the
+    /// change feed read from 0 lists every title. A no-op once done.
+    fn number_unrecorded_titles(&self) -> Result<(), IndexError> {
+        let unrecorded = Filter::new_must(Condition::Field(FieldCondition::new_is_empty(
+            path(CHANGE_SEQ)?,
+            true,
+        )));
+        let mut last = self
+            .last_change
+            .write()
+            .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?;
+        let mut numbered = 0;
+        loop {
+            // Always the first page: numbered titles no longer match.
+            let (entities, _) = self.page(Some(unrecorded.clone()), None, 256, true)?;
+            if entities.is_empty() {
+                break;
+            }
+            let points = entities
+                .iter()
+                .map(|e| {
+                    *last += 1;
+                    let change = Change {
+                        seq: *last,
+                        id: e.id.clone(),
+                        run: None,
+                        what: vec!["created".into()],
+                    };
+                    entity_to_point(e, &change)
+                })
+                .collect();
+            numbered += entities.len();
+            self.shard
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+                ))
+                .map_err(engine)?;
+        }
+        if numbered > 0 {
+            tracing::info!(
+                titles = numbered,
+                "numbered titles stored before the change feed"
+            );
+        }
+        Ok(())
     }
 
     /// Recorded changes in `direction` of change number, above `after` when given.
@@ -750,6 +799,53 @@ mod tests {
             reread.map(|e| e.outputs[0].run.clone()),
             Some("run-1".to_string())
         );
+        Ok(())
+    }
+
+    #[test]
+    fn titles_stored_before_the_change_feed_get_numbered_on_open() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        {
+            let store = EdgeStore::open(dir.path(), schema())?;
+            store.upsert(&[entity("new", unit([1.0, 0.0, 0.0]))])?;
+            // Points as an older Tessera wrote them: no change record.
+            let mut points = Vec::new();
+            for id in ["old-1", "old-2"] {
+                let mut point = entity_to_point(
+                    &entity(id, unit([0.0, 1.0, 0.0])),
+                    &Change {
+                        seq: 0,
+                        id: id.into(),
+                        run: None,
+                        what: vec![],
+                    },
+                );
+                if let Some(payload) = &mut point.payload {
+                    payload.0.remove("change");
+                }
+                points.push(point);
+            }
+            store
+                .shard
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+                ))
+                .map_err(engine)?;
+            let listed: Vec<String> = store.changes(0, 10)?.into_iter().map(|c| c.id).collect();
+            assert_eq!(listed, ["new"]);
+        }
+        let store = EdgeStore::open_existing(dir.path())?;
+        let changes = store.changes(0, 10)?;
+        let listed: Vec<(u64, &str)> = changes.iter().map(|c| (c.seq, c.id.as_str())).collect();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed[0], (1, "new"));
+        assert_eq!(changes[1].what, ["created"]);
+        assert_eq!(changes[2].seq, 3);
+        // Their data is untouched.
+        let old = store.get(&["old-1".to_string()])?.remove(0);
+        let expected = entity("old-1", unit([0.0, 1.0, 0.0]));
+        assert_eq!(old.as_ref().map(|e| &e.tags), Some(&expected.tags));
+        assert_eq!(old.map(|e| e.name), Some(expected.name));
         Ok(())
     }
 

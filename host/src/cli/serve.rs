@@ -62,6 +62,10 @@ pub struct LimitArgs {
     /// Largest request message, in bytes.
     #[arg(long, env = "TESSERA_MAX_REQUEST_BYTES", default_value_t = 4 << 20)]
     pub max_request_bytes: usize,
+    /// Largest response message, in bytes (bigger GetEntities answers are refused with
+    /// RESOURCE_EXHAUSTED; scans send smaller pages).
+    #[arg(long, env = "TESSERA_MAX_RESPONSE_BYTES", default_value_t = 64 << 20)]
+    pub max_response_bytes: usize,
     /// Longest a call may run, in seconds, whatever deadline the client set.
     #[arg(long, env = "TESSERA_CALL_TIMEOUT_SECS", default_value_t = 30)]
     pub call_timeout_secs: u64,
@@ -75,6 +79,7 @@ impl LimitArgs {
             max_search_limit: self.max_search_limit.max(1),
             max_in_flight: self.max_in_flight.max(1),
             max_request_bytes: self.max_request_bytes,
+            max_response_bytes: self.max_response_bytes.max(1024),
             call_timeout: Duration::from_secs(self.call_timeout_secs.max(1)),
             ..ServeConfig::default()
         }

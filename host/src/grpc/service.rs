@@ -85,6 +85,9 @@ impl<T: Send + 'static> StreamOut<T> {
     }
 }
 
+/// A call's in-flight slot, shared by the handler and the blocking work it starts.
+type Slot = Arc<OwnedSemaphorePermit>;
+
 /// How often a followed change feed looks for new changes.
 const WATCH_POLL: Duration = Duration::from_millis(500);
 
@@ -118,13 +121,17 @@ impl EntitiesService {
 
     /// A slot for one call, or RESOURCE_EXHAUSTED when every slot is taken: shedding at once
     /// keeps latency bounded for the calls already admitted, and tells clients to back off.
-    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "server busy: {} calls in flight; retry with backoff",
-                self.config.max_in_flight
-            ))
-        })
+    fn admit(&self) -> Result<Slot, Status> {
+        self.in_flight
+            .clone()
+            .try_acquire_owned()
+            .map(Arc::new)
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "server busy: {} calls in flight; retry with backoff",
+                    self.config.max_in_flight
+                ))
+            })
     }
 
     /// Runs a handler, counting it in flight and recording its status code and latency.
@@ -144,14 +151,19 @@ impl EntitiesService {
         result
     }
 
-    /// Runs a blocking store call on the blocking pool.
+    /// Runs a blocking store call on the blocking pool. It holds the call's `slot` until it
+    /// finishes: a call whose client gave up still has its store work running, and that work
+    /// must count against the in-flight limit.
     async fn blocking<T: Send + 'static>(
         &self,
+        slot: &Slot,
         f: impl FnOnce(&dyn EntityStore) -> Result<T, IndexError> + Send + 'static,
     ) -> Result<T, Status> {
         let store = self.store.clone();
         let metrics = self.config.metrics.clone();
+        let slot = slot.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let started = Instant::now();
             let result = f(store.as_ref());
             metrics.store_read(started.elapsed());
@@ -163,14 +175,18 @@ impl EntitiesService {
     }
 
     /// The query vector of a search: given, a stored title's own, or the embedded text.
-    async fn query_vector(&self, params: &SearchParams) -> Result<QueryVector, Status> {
+    async fn query_vector(
+        &self,
+        params: &SearchParams,
+        slot: &Slot,
+    ) -> Result<QueryVector, Status> {
         match &params.query {
             Query::Vector(v) => Ok(QueryVector::Dense(v.clone())),
             Query::Tokens(t) => Ok(QueryVector::Multi(t.clone())),
             Query::Entity(id) => {
                 let ids = vec![id.clone()];
                 let entity = self
-                    .blocking(move |s| s.get(&ids))
+                    .blocking(slot, move |s| s.get(&ids))
                     .await?
                     .into_iter()
                     .next()
@@ -218,10 +234,14 @@ impl EntitiesService {
                     )));
                 }
                 let text = text.clone();
-                let mut vectors = tokio::task::spawn_blocking(move || model.embed(&[&text]))
-                    .await
-                    .map_err(|e| Status::internal(format!("text model task failed: {e}")))?
-                    .map_err(model_status)?;
+                let held = slot.clone();
+                let mut vectors = tokio::task::spawn_blocking(move || {
+                    let _slot = held;
+                    model.embed(&[&text])
+                })
+                .await
+                .map_err(|e| Status::internal(format!("text model task failed: {e}")))?
+                .map_err(model_status)?;
                 vectors
                     .pop()
                     .map(QueryVector::Dense)
@@ -274,12 +294,12 @@ impl Entities for EntitiesService {
         request: Request<proto::GetEntitiesRequest>,
     ) -> Result<Response<proto::GetEntitiesResponse>, Status> {
         self.observed(Method::GetEntities, async move {
-            let _slot = self.admit()?;
+            let slot = self.admit()?;
             let request = request.into_inner();
             let query = validate_get(&request, self.store.schema(), &self.config)?;
             let ids = request.ids;
             let (ids, found) = self
-                .blocking(move |s| s.get(&ids).map(|found| (ids, found)))
+                .blocking(&slot, move |s| s.get(&ids).map(|found| (ids, found)))
                 .await?;
             let results = ids
                 .into_iter()
@@ -290,7 +310,16 @@ impl Entities for EntitiesService {
                     entity: entity.map(|e| entity_to_proto(e, &query)),
                 })
                 .collect();
-            Ok(Response::new(proto::GetEntitiesResponse { results }))
+            let response = proto::GetEntitiesResponse { results };
+            // Refused whole and with the reason, rather than failing while being encoded.
+            let size = prost::Message::encoded_len(&response);
+            if size > self.config.max_response_bytes {
+                return Err(Status::resource_exhausted(format!(
+                    "the response would be {size} bytes, over the {}-byte limit; ask for fewer ids or vector_names",
+                    self.config.max_response_bytes
+                )));
+            }
+            Ok(Response::new(response))
         })
         .await
     }
@@ -301,10 +330,10 @@ impl Entities for EntitiesService {
         request: Request<proto::LookupSemanticIdsRequest>,
     ) -> Result<Response<proto::LookupSemanticIdsResponse>, Status> {
         self.observed(Method::LookupSemanticIds, async move {
-            let _slot = self.admit()?;
+            let slot = self.admit()?;
             let (queries, limit) = validate_lookup(request.get_ref(), &self.config)?;
             let found = self
-                .blocking(move |s| {
+                .blocking(&slot, move |s| {
                     queries
                         .iter()
                         .map(|q| s.lookup_semantic_id(q, limit))
@@ -335,15 +364,15 @@ impl Entities for EntitiesService {
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
         self.observed(Method::Search, async move {
-            let _slot = self.admit()?;
+            let slot = self.admit()?;
             let params = validate_search(request.into_inner(), self.store.schema(), &self.config)?;
-            let vector = self.query_vector(&params).await?;
+            let vector = self.query_vector(&params, &slot).await?;
             let exclude = match &params.query {
                 Query::Entity(id) => Some(id.clone()),
                 _ => None,
             };
             let hits = self
-                .blocking(move |s| {
+                .blocking(&slot, move |s| {
                     let query = match &vector {
                         QueryVector::Dense(v) => SearchQuery::Dense(v),
                         QueryVector::Multi(t) => SearchQuery::Multi(t),
@@ -402,17 +431,19 @@ impl Entities for EntitiesService {
             let service = self.clone();
             tokio::spawn(async move {
                 // The slot is held for the whole stream: a scan is a call in flight until it ends.
-                let _slot = slot;
                 let ScanParams {
                     mut cursor,
-                    page_size,
+                    mut page_size,
                     with_vectors,
                     get,
                 } = params;
+                let budget = service.config.max_response_bytes;
                 loop {
                     let from = cursor.clone();
                     let page = service
-                        .blocking(move |s| s.scan(from.as_deref(), page_size, with_vectors))
+                        .blocking(&slot, move |s| {
+                            s.scan(from.as_deref(), page_size, with_vectors)
+                        })
                         .await;
                     let page = match page {
                         Ok(page) => page,
@@ -430,6 +461,22 @@ impl Entities for EntitiesService {
                             .collect(),
                         next_cursor: page.next.clone().unwrap_or_default(),
                     };
+                    // Pages are bounded by bytes too: titles with many token vectors make big
+                    // pages. Too big: read the same titles again in smaller pages.
+                    let size = prost::Message::encoded_len(&message);
+                    if size > budget {
+                        if page_size > 1 {
+                            page_size = page_size.div_ceil(2);
+                            continue;
+                        }
+                        let id = message.entities.first().map(|e| e.id.clone());
+                        out.send(Err(Status::resource_exhausted(format!(
+                            "title {:?} alone is {size} bytes, over the {budget}-byte response limit; scan with skip_vectors or fewer vector_names",
+                            id.unwrap_or_default()
+                        ))))
+                        .await;
+                        return;
+                    }
                     // Waits while the client is not reading; fails once it has gone away.
                     if !out.send(Ok(message)).await {
                         return;
@@ -466,12 +513,16 @@ impl Entities for EntitiesService {
             };
             // A followed feed lives long: it takes a watcher slot, not a call slot.
             let slot = if request.follow {
-                self.watchers.clone().try_acquire_owned().map_err(|_| {
-                    Status::resource_exhausted(format!(
-                        "server busy: {} followed change feeds open; retry with backoff",
-                        self.config.max_watchers
-                    ))
-                })?
+                self.watchers
+                    .clone()
+                    .try_acquire_owned()
+                    .map(Arc::new)
+                    .map_err(|_| {
+                        Status::resource_exhausted(format!(
+                            "server busy: {} followed change feeds open; retry with backoff",
+                            self.config.max_watchers
+                        ))
+                    })?
             } else {
                 self.admit()?
             };
@@ -479,10 +530,12 @@ impl Entities for EntitiesService {
             let service = self.clone();
             let mut stopping = self.stopping.clone();
             tokio::spawn(async move {
-                let _slot = slot;
                 let mut after = request.after_seq;
                 loop {
-                    let changes = match service.blocking(move |s| s.changes(after, page)).await {
+                    let changes = match service
+                        .blocking(&slot, move |s| s.changes(after, page))
+                        .await
+                    {
                         Ok(changes) => changes,
                         Err(status) => {
                             out.send(Err(status)).await;
