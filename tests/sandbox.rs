@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera::catalog::Title;
-use tessera::runtime::{Plugin, PluginError, PluginHost, SandboxLimits};
+use tessera::runtime::{Plugin, PluginError, PluginHost, PluginSettings, SandboxLimits};
 use tessera_models::{Device, Registry, SentenceEncoder, TextEmbedder};
 
 const DEADLINE: Duration = Duration::from_millis(500);
@@ -102,6 +102,56 @@ fn infinite_loop_hits_the_deadline() {
         e.to_string(),
         "plugin sandbox-probe: analyze exceeded its 500ms deadline and was stopped"
     );
+}
+
+#[test]
+fn a_fuel_budget_stops_a_loop_whatever_the_deadline() {
+    let f = fixture();
+    // The same loop under a plugin-level fuel budget (as a manifest's `[limits] fuel` sets):
+    // stopped for fuel, well before the deadline; a normal call fits easily in the budget.
+    let bytes =
+        tessera_plugin_artifacts::component("sandbox-probe").unwrap_or_else(|e| panic!("{e}"));
+    let settings = PluginSettings {
+        fuel: Some(200_000_000),
+        deadline: Some(Duration::from_secs(60)),
+        ..PluginSettings::default()
+    };
+    let probe = f
+        .host
+        .load_with("sandbox-probe", &bytes, settings)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let e = probe
+        .analyze(&title("loop", ""))
+        .err()
+        .unwrap_or_else(|| panic!("the loop finished"));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            e,
+            PluginError::Fuel {
+                fuel: 200_000_000,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.kind(), "fuel");
+    assert_eq!(
+        e.to_string(),
+        "plugin sandbox-probe: analyze used up its fuel (200000000 units) and was stopped"
+    );
+    let ok = probe
+        .analyze(&title("ok", ""))
+        .unwrap_or_else(|e| panic!("a well-behaved call failed: {e}"));
+    assert_eq!(ok.tags[0].value.as_deref(), Some("ok"));
+    // Fuel burned is counted per plugin.
+    let stats = probe.stats();
+    assert!(stats.fuel >= 200_000_000, "{stats}");
 }
 
 #[test]

@@ -58,6 +58,8 @@ pub struct ManifestLimits {
     pub deadline_ms: Option<u64>,
     /// Linear memory cap, in MiB (at most the host's).
     pub memory_mib: Option<usize>,
+    /// Fuel per call (an instruction budget, independent of machine load).
+    pub fuel: Option<u64>,
 }
 
 /// Why a manifest could not be used.
@@ -153,7 +155,10 @@ impl PluginManifest {
                 manifest.sha256
             )));
         }
-        if manifest.limits.deadline_ms == Some(0) || manifest.limits.memory_mib == Some(0) {
+        if manifest.limits.deadline_ms == Some(0)
+            || manifest.limits.memory_mib == Some(0)
+            || manifest.limits.fuel == Some(0)
+        {
             return Err(invalid("limits must be positive".into()));
         }
         Ok(manifest)
@@ -193,6 +198,7 @@ impl PluginManifest {
             config: self.config.clone(),
             deadline: self.limits.deadline_ms.map(Duration::from_millis),
             memory: self.limits.memory_mib.map(|m| m << 20),
+            fuel: self.limits.fuel,
         }
     }
 
@@ -250,6 +256,7 @@ models = ["clip"]
 
 [limits]
 deadline-ms = 5000
+fuel = 5000000000
 
 [config]
 labels = "space,sea"
@@ -264,6 +271,7 @@ labels = "space,sea"
         );
         let s = m.settings();
         assert_eq!(s.allowed_models, Some(vec!["clip".to_string()]));
+        assert_eq!(s.fuel, Some(5_000_000_000));
         assert_eq!(s.deadline, Some(Duration::from_secs(5)));
         assert_eq!(s.memory, None);
         assert_eq!(s.config["labels"], "space,sea");
@@ -296,6 +304,7 @@ labels = "space,sea"
             GOOD.replace("deadline-ms = 5000", "deadline-ms = 0"),
             "positive",
         );
+        bad(GOOD.replace("fuel = 5000000000", "fuel = 0"), "positive");
         bad(format!("fuel = 3\n{GOOD}"), "fuel");
     }
 

@@ -144,6 +144,10 @@ pub struct SandboxArgs {
     /// Wall-clock deadline of one plugin call, in milliseconds.
     #[arg(long, env = "TESSERA_PLUGIN_DEADLINE_MS", default_value_t = 2000)]
     plugin_deadline_ms: u64,
+    /// Fuel (an instruction budget) of one plugin call; unlimited when not given (the deadline
+    /// still applies). A manifest's `[limits] fuel` overrides it.
+    #[arg(long, env = "TESSERA_PLUGIN_FUEL")]
+    plugin_fuel: Option<u64>,
     /// Memory cap of one plugin instance, in MiB.
     #[arg(long, env = "TESSERA_PLUGIN_MEMORY_MIB", default_value_t = 256)]
     plugin_memory_mib: usize,
@@ -177,6 +181,7 @@ impl SandboxArgs {
         SandboxLimits {
             deadline: Duration::from_millis(self.plugin_deadline_ms),
             memory: self.plugin_memory_mib << 20,
+            fuel: self.plugin_fuel.filter(|&f| f > 0),
             ..SandboxLimits::default()
         }
     }

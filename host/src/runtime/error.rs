@@ -25,6 +25,16 @@ pub enum PluginError {
         /// The configured deadline.
         deadline: Duration,
     },
+    /// The call burned its fuel (instruction budget) and was stopped.
+    #[error("plugin {plugin}: {call} used up its fuel ({fuel} units) and was stopped")]
+    Fuel {
+        /// Plugin name.
+        plugin: String,
+        /// The export called.
+        call: &'static str,
+        /// The configured fuel.
+        fuel: u64,
+    },
     /// The plugin tried to grow its memory past the cap.
     #[error(
         "plugin {plugin}: {call} tried to grow memory to {requested} bytes; the limit is {limit} bytes"
@@ -97,6 +107,7 @@ impl PluginError {
         match self {
             PluginError::Load { .. } => "load",
             PluginError::Deadline { .. } => "deadline",
+            PluginError::Fuel { .. } => "fuel",
             PluginError::MemoryLimit { .. } => "memory-limit",
             PluginError::StackOverflow { .. } => "stack-overflow",
             PluginError::Trap { .. } => "trap",

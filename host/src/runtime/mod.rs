@@ -58,6 +58,9 @@ pub struct SandboxLimits {
     /// Try the pooling allocator first (falls back to on-demand when it cannot reserve its
     /// address space); `false` always allocates on demand.
     pub pooling: bool,
+    /// Fuel (wasm instructions, roughly) one call may burn, instantiation included; `None`:
+    /// unlimited (the deadline still applies).
+    pub fuel: Option<u64>,
 }
 
 impl Default for SandboxLimits {
@@ -69,6 +72,7 @@ impl Default for SandboxLimits {
             models: ModelsLimits::default(),
             media: MediaLimits::default(),
             pooling: true,
+            fuel: None,
         }
     }
 }
@@ -83,7 +87,13 @@ const POOL_COMPONENTS: u32 = 256;
 fn engine(limits: &SandboxLimits) -> Result<(Engine, bool), PluginError> {
     let base = || {
         let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
+        // Fuel counts executed instructions: a budget that, unlike the wall-clock deadline,
+        // does not depend on how busy the machine is (an operator's `fuel` limit), and tells
+        // how much work each call did.
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(true);
         config
     };
     if !limits.pooling {
@@ -164,6 +174,8 @@ pub struct PluginSettings {
     pub deadline: Option<Duration>,
     /// Its linear-memory cap in bytes (at most the host's); `None`: the host's.
     pub memory: Option<usize>,
+    /// Its fuel per call; `None`: the host's.
+    pub fuel: Option<u64>,
 }
 
 /// Caps linear memory and records a refused growth, so the error can say so precisely.
@@ -360,6 +372,7 @@ impl PluginHost {
             },
             deadline: settings.deadline.unwrap_or(self.limits.deadline),
             memory: settings.memory.unwrap_or(self.limits.memory),
+            fuel: settings.fuel.or(self.limits.fuel),
             allowed_models: settings.allowed_models.map(Arc::new),
             config: Arc::new(settings.config),
             stats: Arc::default(),
@@ -415,6 +428,7 @@ pub struct Plugin {
     /// From [`PluginSettings`], shared by every instance.
     deadline: Duration,
     memory: usize,
+    fuel: Option<u64>,
     allowed_models: Option<Arc<Vec<String>>>,
     config: Arc<BTreeMap<String, String>>,
     stats: Arc<PluginStats>,
@@ -582,6 +596,7 @@ impl Plugin {
             guest_us = tracing::field::Empty,
             model_calls = tracing::field::Empty,
             model_us = tracing::field::Empty,
+            fuel = tracing::field::Empty,
         );
         let _entered = span.enter();
         let host = &self.host;
@@ -627,6 +642,10 @@ impl Plugin {
         let ticks = self.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
+        let fuel = self.fuel.unwrap_or(u64::MAX);
+        store
+            .set_fuel(fuel)
+            .map_err(|e| PluginError::Host(format!("setting fuel: {e:#}")))?;
 
         let outcome = f(&mut store);
         let timing = {
@@ -641,8 +660,10 @@ impl Plugin {
                 guest: total.saturating_sub(instantiate).saturating_sub(model.busy),
                 model_calls: model.calls,
                 model: model.busy,
+                fuel: fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
             }
         };
+        span.record("fuel", timing.fuel);
         span.record("instantiate_us", timing.instantiate.as_micros() as u64);
         span.record("guest_us", timing.guest.as_micros() as u64);
         span.record("model_calls", timing.model_calls);
@@ -652,6 +673,7 @@ impl Plugin {
             guest_us = timing.guest.as_micros() as u64,
             model_calls = timing.model_calls,
             model_us = timing.model.as_micros() as u64,
+            fuel = timing.fuel,
             ok = outcome.is_ok(),
             "plugin call"
         );
@@ -682,6 +704,11 @@ impl Plugin {
                 deadline: self.deadline,
             },
             Some(Trap::StackOverflow) => PluginError::StackOverflow { plugin, call },
+            Some(Trap::OutOfFuel) => PluginError::Fuel {
+                plugin,
+                call,
+                fuel: self.fuel.unwrap_or(u64::MAX),
+            },
             other => PluginError::Trap {
                 plugin,
                 call,

@@ -15,6 +15,7 @@ pub struct PluginStats {
     model_calls: AtomicU64,
     model_ns: AtomicU64,
     slowest_ns: AtomicU64,
+    fuel: AtomicU64,
 }
 
 /// One call's timing.
@@ -28,6 +29,8 @@ pub struct CallTiming {
     pub model_calls: u32,
     /// Time in model calls.
     pub model: Duration,
+    /// Fuel burned (instructions, roughly), instantiation included.
+    pub fuel: u64,
 }
 
 impl CallTiming {
@@ -55,6 +58,8 @@ pub struct StatsSnapshot {
     pub model_s: f64,
     /// The slowest call, in seconds.
     pub slowest_s: f64,
+    /// Fuel burned by all calls.
+    pub fuel: u64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -78,6 +83,7 @@ impl PluginStats {
             .fetch_add(nanos(timing.model), Ordering::Relaxed);
         self.slowest_ns
             .fetch_max(nanos(timing.total()), Ordering::Relaxed);
+        self.fuel.fetch_add(timing.fuel, Ordering::Relaxed);
     }
 
     /// The totals so far.
@@ -91,6 +97,7 @@ impl PluginStats {
             model_calls: self.model_calls.load(Ordering::Relaxed),
             model_s: s(&self.model_ns),
             slowest_s: s(&self.slowest_ns),
+            fuel: self.fuel.load(Ordering::Relaxed),
         }
     }
 }
@@ -102,7 +109,7 @@ impl std::fmt::Display for StatsSnapshot {
         write!(
             f,
             "{} calls ({} failed): instantiate {:.1} ms ({:.1}%), guest {:.1} ms ({:.1}%), \
-             {} model calls {:.1} ms ({:.1}%), slowest call {:.1} ms",
+             {} model calls {:.1} ms ({:.1}%), slowest call {:.1} ms, fuel {:.1} M per call",
             self.calls,
             self.failures,
             self.instantiate_s * 1e3,
@@ -112,7 +119,12 @@ impl std::fmt::Display for StatsSnapshot {
             self.model_calls,
             self.model_s * 1e3,
             share(self.model_s),
-            self.slowest_s * 1e3
+            self.slowest_s * 1e3,
+            if self.calls > 0 {
+                self.fuel as f64 / self.calls as f64 / 1e6
+            } else {
+                0.0
+            }
         )
     }
 }
@@ -131,6 +143,7 @@ mod tests {
                 guest: ms(2),
                 model_calls: 1,
                 model: ms(7),
+                fuel: 3_000_000,
             },
             false,
         );
@@ -140,6 +153,7 @@ mod tests {
                 guest: ms(1),
                 model_calls: 0,
                 model: ms(0),
+                fuel: 1_000_000,
             },
             true,
         );
@@ -148,5 +162,7 @@ mod tests {
         assert!((s.slowest_s - 0.010).abs() < 1e-9);
         assert!((s.instantiate_s - 0.002).abs() < 1e-9);
         assert!(s.to_string().contains("instantiate 2.0 ms (16.7%)"), "{s}");
+        assert_eq!(s.fuel, 4_000_000);
+        assert!(s.to_string().contains("fuel 2.0 M per call"), "{s}");
     }
 }
