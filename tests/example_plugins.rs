@@ -159,6 +159,37 @@ fn prototype(f: &Fixture, file: &str) -> String {
 }
 
 #[test]
+fn plugins_on_one_title_share_each_decoded_asset() {
+    let f = fixture();
+    let config = [
+        ("genre.space", "a film set in space".to_string()),
+        ("genre.sea", "a film set at sea".to_string()),
+        ("min-score", "0".to_string()),
+    ];
+    let tagger = f.load("genre-tagger", &config);
+    let poster = data("images/photo.jpg");
+    let t = title("Astronauts stranded on Mars.", &[("poster", &poster)]);
+    // Two plugin runs on the same title (as two plugins in a pipeline would): the poster is
+    // decoded once, and the second run gets the same tags from the shared decode.
+    let decoded = tessera::caps::media::Decoded::new();
+    let first = tagger
+        .analyze_shared(&t, &[], &decoded)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = tagger
+        .analyze_shared(&t, &[], &decoded)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.tags, second.tags);
+    let counts = decoded.counts();
+    assert_eq!((counts.decodes, counts.reuses), (1, 1), "{counts:?}");
+    // Separate titles do not share.
+    let alone = tessera::caps::media::Decoded::new();
+    tagger
+        .analyze_shared(&t, &[], &alone)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(alone.counts().decodes, 1);
+}
+
+#[test]
 fn audio_mood_tags_windows_with_spans_against_prototypes() {
     let f = fixture();
     let config = [
@@ -225,6 +256,9 @@ fn audio_mood_tags_windows_with_spans_against_prototypes() {
         .ingest(&[title("", &[("trailer", &long)]), short], |_, _| {})
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.stored, 2, "{:?}", report.failures);
+    // Each title's trailer was decoded for the model, never twice at one rate.
+    let counts = pipeline.decode_counts();
+    assert!(counts.decodes >= 2, "{counts:?}");
     let stored = store
         .get(&["t1".to_string()])
         .unwrap_or_else(|e| panic!("{e}"))

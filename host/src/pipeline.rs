@@ -4,6 +4,7 @@
 //! stored data with partial output; the failure is reported and the run goes on with the next
 //! title.
 
+use crate::caps::media::{DecodeCounts, Decoded};
 use crate::catalog::Title;
 use crate::runtime::{Analysis, Plugin, PluginError};
 use std::collections::BTreeMap;
@@ -160,6 +161,8 @@ pub struct Pipeline {
     run: String,
     /// Governs machine tags (names, thresholds, hierarchy), when the team has one.
     taxonomy: Option<crate::taxonomy::Taxonomy>,
+    /// Assets decoded and decodes reused, over all titles.
+    decode_counts: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 /// A new run id: `run-` and the start time in UTC, plus the process id so that two runs started
@@ -176,6 +179,22 @@ pub fn new_run_id() -> String {
     )
 }
 
+/// Adds a title's decode counts to the run's totals when the title is done, however it ends.
+fn scopeguard_counts<'a>(
+    totals: &'a (AtomicUsize, AtomicUsize),
+    decoded: &'a Decoded,
+) -> impl Drop + 'a {
+    struct AddOnDrop<'a>(&'a (AtomicUsize, AtomicUsize), &'a Decoded);
+    impl Drop for AddOnDrop<'_> {
+        fn drop(&mut self) {
+            let c = self.1.counts();
+            self.0.0.fetch_add(c.decodes, Ordering::Relaxed);
+            self.0.1.fetch_add(c.reuses, Ordering::Relaxed);
+        }
+    }
+    AddOnDrop(totals, decoded)
+}
+
 impl Pipeline {
     /// A pipeline running `plugins` (in the given order, except that a plugin runs after those
     /// whose tags it reads) and writing to `store`.
@@ -187,6 +206,7 @@ impl Pipeline {
             semantic_ids: None,
             run: new_run_id(),
             taxonomy: None,
+            decode_counts: Arc::default(),
         })
     }
 
@@ -219,6 +239,14 @@ impl Pipeline {
     /// This run's id.
     pub fn run(&self) -> &str {
         &self.run
+    }
+
+    /// Assets decoded for plugins so far, and decodes that a later plugin (or call) reused.
+    pub fn decode_counts(&self) -> DecodeCounts {
+        DecodeCounts {
+            decodes: self.decode_counts.0.load(Ordering::Relaxed),
+            reuses: self.decode_counts.1.load(Ordering::Relaxed),
+        }
     }
 
     /// The plugins, in the order they run.
@@ -286,13 +314,16 @@ impl Pipeline {
             input: Some(crate::catalog::fingerprint(title)),
             overrides: Vec::new(),
         };
+        // Every plugin on this title reads the same decoded assets.
+        let decoded = Decoded::new();
+        let _count_on_drop = scopeguard_counts(&self.decode_counts, &decoded);
         for plugin in &self.plugins {
             let Analysis {
                 tags,
                 embeddings,
                 token_sequences,
             } = plugin
-                .analyze_after(title, &entity.tags)
+                .analyze_shared(title, &entity.tags, &decoded)
                 .map_err(|e| (plugin.info().name.clone(), e))?;
             entity.tags.extend(tags.into_iter().map(|mut t| {
                 t.run = Some(self.run.clone());

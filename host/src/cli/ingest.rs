@@ -393,6 +393,13 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     for plugin in setup.pipeline.plugins() {
         println!("  plugin {}: {}", plugin.info().name, plugin.stats());
     }
+    let decoded = setup.pipeline.decode_counts();
+    if decoded.decodes + decoded.reuses > 0 {
+        println!(
+            "  media: {} assets decoded, {} decodes shared between plugins or calls",
+            decoded.decodes, decoded.reuses
+        );
+    }
     if report.entries() > 0 {
         println!("failure report: {}", report.path().display());
         return Ok(ExitCode::from(1));

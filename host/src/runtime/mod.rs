@@ -22,7 +22,7 @@ pub use stats::{CallTiming, PluginStats, StatsSnapshot};
 
 use crate::caps::config::ConfigCtx;
 use crate::caps::log::LogCtx;
-use crate::caps::media::{Asset, MediaCtx, MediaLimits};
+use crate::caps::media::{Asset, Decoded, MediaCtx, MediaLimits};
 use crate::caps::models::{ModelsCtx, ModelsLimits};
 use crate::catalog::Title;
 use bindings::{v0, v1};
@@ -496,7 +496,7 @@ impl Plugin {
         };
         match &self.pre {
             Pre::V1(pre) => {
-                let raw = self.call(None, "describe", |store| {
+                let raw = self.call(None, "describe", Decoded::new(), |store| {
                     let instance = pre.instantiate(&mut *store)?;
                     mark_instantiated(store);
                     instance.call_describe(store)
@@ -504,7 +504,7 @@ impl Plugin {
                 PluginInfo::from_v1(raw, contract).map_err(invalid)
             }
             Pre::V0(pre) => {
-                let raw = self.call(None, "describe", |store| {
+                let raw = self.call(None, "describe", Decoded::new(), |store| {
                     let instance = pre.instantiate(&mut *store)?;
                     mark_instantiated(store);
                     instance.call_describe(store)
@@ -524,6 +524,17 @@ impl Plugin {
     /// `after`. Each of the title's assets becomes an `asset` handle (contract 1.x).
     #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.info.name, title = %title.id))]
     pub fn analyze_after(&self, title: &Title, prior: &[Tag]) -> Result<Analysis, PluginError> {
+        self.analyze_shared(title, prior, &Decoded::new())
+    }
+
+    /// [`Plugin::analyze_after`] with the title's decoded assets shared with the other plugins
+    /// that run on it (each asset is decoded once per title).
+    pub fn analyze_shared(
+        &self,
+        title: &Title,
+        prior: &[Tag],
+        decoded: &Arc<Decoded>,
+    ) -> Result<Analysis, PluginError> {
         // The guest's own error, as (kind, message), or its raw output.
         let raw: Result<convert::RawAnalysis, (&'static str, String)> = match &self.pre {
             Pre::V1(pre) => {
@@ -533,7 +544,7 @@ impl Plugin {
                     .filter(|t| self.info.after.contains(&t.plugin))
                     .map(convert::prior_tag_to_v1)
                     .collect();
-                self.call(Some(&title.id), "analyze", |store| {
+                self.call(Some(&title.id), "analyze", decoded.clone(), |store| {
                     let assets = title
                         .assets
                         .iter()
@@ -553,7 +564,7 @@ impl Plugin {
             }
             Pre::V0(pre) => {
                 let wit_title = convert::title_to_v0(title);
-                self.call(Some(&title.id), "analyze", |store| {
+                self.call(Some(&title.id), "analyze", decoded.clone(), |store| {
                     let instance = pre.instantiate(&mut *store)?;
                     mark_instantiated(store);
                     instance.call_analyze(store, &wit_title)
@@ -583,6 +594,7 @@ impl Plugin {
         &self,
         title: Option<&str>,
         call: &'static str,
+        decoded: Arc<Decoded>,
         f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let started = std::time::Instant::now();
@@ -622,10 +634,12 @@ impl Plugin {
                 limits: limits.models.clone(),
                 media: limits.media.clone(),
                 usage: Default::default(),
+                decoded: decoded.clone(),
             },
             media: MediaCtx {
                 plugin: self.info.name.clone(),
                 limits: limits.media.clone(),
+                decoded,
             },
             config: ConfigCtx {
                 values: self.config.clone(),

@@ -5,8 +5,7 @@ use super::{Asset, MediaView, media_error};
 use crate::runtime::bindings::v1::media::{self, RgbImage};
 use crate::runtime::bindings::v1::types::{MediaError, MediaKind};
 use std::io::{Read, Seek, SeekFrom};
-use tessera_models::preprocess::audio::read_audio;
-use tessera_models::preprocess::image::{image_dimensions, read_image};
+use tessera_models::preprocess::image::image_dimensions;
 use tessera_models::preprocess::resize::{Filter, resize};
 use wasmtime::component::Resource;
 
@@ -63,14 +62,18 @@ impl media::HostAsset for MediaView<'_> {
             )));
         }
         let asset = self.asset(&handle)?;
-        let image = read_image(&asset.path, &self.ctx.limits.image).map_err(media_error)?;
+        let image = self
+            .ctx
+            .decoded
+            .image(&asset.path, &self.ctx.limits.image)
+            .map_err(media_error)?;
         let (w, h) = image.dimensions();
         let scale = f64::from(max_side) / f64::from(w.max(h));
         let image = if scale < 1.0 {
             let fit = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
             resize(&image, fit(w), fit(h), Filter::Bilinear)
         } else {
-            image
+            (*image).clone()
         };
         Ok(RgbImage {
             width: image.width(),
@@ -81,7 +84,9 @@ impl media::HostAsset for MediaView<'_> {
 
     fn audio_duration(&mut self, handle: Resource<Asset>) -> Result<f64, MediaError> {
         let asset = self.asset(&handle)?;
-        read_audio(&asset.path, DURATION_RATE, &self.ctx.limits.audio)
+        self.ctx
+            .decoded
+            .audio(&asset.path, DURATION_RATE, &self.ctx.limits.audio)
             .map(|audio| audio.seconds())
             .map_err(media_error)
     }

@@ -4,7 +4,10 @@
 //! per asset. Nothing is read until the plugin asks; every answer is bounded by [`MediaLimits`],
 //! and every failure names the plugin, the asset and the reason.
 
+mod decoded;
 mod host;
+
+pub use decoded::{DecodeCounts, Decoded};
 
 use crate::runtime::bindings::v1::types::{MediaError, MediaKind};
 use std::path::PathBuf;
@@ -78,6 +81,8 @@ pub struct MediaCtx {
     pub plugin: String,
     /// Bounds on every call.
     pub limits: MediaLimits,
+    /// The title's decoded assets, shared with the other plugins that run on it.
+    pub decoded: std::sync::Arc<Decoded>,
 }
 
 /// What the media host functions see: their own state and the store's resource table, where

@@ -50,6 +50,8 @@ pub struct ModelsCtx {
     pub media: MediaLimits,
     /// Model calls this instance made and the time they took (for the call's span and stats).
     pub usage: ModelUsage,
+    /// The title's decoded assets, shared with the other plugins that run on it.
+    pub decoded: std::sync::Arc<crate::caps::media::Decoded>,
 }
 
 /// Model calls made by one plugin instance.

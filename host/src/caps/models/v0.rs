@@ -62,6 +62,7 @@ mod tests {
             allowed: allowed.map(Arc::new),
             media: MediaLimits::default(),
             usage: Default::default(),
+            decoded: crate::caps::media::Decoded::new(),
             limits: ModelsLimits {
                 max_texts: 2,
                 max_bytes: 10,

@@ -8,8 +8,6 @@ use crate::runtime::bindings::v1::models::{
     self, AudioEmbedding, AudioOptions, AudioWindow, LabelScore, ZeroShotInput, ZeroShotLabel,
 };
 use crate::runtime::bindings::v1::types::{Modality, ModelError, ModelInfo, TimeSpan};
-use tessera_models::preprocess::audio::read_audio;
-use tessera_models::preprocess::image::read_image;
 use tessera_models::zero_shot::{Taxonomy, TaxonomyTag, ZeroShot};
 use wasmtime::component::Resource;
 
@@ -41,8 +39,11 @@ impl ModelsView<'_> {
             .registry
             .image(model)
             .ok_or_else(|| ctx.unknown("image", model, ctx.registry.image_names()))?;
-        let image = read_image(&asset.path, &ctx.media.image).map_err(model_error)?;
-        let mut vectors = encoder.embed(&[image]).map_err(model_error)?;
+        let image = ctx
+            .decoded
+            .image(&asset.path, &ctx.media.image)
+            .map_err(model_error)?;
+        let mut vectors = encoder.embed(&[(*image).clone()]).map_err(model_error)?;
         vectors
             .pop()
             .ok_or_else(|| ModelError::Failed(format!("model {model} returned no vector")))
@@ -166,15 +167,19 @@ impl ModelsView<'_> {
         }
         // The whole file is decoded (under the host's duration limit) and then cut: symphonia
         // cannot stop at a time without decoding up to it anyway.
-        let mut decoded = read_audio(&asset.path, encoder.sample_rate(), &ctx.media.audio)
+        let decoded = ctx
+            .decoded
+            .audio(&asset.path, encoder.sample_rate(), &ctx.media.audio)
             .map_err(model_error)?;
-        if let Some(max) = options.max_seconds {
-            let keep = (f64::from(max) * f64::from(decoded.sample_rate)) as usize;
-            decoded.samples.truncate(keep);
-        }
-        let seconds = decoded.seconds();
+        let keep = match options.max_seconds {
+            Some(max) => ((f64::from(max) * f64::from(decoded.sample_rate)) as usize)
+                .min(decoded.samples.len()),
+            None => decoded.samples.len(),
+        };
+        let samples = &decoded.samples[..keep];
+        let seconds = keep as f64 / f64::from(decoded.sample_rate.max(1));
         let mut out = encoder
-            .embed(&[&decoded.samples])
+            .embed(&[samples])
             .map_err(model_error)?
             .pop()
             .ok_or_else(|| ModelError::Failed(format!("model {model} returned no vector")))?;
