@@ -2,6 +2,7 @@
 //! errors. Exit codes: 0 success, 1 some titles failed, 2 an error stopped the command.
 
 mod cli;
+mod otel;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -39,15 +40,44 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let args = cli::Args::parse();
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,wasmtime=warn,cranelift_codegen=warn,qdrant_edge=error",
         )
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter(filter);
+    let (otel, telemetry) = match otel::start() {
+        Ok(Some((tracer, telemetry))) => {
+            let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_OTEL_FILTER")
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(
+                        "tessera=debug,tessera_models=debug,tessera_indexes=debug",
+                    )
+                });
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(filter);
+            (Some(layer), Some(telemetry))
+        }
+        Ok(None) => (None, None),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::registry().with(logs).with(otel).init();
+    let code = run(args);
+    // Flushes the spans not yet exported.
+    drop(telemetry);
+    code
+}
+
+fn run(args: cli::Args) -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(error) => {
