@@ -86,7 +86,8 @@ class EntitiesServicer:
     def Search(self, request, context):
         """Nearest titles on one named vector, to a vector, to a stored title's own vector, or to a
         text embedded by the server's text model; filtered on tags, year, language and semantic-ID
-        prefix. Fails with NOT_FOUND for an unknown query title, INVALID_ARGUMENT for an unknown
+        prefix. Fails with NOT_FOUND for an unknown query title or one without the searched
+        vector, INVALID_ARGUMENT for an unknown
         vector name or a malformed query or filter, FAILED_PRECONDITION for a text query the server
         cannot embed (no text model, or the vector was made by another model).
         """
@@ -97,7 +98,8 @@ class EntitiesServicer:
     def ScanEntities(self, request, context):
         """Streams every stored title, a page per message, in a stable order, for offline training.
         Each message carries the cursor that resumes right after it; a stream cut anywhere resumes
-        without gaps or repeats from the last cursor received.
+        without gaps or repeats from the last cursor received. A stream whose client reads nothing
+        for a minute, or that is open when the server shuts down, ends with UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
