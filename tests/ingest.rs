@@ -480,6 +480,24 @@ fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> Test
     );
     assert_eq!(diff.lines().count(), 1, "only tt-0001 changed: {diff}");
 
+    // A run that redoes nothing logs no title, and comparing with it reports no change
+    // (skipped titles did not lose their tags).
+    let run4 = run_id(&ingest(&catalog, &data, &model, &["--taxonomy", &tax]))?;
+    let diff = tessera_ok(&["tags", "diff", &run3, &run4], &data);
+    assert!(diff.is_empty(), "{diff}");
+    // Editing the taxonomy makes the next run redo every title, without --force.
+    std::fs::write(
+        &taxonomy,
+        "[tags.length]\naliases = [\"synopsis-length\"]\n[tags.\"language=en\"]\nthreshold = 0.5\n",
+    )?;
+    let n = tessera::catalog::read_jsonl(&catalog)?.len();
+    let redo = ingest(&catalog, &data, &model, &["--taxonomy", &tax]);
+    assert!(
+        redo.contains(&format!("{n} of {n} titles stored")),
+        "{redo}"
+    );
+    check(&tessera_ok(&["tags", "show", "tt-0001"], &data));
+
     // Bad input: an empty reason, an unknown title, a broken taxonomy.
     for (args, needle) in [
         (

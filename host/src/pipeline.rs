@@ -241,6 +241,17 @@ impl Pipeline {
         &self.run
     }
 
+    /// What a title's outputs are made from: its catalog fields and asset contents, and the
+    /// taxonomy the tags go through. Equal fingerprints (and current plugin versions) mean a
+    /// re-run would store the same thing.
+    pub fn input_fingerprint(&self, title: &Title) -> String {
+        let base = crate::catalog::fingerprint(title);
+        match &self.taxonomy {
+            Some(t) => format!("{base}+taxonomy:{}", t.digest()),
+            None => base,
+        }
+    }
+
     /// Assets decoded for plugins so far, and decodes that a later plugin (or call) reused.
     pub fn decode_counts(&self) -> DecodeCounts {
         DecodeCounts {
@@ -311,7 +322,7 @@ impl Pipeline {
             tags: Vec::new(),
             semantic_id: None,
             outputs: Vec::new(),
-            input: Some(crate::catalog::fingerprint(title)),
+            input: Some(self.input_fingerprint(title)),
             overrides: Vec::new(),
         };
         // Every plugin on this title reads the same decoded assets.

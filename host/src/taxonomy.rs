@@ -54,6 +54,9 @@ pub struct Taxonomy {
     tags: BTreeMap<String, Entry>,
     /// Alias → canonical key.
     aliases: HashMap<String, String>,
+    /// Identifies this taxonomy's content: part of every title's input fingerprint, so that
+    /// editing the taxonomy makes the next run redo the titles.
+    digest: String,
 }
 
 /// A tag's key: `name=value`, or `name` for flag-like tags.
@@ -117,10 +120,17 @@ impl Taxonomy {
                 at = file.tags.get(&tag).and_then(|e| e.parent.clone());
             }
         }
+        use sha2::Digest as _;
+        let digest: String = sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok(Taxonomy {
             strict: file.strict,
             tags: file.tags,
             aliases,
+            digest,
         })
     }
 
@@ -131,6 +141,11 @@ impl Taxonomy {
             reason: e.to_string(),
         })?;
         Self::parse(path, &text)
+    }
+
+    /// Identifies the taxonomy's content (a prefix of its sha256).
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// The canonical key a tag maps to, if the taxonomy names it (by value key first).
@@ -180,10 +195,18 @@ impl Taxonomy {
                 None => out.push(tag),
             }
         }
-        // One entry per (name, value, plugin): the most confident wins.
-        let mut best: BTreeMap<(String, Option<String>, String), Tag> = BTreeMap::new();
+        // One entry per (name, value, plugin, span): the most confident wins. Tags on different
+        // spans (audio segments) stay apart.
+        type Key = (String, Option<String>, String, Option<(u64, u64)>);
+        let mut best: BTreeMap<Key, Tag> = BTreeMap::new();
         for tag in out {
-            let k = (tag.name.clone(), tag.value.clone(), tag.plugin.clone());
+            let span = tag.span.map(|(a, b)| (a.to_bits(), b.to_bits()));
+            let k = (
+                tag.name.clone(),
+                tag.value.clone(),
+                tag.plugin.clone(),
+                span,
+            );
             match best.get(&k) {
                 Some(b) if b.confidence >= tag.confidence => {}
                 _ => {
@@ -249,6 +272,17 @@ aliases = ["genre=science-fiction"]
         assert_eq!(implied.len(), 2);
         assert_eq!(implied[0].name, "crime");
         assert_eq!(implied[0].evidence.as_deref(), Some("implied by heist"));
+        // Tags on different spans (audio segments) are not merged.
+        let mut a = tag("heist", None, 0.9);
+        a.span = Some((0.0, 30.0));
+        let mut b = tag("heist", None, 0.8);
+        b.span = Some((30.0, 60.0));
+        let spans = taxonomy.apply(vec![a, b]);
+        assert_eq!(spans.iter().filter(|t| t.name == "heist").count(), 2);
+        assert_ne!(
+            Taxonomy::parse(Path::new("t.toml"), TOML)?.digest(),
+            Taxonomy::parse(Path::new("t.toml"), &format!("{TOML}\n[tags.x]\n"))?.digest()
+        );
         let strict = Taxonomy::parse(Path::new("t.toml"), &format!("strict = true\n{TOML}"))?;
         assert!(strict.apply(vec![tag("mood", None, 0.9)]).is_empty());
         Ok(())

@@ -275,7 +275,7 @@ fn parquet_file(store: &EdgeStore, page: usize, file: std::fs::File) -> anyhow::
         group.close()?;
         Ok(())
     })?;
-    writer.close()?;
+    writer.into_inner()?.sync_all()?;
     Ok(total)
 }
 

@@ -241,7 +241,7 @@ fn select(
                         (Some(entity), _) => {
                             stale.contains(&title.id)
                                 || entity.input.as_deref()
-                                    != Some(catalog::fingerprint(title).as_str())
+                                    != Some(setup.pipeline.input_fingerprint(title).as_str())
                         }
                     };
                     if redo {
@@ -324,7 +324,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut problems = loaded.problems;
     if let Some(shard) = args.shard {
         titles.retain(|t| shard.owns(&t.id));
-        problems.retain(|p| p.title.as_deref().is_none_or(|id| shard.owns(id)));
+        // A problem without a title id (a malformed line) is reported by shard 0 only.
+        problems.retain(|p| match p.title.as_deref() {
+            Some(id) => shard.owns(id),
+            None => shard.index == 0,
+        });
         println!(
             "shard {}/{}: {} titles of this catalog",
             shard.index,
@@ -402,6 +406,13 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     if report.entries() > 0 {
         println!("failure report: {}", report.path().display());
+    }
+    // Unknown asset kinds are warnings (the asset is still used); every other problem means
+    // some title or asset was not processed.
+    let failed_in_catalog = problems
+        .iter()
+        .any(|p| p.kind != catalog::ProblemKind::UnknownAssetKind);
+    if failed_in_catalog {
         return Ok(ExitCode::from(1));
     }
     Ok(code)

@@ -144,6 +144,9 @@ pub(crate) fn pca_2d(rows: &[&[f32]], dim: usize) -> Vec<(f32, f32)> {
             }
             let norm = next.iter().map(|x| x * x).sum::<f64>().sqrt();
             if norm < 1e-12 {
+                // No variance left in this direction (e.g. all points on a line): a zero
+                // component, not the unnormalised start vector.
+                v.iter_mut().for_each(|x| *x = 0.0);
                 break;
             }
             next.iter_mut().for_each(|x| *x /= norm);

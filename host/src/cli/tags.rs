@@ -263,7 +263,11 @@ fn label(key: &(String, Option<String>)) -> String {
 
 fn diff(a: &str, b: &str, data: &Path, min_shift: f32, json: bool) -> anyhow::Result<ExitCode> {
     let (run_a, run_b) = (read_run(&run_log(a, data))?, read_run(&run_log(b, data))?);
-    let titles: BTreeSet<&String> = run_a.keys().chain(run_b.keys()).collect();
+    // A run's log holds the titles it stored: a title missing from one log was skipped or
+    // failed there, not stripped of its tags, so only titles in both are compared.
+    let titles: BTreeSet<&String> = run_a.keys().filter(|t| run_b.contains_key(*t)).collect();
+    let only_a = run_a.len() - titles.len();
+    let only_b = run_b.len() - titles.len();
     let empty = BTreeMap::new();
     let (mut added, mut removed, mut shifted, mut changed_titles) = (0, 0, 0, 0);
     for title in &titles {
@@ -312,7 +316,7 @@ fn diff(a: &str, b: &str, data: &Path, min_shift: f32, json: bool) -> anyhow::Re
         }
     }
     eprintln!(
-        "{} titles compared: {changed_titles} changed; {added} tags added, {removed} removed, {shifted} shifted by ≥ {min_shift}",
+        "{} titles compared: {changed_titles} changed; {added} tags added, {removed} removed, {shifted} shifted by ≥ {min_shift}; not compared (in one run only): {only_a} in {a}, {only_b} in {b}",
         titles.len()
     );
     Ok(ExitCode::SUCCESS)

@@ -372,7 +372,11 @@ impl PluginHost {
             },
             deadline: settings.deadline.unwrap_or(self.limits.deadline),
             memory: settings.memory.unwrap_or(self.limits.memory),
-            fuel: settings.fuel.or(self.limits.fuel),
+            // A manifest may lower the operator's fuel budget, never raise it.
+            fuel: match (settings.fuel, self.limits.fuel) {
+                (Some(plugin), Some(host)) => Some(plugin.min(host)),
+                (plugin, host) => plugin.or(host),
+            },
             allowed_models: settings.allowed_models.map(Arc::new),
             config: Arc::new(settings.config),
             stats: Arc::default(),
