@@ -119,6 +119,75 @@ pub struct Entity {
     pub overrides: Vec<TagOverride>,
 }
 
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    fn tag(name: &str, value: Option<&str>) -> Tag {
+        Tag {
+            name: name.into(),
+            value: value.map(str::to_string),
+            confidence: 0.5,
+            plugin: "p".into(),
+            plugin_version: "1".into(),
+            span: None,
+            evidence: None,
+            run: None,
+        }
+    }
+
+    fn decision(name: &str, value: Option<&str>, present: bool) -> TagOverride {
+        TagOverride {
+            name: name.into(),
+            value: value.map(str::to_string),
+            present,
+            reason: "r".into(),
+            by: "ana".into(),
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn decisions_replace_or_remove_exactly_the_tags_they_name() {
+        let machine = || {
+            vec![
+                tag("genre", Some("crime")),
+                tag("genre", Some("drama")),
+                tag("dark", None),
+            ]
+        };
+        let labels = |tags: &[Tag]| -> Vec<String> {
+            tags.iter()
+                .map(|t| format!("{}={:?}@{}", t.name, t.value, t.plugin))
+                .collect()
+        };
+        // Unset a name: every value goes.
+        let mut tags = machine();
+        TagOverride::apply(&[decision("genre", None, false)], &mut tags);
+        assert_eq!(labels(&tags), ["dark=None@p"]);
+        // Unset one value: only that one.
+        let mut tags = machine();
+        TagOverride::apply(&[decision("genre", Some("crime"), false)], &mut tags);
+        assert_eq!(labels(&tags), ["genre=Some(\"drama\")@p", "dark=None@p"]);
+        // Set a flag: the valued tags of that name stay.
+        let mut tags = machine();
+        TagOverride::apply(&[decision("genre", None, true)], &mut tags);
+        assert_eq!(tags.len(), 4);
+        // Set a value: the machine's tag of that value is replaced by the person's.
+        let mut tags = machine();
+        TagOverride::apply(&[decision("genre", Some("crime"), true)], &mut tags);
+        assert_eq!(
+            labels(&tags),
+            [
+                "genre=Some(\"drama\")@p",
+                "dark=None@p",
+                "genre=Some(\"crime\")@human"
+            ]
+        );
+        assert_eq!(tags[2].confidence, 1.0);
+    }
+}
+
 /// A person's decision about one of a title's tags (`tessera tags set|unset`): a machine run
 /// never overrides it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -142,10 +211,12 @@ impl TagOverride {
     /// The plugin name human-set tags carry.
     pub const PLUGIN: &'static str = "human";
 
-    /// Whether this decision is about `tag` (same name; same value when the decision names
-    /// one, otherwise any value).
+    /// Whether this decision is about `tag`: same name, and the same value. Unsetting a name
+    /// without a value covers every value of it ("not a comedy of any kind"); setting one
+    /// covers only the flag-like tag, so `set genre` leaves `genre=crime` alone.
     pub fn covers(&self, tag: &Tag) -> bool {
-        self.name == tag.name && (self.value.is_none() || self.value == tag.value)
+        self.name == tag.name
+            && (self.value == tag.value || (!self.present && self.value.is_none()))
     }
 
     /// Applies `overrides` to a title's machine tags: removes what people unset, replaces what

@@ -11,6 +11,10 @@ use tessera_models::ModelError;
 use tessera_models::preprocess::audio::{AudioLimits, DecodedAudio, read_audio};
 use tessera_models::preprocess::image::{ImageLimits, read_image};
 
+/// Most bytes of decoded media kept for one title: beyond it, further decodes are used and
+/// dropped instead of kept, so titles in flight × this bounds the cache's memory.
+pub const MAX_CACHED_BYTES: usize = 512 << 20;
+
 /// Decoded assets of one title.
 #[derive(Debug, Default)]
 pub struct Decoded {
@@ -18,6 +22,7 @@ pub struct Decoded {
     audio: Mutex<HashMap<(PathBuf, u32), Arc<DecodedAudio>>>,
     decodes: AtomicUsize,
     reuses: AtomicUsize,
+    cached_bytes: AtomicUsize,
 }
 
 /// How often assets were decoded and how often a decoded one was reused.
@@ -41,6 +46,7 @@ impl Decoded {
         &self,
         map: &Mutex<HashMap<K, Arc<T>>>,
         key: K,
+        bytes: impl FnOnce(&T) -> usize,
         decode: impl FnOnce() -> Result<T, ModelError>,
     ) -> Result<Arc<T>, ModelError> {
         let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
@@ -50,7 +56,12 @@ impl Decoded {
         }
         let value = Arc::new(decode()?);
         self.decodes.fetch_add(1, Ordering::Relaxed);
-        map.insert(key, value.clone());
+        let size = bytes(&value);
+        let kept = self.cached_bytes.load(Ordering::Relaxed);
+        if kept.saturating_add(size) <= MAX_CACHED_BYTES {
+            self.cached_bytes.fetch_add(size, Ordering::Relaxed);
+            map.insert(key, value.clone());
+        }
         Ok(value)
     }
 
@@ -60,9 +71,12 @@ impl Decoded {
         path: &Path,
         limits: &ImageLimits,
     ) -> Result<Arc<image::RgbImage>, ModelError> {
-        self.cached(&self.images, path.to_path_buf(), || {
-            read_image(path, limits)
-        })
+        self.cached(
+            &self.images,
+            path.to_path_buf(),
+            |i| i.as_raw().len(),
+            || read_image(path, limits),
+        )
     }
 
     /// The audio at `path`, mono at `rate`, decoded under `limits`.
@@ -72,9 +86,12 @@ impl Decoded {
         rate: u32,
         limits: &AudioLimits,
     ) -> Result<Arc<DecodedAudio>, ModelError> {
-        self.cached(&self.audio, (path.to_path_buf(), rate), || {
-            read_audio(path, rate, limits)
-        })
+        self.cached(
+            &self.audio,
+            (path.to_path_buf(), rate),
+            |a| a.samples.len() * std::mem::size_of::<f32>(),
+            || read_audio(path, rate, limits),
+        )
     }
 
     /// Decodes and reuses so far.
