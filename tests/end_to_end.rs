@@ -16,15 +16,7 @@ use tonic_health::pb::{
 };
 
 fn ingest(data: &std::path::Path, model: &std::path::Path) -> String {
-    let output = run_ok(
-        tessera()
-            .arg("ingest")
-            .arg(example_catalog())
-            .arg("--data")
-            .arg(data)
-            .arg("--text-model")
-            .arg(model),
-    );
+    let output = run_ok(&mut ingest_command(&example_catalog(), data, model));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -780,11 +772,7 @@ fn runs_are_recorded_and_only_stale_titles_are_reprocessed()
     let data = tmp.path().join("data");
     let titles = catalog::read_jsonl(&example_catalog())?;
     let first = ingest(&data, &model);
-    let run = first
-        .lines()
-        .find_map(|l| l.strip_prefix("run "))
-        .ok_or("no run id printed")?
-        .to_string();
+    let run = run_id(&first).ok_or("no run id printed")?;
     {
         let store = EdgeStore::open_existing(&data.join("store"))?;
         let entity = store

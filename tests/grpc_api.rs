@@ -184,10 +184,16 @@ fn search_scan_and_bad_requests() -> TestResult {
         let unique: HashSet<&String> = ids.iter().collect();
         assert_eq!((ids.len(), unique.len()), (titles.len(), titles.len()));
         assert!(pages.last().is_some_and(|p| p.next_cursor.is_empty()));
-        assert!(
-            pages[0].entities[0].vectors.contains_key("synopsis")
-                || pages[0].entities[0].vectors.is_empty()
-        );
+        // A full scan carries vectors: exactly the titles with a synopsis have one.
+        let has_synopsis: HashSet<&str> = with_synopsis.iter().map(|t| t.id.as_str()).collect();
+        for entity in pages.iter().flat_map(|p| &p.entities) {
+            assert_eq!(
+                entity.vectors.contains_key("synopsis"),
+                has_synopsis.contains(entity.id.as_str()),
+                "{}",
+                entity.id
+            );
+        }
         let mut resumed = client
             .scan_entities(ScanEntitiesRequest {
                 cursor: pages[0].next_cursor.clone(),

@@ -29,16 +29,7 @@ fn example_copy(dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
 }
 
 fn ingest(catalog: &Path, data: &Path, model: &Path, extra: &[&str]) -> String {
-    let output = run_ok(
-        tessera()
-            .arg("ingest")
-            .arg(catalog)
-            .arg("--data")
-            .arg(data)
-            .arg("--text-model")
-            .arg(model)
-            .args(extra),
-    );
+    let output = run_ok(ingest_command(catalog, data, model).args(extra));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -271,13 +262,7 @@ fn a_killed_ingest_loses_no_acknowledged_title_and_duplicates_nothing() -> TestR
     let mut acknowledged: HashSet<String> = HashSet::new();
     let mut interrupted = 0;
     for round in 0..6 {
-        let mut child = tessera()
-            .arg("ingest")
-            .arg(&catalog)
-            .arg("--data")
-            .arg(&data)
-            .arg("--text-model")
-            .arg(&model)
+        let mut child = ingest_command(&catalog, &data, &model)
             .arg("--verbose")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -369,12 +354,8 @@ fn a_killed_ingest_loses_no_acknowledged_title_and_duplicates_nothing() -> TestR
     Ok(())
 }
 
-fn run_id(stdout: &str) -> Result<String, Box<dyn std::error::Error>> {
-    Ok(stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run "))
-        .ok_or("no run id printed")?
-        .to_string())
+fn ingested_run(stdout: &str) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(run_id(stdout).ok_or("no run id printed")?)
 }
 
 fn tessera_ok(args: &[&str], data: &Path) -> String {
@@ -388,7 +369,7 @@ fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> Test
     let model = tiny_model(tmp.path());
     let data = tmp.path().join("data");
     let catalog = example_copy(tmp.path())?;
-    let run1 = run_id(&ingest(&catalog, &data, &model, &[]))?;
+    let run1 = ingested_run(&ingest(&catalog, &data, &model, &[]))?;
     let shown = tessera_ok(&["tags", "show", "tt-0001"], &data);
     assert!(
         shown.contains("synopsis-length=") && shown.contains("language=en"),
@@ -402,7 +383,7 @@ fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> Test
         "[tags.length]\naliases = [\"synopsis-length\"]\n[tags.\"language=en\"]\nthreshold = 0.99\n",
     )?;
     let tax = taxonomy.to_string_lossy().into_owned();
-    let run2 = run_id(&ingest(
+    let run2 = ingested_run(&ingest(
         &catalog,
         &data,
         &model,
@@ -462,7 +443,7 @@ fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> Test
     };
     check(&tessera_ok(&["tags", "show", "tt-0001"], &data));
     // A later machine run (forced, so every title is redone) keeps them.
-    let run3 = run_id(&ingest(
+    let run3 = ingested_run(&ingest(
         &catalog,
         &data,
         &model,
@@ -482,7 +463,7 @@ fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> Test
 
     // A run that redoes nothing logs no title, and comparing with it reports no change
     // (skipped titles did not lose their tags).
-    let run4 = run_id(&ingest(&catalog, &data, &model, &["--taxonomy", &tax]))?;
+    let run4 = ingested_run(&ingest(&catalog, &data, &model, &["--taxonomy", &tax]))?;
     let diff = tessera_ok(&["tags", "diff", &run3, &run4], &data);
     assert!(diff.is_empty(), "{diff}");
     // Editing the taxonomy makes the next run redo every title, without --force.
@@ -517,13 +498,7 @@ fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> Test
         );
     }
     std::fs::write(&taxonomy, "[tags.a]\nparent = \"b\"\n")?;
-    let out = tessera()
-        .arg("ingest")
-        .arg(&catalog)
-        .arg("--data")
-        .arg(&data)
-        .arg("--text-model")
-        .arg(&model)
+    let out = ingest_command(&catalog, &data, &model)
         .args(["--taxonomy", &tax])
         .output()?;
     assert_eq!(out.status.code(), Some(2));

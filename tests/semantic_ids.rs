@@ -50,13 +50,7 @@ fn catalog(dir: &Path, name: &str, first: usize, n: usize) -> std::path::PathBuf
 }
 
 fn ingest(data: &Path, model: &Path, catalog: &Path) -> std::process::Output {
-    tessera()
-        .arg("ingest")
-        .arg(catalog)
-        .arg("--data")
-        .arg(data)
-        .arg("--text-model")
-        .arg(model)
+    ingest_command(catalog, data, model)
         .output()
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -286,17 +286,21 @@ impl Pipeline {
                 kind: "store".into(),
                 message: e.to_string(),
             })?;
-        if let Some(previous) = stored.into_iter().flatten().next() {
+        let previous = stored.into_iter().flatten().next();
+        if let Some(previous) = &previous {
             TagOverride::apply(&previous.overrides, &mut entity.tags);
-            entity.overrides = previous.overrides;
+            entity.overrides = previous.overrides.clone();
         }
         if let Some(ids) = &self.semantic_ids {
-            entity.semantic_id = ids.assign(&*self.store, &entity).map_err(|e| Failure {
-                title: title.id.clone(),
-                plugin: String::new(),
-                kind: "semantic-id".into(),
-                message: e.to_string(),
-            })?;
+            let stored_sid = previous.as_ref().and_then(|p| p.semantic_id.as_ref());
+            entity.semantic_id =
+                ids.assign(&*self.store, &entity, stored_sid)
+                    .map_err(|e| Failure {
+                        title: title.id.clone(),
+                        plugin: String::new(),
+                        kind: "semantic-id".into(),
+                        message: e.to_string(),
+                    })?;
         }
         match self.store.upsert(std::slice::from_ref(&entity)) {
             Ok(()) => Ok(entity),

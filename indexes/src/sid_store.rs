@@ -183,11 +183,13 @@ impl IngestIds {
     }
 
     /// The ID for `entity` (about to be written to `store`); `None` when it has no vector of the
-    /// codebook's source.
+    /// codebook's source. `stored` is the ID the store holds for the title now, if any: the
+    /// caller has read the stored title anyway, so it is passed rather than read again.
     pub fn assign(
         &self,
         store: &dyn EntityStore,
         entity: &Entity,
+        stored: Option<&StoredSid>,
     ) -> Result<Option<StoredSid>, IndexError> {
         let source = &self.codebook.header().source;
         let Some(vector) = entity.vectors.get(source) else {
@@ -196,13 +198,9 @@ impl IngestIds {
         let levels = self.codebook.levels();
         // Encoding is the expensive part: outside the lock, so workers encode in parallel.
         let encoded = encode_title(&self.codebook, &entity.id, vector)?;
-        let previous = store
-            .get(std::slice::from_ref(&entity.id))?
-            .pop()
-            .flatten()
-            .and_then(|e| e.semantic_id)
+        let previous = stored
             .filter(|s| s.codebook == self.codebook.id())
-            .map(|s| s.id);
+            .map(|s| s.id.clone());
         let mut assigner = self.assigner.lock().unwrap_or_else(|p| p.into_inner());
         // Both the cell the title encodes to and the one it held (the stability slack may keep
         // it there) must know their stored IDs before resolving.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tessera_indexes::sid::{Codebook, SidConfig};
 use tessera_indexes::sid_store::{IngestIds, apply, read_training, train};
-use tessera_indexes::{EdgeStore, Entity, EntityStore, IndexError, Schema, VectorSpec};
+use tessera_indexes::{EdgeStore, Entity, EntityStore, IndexError, Schema, StoredSid, VectorSpec};
 
 const DIM: usize = 8;
 
@@ -46,6 +46,15 @@ fn config() -> SidConfig {
         iterations: 15,
         seed: 1,
     }
+}
+
+/// The semantic ID the store holds for `id` now (what ingest passes to `IngestIds::assign`).
+fn stored_sid(store: &dyn EntityStore, id: &str) -> Result<Option<StoredSid>, IndexError> {
+    Ok(store
+        .get(&[id.to_string()])?
+        .pop()
+        .flatten()
+        .and_then(|e| e.semantic_id))
 }
 
 fn io(e: std::io::Error) -> IndexError {
@@ -133,7 +142,7 @@ fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
     let ingest = IngestIds::new(trained.codebook.clone());
     for i in 300..360 {
         let mut e = entity(i);
-        e.semantic_id = ingest.assign(&store, &e)?;
+        e.semantic_id = ingest.assign(&store, &e, stored_sid(&store, &e.id)?.as_ref())?;
         let sid = e
             .semantic_id
             .clone()
@@ -141,7 +150,7 @@ fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
         assert!(ids.insert(sid.id), "ingest gave {} a taken ID", e.id);
         store.upsert(&[e])?;
     }
-    let again = ingest.assign(&store, &entity(5))?;
+    let again = ingest.assign(&store, &entity(5), stored_sid(&store, "t0005")?.as_ref())?;
     assert_eq!(
         again,
         stored[5].as_ref().and_then(|e| e.semantic_id.clone())
@@ -182,7 +191,8 @@ fn ingest_ids_from_concurrent_workers_stay_unique() -> Result<(), IndexError> {
                 for j in 0..25 {
                     let mut e = entity(3);
                     e.id = format!("copy-{w}-{j}");
-                    e.semantic_id = ingest.assign(&*store, &e)?;
+                    e.semantic_id =
+                        ingest.assign(&*store, &e, stored_sid(&*store, &e.id)?.as_ref())?;
                     store.upsert(&[e])?;
                 }
                 Ok(())
@@ -217,7 +227,8 @@ fn reingesting_moved_titles_from_several_workers_keeps_ids_unique() -> Result<()
                     for (x, o) in e.vectors.get_mut("text").into_iter().flatten().zip(&other) {
                         *x = 0.6 * *x + 0.4 * o;
                     }
-                    e.semantic_id = ingest.assign(&*store, &e)?;
+                    e.semantic_id =
+                        ingest.assign(&*store, &e, stored_sid(&*store, &e.id)?.as_ref())?;
                     store.upsert(&[e])?;
                 }
                 Ok(())
@@ -243,11 +254,14 @@ fn an_abandoned_id_is_free_again() -> Result<(), IndexError> {
     let ingest = IngestIds::new(codebook);
     let mut x = entity(500);
     x.id = "x".into();
-    let given = ingest.assign(store, &x)?;
+    let given = ingest.assign(store, &x, stored_sid(store, &x.id)?.as_ref())?;
     // Writing "x" failed: its ID goes back, so the next title with the same vector gets it.
     ingest.abandon(store, "x")?;
     let mut y = entity(500);
     y.id = "y".into();
-    assert_eq!(ingest.assign(store, &y)?, given);
+    assert_eq!(
+        ingest.assign(store, &y, stored_sid(store, &y.id)?.as_ref())?,
+        given
+    );
     Ok(())
 }

@@ -53,20 +53,33 @@ pub fn tiny_model(dir: &Path) -> PathBuf {
     model
 }
 
+/// `tessera ingest CATALOG --data DATA --text-model MODEL`, ready for more arguments.
+pub fn ingest_command(catalog: &Path, data: &Path, model: &Path) -> Command {
+    let mut command = tessera();
+    command
+        .arg("ingest")
+        .arg(catalog)
+        .arg("--data")
+        .arg(data)
+        .arg("--text-model")
+        .arg(model);
+    command
+}
+
+/// The run id an ingest printed (`run …`).
+pub fn run_id(stdout: &str) -> Option<String> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .map(str::to_string)
+}
+
 /// Ingests the example catalog into `dir`/data with a tiny model written to `dir`; returns
 /// (data dir, model dir).
 pub fn ingest_example(dir: &Path) -> (PathBuf, PathBuf) {
     let model = tiny_model(dir);
     let data = dir.join("data");
-    run_ok(
-        tessera()
-            .arg("ingest")
-            .arg(example_catalog())
-            .arg("--data")
-            .arg(&data)
-            .arg("--text-model")
-            .arg(&model),
-    );
+    run_ok(&mut ingest_command(&example_catalog(), &data, &model));
     (data, model)
 }
 

@@ -123,38 +123,67 @@ struct Entry<'a> {
     at: Option<&'a str>,
 }
 
-/// The failure report: JSON Lines, one entry per catalog problem or failed title.
-pub struct FailureReport {
+/// A JSON Lines file written one flushed line at a time: a run killed at any moment keeps
+/// every line it wrote (the failure report, the run's tag log).
+pub struct JsonLines {
     path: PathBuf,
     out: BufWriter<File>,
+    lines: usize,
+}
+
+impl JsonLines {
+    /// Creates (truncates) `path`, and its folder.
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        }
+        let file =
+            File::create(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+        Ok(JsonLines {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+            lines: 0,
+        })
+    }
+
+    /// Appends one line and flushes it.
+    pub fn append(&mut self, value: &impl serde::Serialize) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Lines written.
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The failure report: JSON Lines, one entry per catalog problem or failed title.
+pub struct FailureReport {
+    file: JsonLines,
     run: String,
-    entries: usize,
 }
 
 impl FailureReport {
     /// Creates (truncates) the report at `path`.
     pub fn create(path: &Path, run: &str) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-        }
-        let file = File::create(path)
-            .map_err(|e| anyhow::anyhow!("creating the failure report {}: {e}", path.display()))?;
         Ok(FailureReport {
-            path: path.to_path_buf(),
-            out: BufWriter::new(file),
+            file: JsonLines::create(path)?,
             run: run.to_string(),
-            entries: 0,
         })
     }
 
     fn write(&mut self, entry: &Entry<'_>) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, entry)?;
-        self.out.write_all(b"\n")?;
-        // Each entry reaches the file before the next title: a killed run keeps its report.
-        self.out.flush()?;
-        self.entries += 1;
-        Ok(())
+        self.file.append(entry)
     }
 
     /// Records a catalog problem.
@@ -191,11 +220,11 @@ impl FailureReport {
 
     /// Entries written.
     pub fn entries(&self) -> usize {
-        self.entries
+        self.file.lines()
     }
 
     /// Where the report is.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 }

@@ -2,9 +2,10 @@
 //! through every later machine run), show a title's tags with provenance, and diff two runs'
 //! tags before a new plugin or model version is promoted.
 
+use super::ingest_report::JsonLines;
 use anyhow::{Context, bail};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tessera_indexes::{EdgeStore, Entity, EntityStore, Tag, TagOverride};
@@ -226,31 +227,20 @@ pub struct RunLogLine {
 }
 
 /// Appends each stored title's tags to a run's log, so two runs can be compared later.
-pub struct RunLog {
-    out: std::io::BufWriter<std::fs::File>,
-}
+pub struct RunLog(JsonLines);
 
 impl RunLog {
     /// Creates DATA/runs/RUN.tags.jsonl.
     pub fn create(data: &Path, run: &str) -> anyhow::Result<Self> {
-        let dir = data.join("runs");
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(format!("{run}.tags.jsonl"));
-        let file =
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(RunLog {
-            out: std::io::BufWriter::new(file),
-        })
+        JsonLines::create(&data.join("runs").join(format!("{run}.tags.jsonl"))).map(RunLog)
     }
 
     /// Records one stored title.
     pub fn title(&mut self, entity: &Entity) -> std::io::Result<()> {
-        serde_json::to_writer(
-            &mut self.out,
-            &serde_json::json!({"id": entity.id, "tags": entity.tags}),
-        )?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()
+        self.0.append(&RunLogLine {
+            id: entity.id.clone(),
+            tags: entity.tags.clone(),
+        })
     }
 }
 

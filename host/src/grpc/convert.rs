@@ -36,27 +36,45 @@ pub(crate) fn validate_get(
             "ids[{bad}]: ids must be 1..=512 bytes"
         )));
     }
-    for name in &request.vector_names {
-        if !schema.vectors.contains_key(name) {
-            return Err(Status::invalid_argument(format!(
-                "vector_names: unknown vector {name:?}; this store has: {}",
-                schema
-                    .vectors
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+    select_returned(&request.vector_names, request.min_tag_confidence, schema)
+}
+
+/// INVALID_ARGUMENT for a vector name the store does not hold, naming `field` and the names it
+/// does hold (the client's name clipped: it ends up in headers and logs).
+pub(crate) fn unknown_vector(field: &str, name: &str, schema: &Schema) -> Status {
+    Status::invalid_argument(format!(
+        "{field}: unknown vector {:?}; this store has: {}",
+        super::search::clip(name, 64),
+        schema
+            .vectors
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// What of each entity to return (GetEntities and ScanEntities): the named vectors (all when
+/// none are named) and tags from a confidence on.
+pub(crate) fn select_returned(
+    vector_names: &[String],
+    min_tag_confidence: f32,
+    schema: &Schema,
+) -> Result<GetQuery, Status> {
+    if let Some(name) = vector_names
+        .iter()
+        .find(|n| !schema.vectors.contains_key(*n))
+    {
+        return Err(unknown_vector("vector_names", name, schema));
     }
-    let min = request.min_tag_confidence;
+    let min = min_tag_confidence;
     if !(0.0..=1.0).contains(&min) {
         return Err(Status::invalid_argument(format!(
             "min_tag_confidence: {min} is outside 0..=1"
         )));
     }
     Ok(GetQuery {
-        vector_names: request.vector_names.clone(),
+        vector_names: vector_names.to_vec(),
         min_tag_confidence: min,
     })
 }

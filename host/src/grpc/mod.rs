@@ -14,7 +14,7 @@ pub mod metrics;
 mod search;
 mod service;
 
-pub use auth::{Client, Tokens, TokensError};
+pub use auth::{Tokens, TokensError};
 pub use metrics::Metrics;
 pub use service::EntitiesService;
 

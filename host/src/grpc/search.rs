@@ -58,16 +58,7 @@ pub(crate) fn validate_search(
     config: &ServeConfig,
 ) -> Result<SearchParams, Status> {
     let spec = schema.vectors.get(&request.vector_name).ok_or_else(|| {
-        invalid(format!(
-            "vector_name: unknown vector {:?}; this store has: {}",
-            clip(&request.vector_name, 64),
-            schema
-                .vectors
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        super::convert::unknown_vector("vector_name", &request.vector_name, schema)
     })?;
     // The query's kind must match the vector's, checked before its values are looked at.
     use proto::search_request::Query as Q;
@@ -218,15 +209,8 @@ pub(crate) fn validate_scan(
         }
         n => n,
     };
-    let get = super::convert::validate_get(
-        &proto::GetEntitiesRequest {
-            ids: Vec::new(),
-            vector_names: request.vector_names.clone(),
-            min_tag_confidence: request.min_tag_confidence,
-        },
-        schema,
-        config,
-    )?;
+    let get =
+        super::convert::select_returned(&request.vector_names, request.min_tag_confidence, schema)?;
     if request.cursor.len() > 64 {
         return Err(invalid(
             "cursor: not a cursor this server handed out (pass a next_cursor)".into(),
