@@ -28,80 +28,200 @@ pub(crate) fn sid_prefixes(codes: &[u16]) -> Vec<String> {
         .collect()
 }
 
-/// The point id of a title: deterministic, so writing a title again replaces it.
+/// The point UUID of a title: deterministic, so writing a title again replaces it, and the
+/// same in every backend, so a migrated store keeps its point ids.
+pub(crate) fn point_uuid(title_id: &str) -> Uuid {
+    Uuid::new_v5(&POINT_NAMESPACE, title_id.as_bytes())
+}
+
+/// The qdrant-edge point id of a title.
 pub fn point_id(title_id: &str) -> PointId {
-    PointId::Uuid(Uuid::new_v5(&POINT_NAMESPACE, title_id.as_bytes()))
+    PointId::Uuid(point_uuid(title_id))
+}
+
+/// Characters Qdrant refuses in vector names (they become directory names on disk), and `%`,
+/// the escape.
+const ENGINE_UNSAFE: [char; 12] = [
+    '<', '>', ':', '"', '/', '\\', '|', '?', '*', '\0', '\u{1F}', '%',
+];
+
+/// A vector's name as the engine stores it: Tessera names such as `text/minilm-l6@rev` keep
+/// their `/` for people and the API, and are percent-escaped for the engine (`text%2Fminilm…`).
+/// Names without such characters are unchanged, so stores written before stay readable.
+pub(crate) fn engine_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if ENGINE_UNSAFE.contains(&c) {
+            out.push_str(&format!("%{:02X}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The Tessera name of an engine's vector name (the inverse of [`engine_name`]).
+pub(crate) fn tessera_name(engine: &str) -> String {
+    let mut out = String::with_capacity(engine.len());
+    let mut rest = engine;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let code = rest
+            .get(at + 1..at + 3)
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .and_then(char::from_u32);
+        match code {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 3..];
+            }
+            // Not an escape this crate wrote: keep it as it is.
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Payload path of a title's latest change number (see `change.rs`).
 pub(crate) const CHANGE_SEQ: &str = "change.seq";
 
-/// A title as a point; `change` is recorded with it for the change feed.
-pub(crate) fn entity_to_point(entity: &Entity, change: &Change) -> PointStructPersisted {
-    let vectors: HashMap<String, VectorPersisted> = entity
-        .vectors
-        .iter()
-        .map(|(name, v)| (name.clone(), VectorPersisted::Dense(v.clone())))
-        .chain(
+/// A title's payload: everything but its vectors, with `change` recorded for the change feed
+/// when given (a checksum leaves it out: change numbers belong to one store).
+pub(crate) fn entity_payload(entity: &Entity, change: Option<&Change>) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("tessera_id".into(), json!(entity.id));
+    map.insert("name".into(), json!(entity.name));
+    map.insert("year".into(), json!(entity.year));
+    map.insert("language".into(), json!(entity.language));
+    map.insert("metadata".into(), json!(entity.metadata));
+    map.insert("tags".into(), json!(entity.tags));
+    map.insert("input".into(), json!(entity.input));
+    map.insert("overrides".into(), json!(entity.overrides));
+    map.insert(
+        "outputs".into(),
+        Value::Array(
             entity
-                .multivectors
+                .outputs
                 .iter()
-                .map(|(name, m)| (name.clone(), VectorPersisted::MultiDense(m.clone()))),
-        )
-        .collect();
-    let payload = json!({
-        "tessera_id": entity.id,
-        "name": entity.name,
-        "year": entity.year,
-        "language": entity.language,
-        "metadata": entity.metadata,
-        "tags": entity.tags,
-        "input": entity.input,
-        "overrides": entity.overrides,
-        "outputs": entity.outputs.iter().map(|o| json!({
-            "plugin": o.plugin,
-            "version": o.version,
-            "models": o.models,
-            "run": o.run,
-            "key": o.key(),
-        })).collect::<Vec<_>>(),
-    });
-    let mut payload = payload;
-    if let Value::Object(map) = &mut payload {
+                .map(|o| {
+                    json!({
+                        "plugin": o.plugin,
+                        "version": o.version,
+                        "models": o.models,
+                        "run": o.run,
+                        "key": o.key(),
+                    })
+                })
+                .collect(),
+        ),
+    );
+    if let Some(change) = change {
         map.insert(
             "change".into(),
             json!({ "seq": change.seq, "run": change.run, "what": change.what }),
         );
     }
-    if let (Some(sid), Value::Object(map)) = (&entity.semantic_id, &mut payload) {
+    if let Some(sid) = &entity.semantic_id {
         map.insert(
             "sid".into(),
             json!({ "codebook": sid.codebook, "codes": sid.id.0 }),
         );
         map.insert(SID_PREFIXES.into(), json!(sid_prefixes(&sid.id.0)));
     }
-    let map = match payload {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
+    map
+}
+
+/// A title as a qdrant-edge point; `change` is recorded with it for the change feed.
+pub(crate) fn entity_to_point(entity: &Entity, change: &Change) -> PointStructPersisted {
+    let vectors: HashMap<String, VectorPersisted> = entity
+        .vectors
+        .iter()
+        .map(|(name, v)| (engine_name(name), VectorPersisted::Dense(v.clone())))
+        .chain(
+            entity
+                .multivectors
+                .iter()
+                .map(|(name, m)| (engine_name(name), VectorPersisted::MultiDense(m.clone()))),
+        )
+        .collect();
     PointStructPersisted {
         id: point_id(&entity.id),
         vector: VectorStructPersisted::Named(vectors),
-        payload: Some(Payload(map)),
+        payload: Some(Payload(entity_payload(entity, Some(change)))),
     }
 }
 
+/// The entities `found` (by id) in the order of `ids`, `None` where one is missing. Each entity
+/// moves out at its id's last occurrence (cloned only for repeated ids): a title's vectors are
+/// most of a read's bytes.
+pub(crate) fn in_order(ids: &[String], mut found: HashMap<String, Entity>) -> Vec<Option<Entity>> {
+    let mut left: HashMap<&str, usize> = HashMap::new();
+    for id in ids {
+        *left.entry(id.as_str()).or_default() += 1;
+    }
+    ids.iter()
+        .map(|id| match left.get_mut(id.as_str()) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                found.get(id).cloned()
+            }
+            _ => found.remove(id),
+        })
+        .collect()
+}
+
+/// A qdrant-edge record as an entity.
 pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
     let point = format!("{:?}", record.id);
     let corrupt = |reason: String| IndexError::Corrupt {
         entity: point.clone(),
         reason,
     };
-    // Fields are moved out of the payload, not cloned: this runs for every title every read.
-    let mut payload = record
+    let payload = record
         .payload
         .ok_or_else(|| corrupt("no payload".into()))?
         .0;
+    let mut vectors = BTreeMap::new();
+    let mut multivectors = BTreeMap::new();
+    match record.vector {
+        Some(VectorStructInternal::Named(named)) => {
+            for (name, vector) in named {
+                match vector {
+                    VectorInternal::Dense(v) => {
+                        vectors.insert(tessera_name(&name), v);
+                    }
+                    VectorInternal::MultiDense(m) => {
+                        multivectors.insert(tessera_name(&name), m.into_multi_vectors());
+                    }
+                    VectorInternal::Sparse(_) => {
+                        return Err(corrupt(format!("vector {name:?} is sparse")));
+                    }
+                }
+            }
+        }
+        None => {}
+        Some(_) => return Err(corrupt("vectors are not named".into())),
+    }
+    entity_from_parts(&point, payload, vectors, multivectors)
+}
+
+/// An entity from a stored point's payload and vectors, in any backend; `point` names the
+/// point in errors.
+pub(crate) fn entity_from_parts(
+    point: &str,
+    mut payload: Map<String, Value>,
+    vectors: BTreeMap<String, Vec<f32>>,
+    multivectors: BTreeMap<String, Vec<Vec<f32>>>,
+) -> Result<Entity, IndexError> {
+    let corrupt = |reason: String| IndexError::Corrupt {
+        entity: point.to_string(),
+        reason,
+    };
+    // Fields are moved out of the payload, not cloned: this runs for every title every read.
     let mut take = |key: &str| match payload.remove(key) {
         None | Some(Value::Null) => None,
         Some(v) => Some(v),
@@ -155,27 +275,6 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
         Some(Value::String(language)) => language,
         _ => String::new(),
     };
-    let mut vectors = BTreeMap::new();
-    let mut multivectors = BTreeMap::new();
-    match record.vector {
-        Some(VectorStructInternal::Named(named)) => {
-            for (name, vector) in named {
-                match vector {
-                    VectorInternal::Dense(v) => {
-                        vectors.insert(name, v);
-                    }
-                    VectorInternal::MultiDense(m) => {
-                        multivectors.insert(name, m.into_multi_vectors());
-                    }
-                    VectorInternal::Sparse(_) => {
-                        return Err(corrupt(format!("vector {name:?} is sparse")));
-                    }
-                }
-            }
-        }
-        None => {}
-        Some(_) => return Err(corrupt("vectors are not named".into())),
-    }
     Ok(Entity {
         id,
         name,
@@ -192,21 +291,29 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
     })
 }
 
-/// The change recorded with a stored point; `None` for points written before changes were
-/// recorded.
+/// The change recorded with a stored qdrant-edge point; `None` for points written before changes
+/// were recorded.
 pub(crate) fn record_to_change(record: &Record) -> Result<Option<Change>, IndexError> {
-    let Some(payload) = &record.payload else {
-        return Ok(None);
-    };
+    match &record.payload {
+        None => Ok(None),
+        Some(payload) => change_from_payload(&format!("{:?}", record.id), &payload.0),
+    }
+}
+
+/// The change recorded in a point's payload, in any backend; `None` for points written before
+/// changes were recorded.
+pub(crate) fn change_from_payload(
+    point: &str,
+    payload: &Map<String, Value>,
+) -> Result<Option<Change>, IndexError> {
     let id = payload
-        .0
         .get("tessera_id")
         .and_then(Value::as_str)
         .ok_or_else(|| IndexError::Corrupt {
-            entity: format!("{:?}", record.id),
+            entity: point.to_string(),
             reason: "payload lacks tessera_id".into(),
         })?;
-    let Some(change) = payload.0.get("change") else {
+    let Some(change) = payload.get("change") else {
         return Ok(None);
     };
     #[derive(serde::Deserialize)]
@@ -267,6 +374,27 @@ mod tests {
     fn point_ids_are_deterministic_and_distinct() {
         assert_eq!(point_id("tt-1"), point_id("tt-1"));
         assert_ne!(point_id("tt-1"), point_id("tt-2"));
+    }
+
+    #[test]
+    fn vector_names_reach_the_engine_escaped_and_come_back_whole() {
+        for name in [
+            "synopsis",
+            "text/minilm-l6@2a1b",
+            "a%2Fb",
+            "odd:<>|?*\"\\",
+            "100%",
+            "%zz",
+        ] {
+            let engine = engine_name(name);
+            assert!(
+                !engine.contains(['<', '>', ':', '"', '/', '\\', '|', '?', '*']),
+                "{engine}"
+            );
+            assert_eq!(tessera_name(&engine), name);
+        }
+        assert_eq!(engine_name("synopsis"), "synopsis");
+        assert_eq!(engine_name("text/m@1"), "text%2Fm@1");
     }
 
     #[test]

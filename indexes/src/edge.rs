@@ -9,11 +9,11 @@
 
 use crate::change;
 use crate::convert::{
-    CHANGE_SEQ, OUTPUT_KEYS, OUTPUT_PLUGINS, OUTPUT_RUNS, SID_PREFIXES, entity_to_point, point_id,
-    record_to_change, record_to_entity, scored_to_neighbor,
+    CHANGE_SEQ, OUTPUT_KEYS, OUTPUT_PLUGINS, OUTPUT_RUNS, SID_PREFIXES, engine_name,
+    entity_to_point, in_order, point_id, record_to_change, record_to_entity, scored_to_neighbor,
 };
 use crate::edge_filter::{self, keyword, path};
-use crate::schema::{MAX_TOKENS, Schema, VectorKind, check_vector};
+use crate::schema::{Schema, VectorKind};
 use crate::sid::SemanticId;
 use crate::{
     Change, Entity, EntityStore, IndexError, Needing, Neighbor, Output, Page, Search, SearchQuery,
@@ -137,9 +137,6 @@ fn lock(dir: &Path) -> Result<File, IndexError> {
     }
 }
 
-/// How validation errors name a query.
-const QUERY: &str = "(query)";
-
 impl EdgeStore {
     /// One page of entities in point-id order, optionally filtered, from `offset` on; also the
     /// offset of the next page.
@@ -194,7 +191,7 @@ impl EdgeStore {
                             comparator: MultiVectorComparator::MaxSim,
                         });
                     }
-                    config = config.vector(name.clone(), params.build());
+                    config = config.vector(engine_name(name), params.build());
                 }
                 // Without a schema file the store was never finished (the schema is written
                 // before any write is accepted), so leftovers of an interrupted creation go.
@@ -243,13 +240,6 @@ impl EdgeStore {
                 None => return Ok(ids),
             }
         }
-    }
-
-    /// Runs qdrant-edge's optimisers (segment merge, HNSW indexing, vacuum) until nothing is left
-    /// to do; it has no background optimiser. Blocks; reads and writes may continue meanwhile.
-    /// Returns whether anything changed.
-    pub fn optimize(&self) -> Result<bool, IndexError> {
-        self.shard.optimize().map_err(engine)
     }
 
     fn load(dir: &Path, schema: Schema, lock: File) -> Result<Self, IndexError> {
@@ -412,63 +402,30 @@ impl EntityStore for EdgeStore {
             let entity = record_to_entity(record)?;
             found.insert(entity.id.clone(), entity);
         }
-        // Move each entity out at its id's last occurrence (clone only for repeated ids): a
-        // title's vectors are most of a read's bytes.
-        let mut left: HashMap<&str, usize> = HashMap::new();
-        for id in ids {
-            *left.entry(id.as_str()).or_default() += 1;
-        }
-        Ok(ids
-            .iter()
-            .map(|id| match left.get_mut(id.as_str()) {
-                Some(n) if *n > 1 => {
-                    *n -= 1;
-                    found.get(id).cloned()
-                }
-                _ => found.remove(id),
-            })
-            .collect())
+        Ok(in_order(ids, found))
     }
 
     fn search(&self, search: &Search<'_>) -> Result<Vec<Neighbor>, IndexError> {
+        search.validate(&self.schema)?;
         let name = search.vector_name;
         let query = match search.query {
-            SearchQuery::Dense(vector) => {
-                let spec = self.schema.spec(QUERY, name, VectorKind::Dense)?;
-                check_vector(QUERY, name, spec, vector)?;
-                VectorInternal::Dense(vector.to_vec())
-            }
-            SearchQuery::Multi(tokens) => {
-                let spec = self.schema.spec(QUERY, name, VectorKind::Multi)?;
-                if tokens.is_empty() || tokens.len() > MAX_TOKENS {
-                    return Err(IndexError::TokenCount {
-                        entity: QUERY.into(),
-                        vector: name.into(),
-                        got: tokens.len(),
-                        max: MAX_TOKENS,
-                    });
-                }
-                for token in tokens {
-                    check_vector(QUERY, name, spec, token)?;
-                }
-                VectorInternal::MultiDense(
-                    TypedMultiDenseVector::try_from_matrix(tokens.to_vec()).map_err(engine)?,
-                )
-            }
+            SearchQuery::Dense(vector) => VectorInternal::Dense(vector.to_vec()),
+            SearchQuery::Multi(tokens) => VectorInternal::MultiDense(
+                TypedMultiDenseVector::try_from_matrix(tokens.to_vec()).map_err(engine)?,
+            ),
         };
-        search.filter.validate()?;
         if search.limit == 0 {
             return Ok(Vec::new());
         }
         let query = QueryEnum::Nearest(NamedQuery {
             query,
-            using: Some(name.to_string()),
+            using: Some(engine_name(name)),
         });
         // Only the title id is read from the payload: hits are ids and scores.
         let id_only =
             PayloadSelector::Include(PayloadSelectorInclude::new(vec![path("tessera_id")?]));
         let with_vector = if search.with_vectors {
-            WithVector::Selector(vec![name.to_string()])
+            WithVector::Selector(vec![engine_name(name)])
         } else {
             WithVector::Bool(false)
         };
@@ -553,6 +510,16 @@ impl EntityStore for EdgeStore {
 
     fn flush(&self) -> Result<(), IndexError> {
         self.shard.flush().map_err(engine)
+    }
+
+    /// qdrant-edge has no background optimiser: this runs segment merge, HNSW indexing and
+    /// vacuum until nothing is left to do. Blocks; reads and writes may continue meanwhile.
+    fn optimize(&self) -> Result<bool, IndexError> {
+        self.shard.optimize().map_err(engine)
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
     }
 }
 

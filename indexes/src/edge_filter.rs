@@ -1,11 +1,10 @@
-//! Search filters in qdrant's terms. The payload layout they select on is written by
-//! `convert.rs`: `year` (integer or null), `language`, `tags` (objects with `name`, `value`,
-//! `confidence`) and `sid_prefixes` (every prefix of the semantic ID as a keyword).
+//! qdrant-edge's filter types: the condition builders [`crate::filter::translate`] uses, and the
+//! few conditions the edge store builds itself.
 
 use crate::IndexError;
-use crate::convert::{SID_PREFIXES, point_id};
+use crate::convert::point_id;
+use crate::filter::Conditions;
 use crate::search::SearchFilter;
-use crate::sid::SemanticId;
 use ordered_float::OrderedFloat;
 use qdrant_edge::{Condition, FieldCondition, Filter, HasIdCondition, JsonPath, Match, Range};
 
@@ -22,16 +21,6 @@ pub(crate) fn keyword(field: &str, value: String) -> Result<Condition, IndexErro
     )))
 }
 
-fn at_least(field: &str, min: f64) -> Result<Condition, IndexError> {
-    Ok(Condition::Field(FieldCondition::new_range(
-        path(field)?,
-        Range {
-            gte: Some(OrderedFloat(min)),
-            ..Range::default()
-        },
-    )))
-}
-
 /// `field` > `value`, for integer fields up to 2^53 (qdrant compares ranges as f64).
 pub(crate) fn above(field: &str, value: u64) -> Result<Condition, IndexError> {
     Ok(Condition::Field(FieldCondition::new_range(
@@ -43,70 +32,79 @@ pub(crate) fn above(field: &str, value: u64) -> Result<Condition, IndexError> {
     )))
 }
 
-fn at_most(field: &str, max: f64) -> Result<Condition, IndexError> {
+fn range(field: &str, range: Range<OrderedFloat<f64>>) -> Result<Condition, IndexError> {
     Ok(Condition::Field(FieldCondition::new_range(
         path(field)?,
-        Range {
-            lte: Some(OrderedFloat(max)),
-            ..Range::default()
-        },
+        range,
     )))
 }
 
-/// `filter` (already validated) as a qdrant filter, leaving out the title `exclude`; `None` when
-/// nothing is to be filtered.
-pub(crate) fn to_qdrant(
-    filter: &SearchFilter,
-    exclude: Option<&str>,
-) -> Result<Option<Filter>, IndexError> {
-    let mut must = Vec::new();
-    for tag in &filter.tags {
-        // One nested condition per tag, so name, value and confidence must hold in the same
-        // tag entry (not "some tag is drama, some other tag has confidence 0.9").
-        let mut inner = vec![keyword("name", tag.name.clone())?];
-        if let Some(value) = &tag.value {
-            inner.push(keyword("value", value.clone())?);
-        }
-        if tag.min_confidence > 0.0 {
-            inner.push(at_least("confidence", f64::from(tag.min_confidence))?);
-        }
-        must.push(Condition::new_nested(
-            path("tags")?,
+/// qdrant-edge's condition types.
+pub(crate) struct Edge;
+
+impl Conditions for Edge {
+    type Condition = Condition;
+    type Filter = Filter;
+
+    fn keyword(field: &str, value: String) -> Result<Condition, IndexError> {
+        keyword(field, value)
+    }
+
+    fn any_keyword(field: &str, values: Vec<String>) -> Result<Condition, IndexError> {
+        Ok(Condition::Field(FieldCondition::new_match(
+            path(field)?,
+            Match::from(values),
+        )))
+    }
+
+    fn at_least(field: &str, min: f64) -> Result<Condition, IndexError> {
+        range(
+            field,
+            Range {
+                gte: Some(OrderedFloat(min)),
+                ..Range::default()
+            },
+        )
+    }
+
+    fn at_most(field: &str, max: f64) -> Result<Condition, IndexError> {
+        range(
+            field,
+            Range {
+                lte: Some(OrderedFloat(max)),
+                ..Range::default()
+            },
+        )
+    }
+
+    fn nested(field: &str, inner: Vec<Condition>) -> Result<Condition, IndexError> {
+        Ok(Condition::new_nested(
+            path(field)?,
             Filter {
                 must: Some(inner),
                 ..Filter::new()
             },
-        ));
+        ))
     }
-    if let Some(min) = filter.year_min {
-        must.push(at_least("year", f64::from(min))?);
+
+    fn is_title(id: &str) -> Condition {
+        let ids: ahash::AHashSet<_> = [point_id(id)].into_iter().collect();
+        Condition::HasId(HasIdCondition::from(ids))
     }
-    if let Some(max) = filter.year_max {
-        must.push(at_most("year", f64::from(max))?);
-    }
-    if !filter.languages.is_empty() {
-        must.push(Condition::Field(FieldCondition::new_match(
-            path("language")?,
-            Match::from(filter.languages.clone()),
-        )));
-    }
-    if !filter.sid_prefix.is_empty() {
-        let key = SemanticId(filter.sid_prefix.clone()).to_string();
-        must.push(keyword(SID_PREFIXES, key)?);
-    }
-    let must_not = match exclude {
-        Some(id) => {
-            let ids: ahash::AHashSet<_> = [point_id(id)].into_iter().collect();
-            Some(vec![Condition::HasId(HasIdCondition::from(ids))])
+
+    fn filter(must: Vec<Condition>, must_not: Vec<Condition>) -> Filter {
+        Filter {
+            must: (!must.is_empty()).then_some(must),
+            must_not: (!must_not.is_empty()).then_some(must_not),
+            ..Filter::new()
         }
-        None => None,
-    };
-    if must.is_empty() && must_not.is_none() {
-        return Ok(None);
     }
-    Ok(Some(Filter {
-        must: (!must.is_empty()).then_some(must),
-        must_not,
-        ..Filter::new()
-    }))
+}
+
+/// `filter` (already validated) as a qdrant-edge filter, leaving out the title `exclude`.
+pub(crate) fn to_qdrant(
+    filter: &SearchFilter,
+    exclude: Option<&str>,
+) -> Result<Option<Filter>, IndexError> {
+    crate::filter::translate::<Edge>(filter, exclude)
 }

@@ -110,6 +110,14 @@ pub enum IndexError {
     /// A search filter out of bounds.
     #[error("invalid search filter: {0}")]
     Filter(String),
+    /// A Qdrant server refused or failed a call (after retrying transient failures).
+    #[error("Qdrant server store {store}: {reason}")]
+    Server {
+        /// Server URL and collection.
+        store: String,
+        /// What failed, with the server's answer.
+        reason: String,
+    },
     /// The storage engine failed.
     #[error("qdrant-edge: {0}")]
     Engine(String),

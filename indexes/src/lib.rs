@@ -21,16 +21,22 @@ mod convert;
 mod edge;
 mod edge_filter;
 mod error;
+mod filter;
+mod location;
+pub mod migrate;
 mod schema;
 pub mod search;
+mod server;
 pub mod sid;
 pub mod sid_store;
 
 pub use change::Change;
 pub use edge::EdgeStore;
 pub use error::IndexError;
+pub use location::StoreLocation;
 pub use schema::{MAX_TOKENS, Schema, VectorKind, VectorSpec};
 pub use search::{HitVector, Search, SearchFilter, SearchQuery, TagFilter};
+pub use server::{ServerConfig, ServerStore};
 
 use std::collections::BTreeMap;
 
@@ -338,4 +344,11 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
     fn count(&self) -> Result<usize, IndexError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), IndexError>;
+    /// Runs the engine's optimisers (segment merge, vector indexing) until nothing is left to
+    /// do, where the engine has no background optimiser; returns whether anything changed.
+    fn optimize(&self) -> Result<bool, IndexError> {
+        Ok(false)
+    }
+    /// Where the store is, for people: a directory, or a server and collection.
+    fn location(&self) -> String;
 }

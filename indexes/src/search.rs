@@ -2,6 +2,7 @@
 //! Backend-neutral; each store translates a [`SearchFilter`] into its engine's filter.
 
 use crate::IndexError;
+use crate::schema::{MAX_TOKENS, Schema, VectorKind, check_vector};
 
 /// Most tag conditions one filter may hold.
 pub const MAX_FILTER_TAGS: usize = 32;
@@ -133,6 +134,38 @@ pub struct Search<'a> {
     pub exclude: Option<&'a str>,
     /// Return each hit's searched vector.
     pub with_vectors: bool,
+}
+
+/// How validation errors name a query.
+const QUERY: &str = "(query)";
+
+impl Search<'_> {
+    /// Checks the query against `schema` (vector name, kind, dimension, finite values, token
+    /// count) and the filter against its bounds: what every backend does before reading.
+    pub(crate) fn validate(&self, schema: &Schema) -> Result<(), IndexError> {
+        let name = self.vector_name;
+        match self.query {
+            SearchQuery::Dense(vector) => {
+                let spec = schema.spec(QUERY, name, VectorKind::Dense)?;
+                check_vector(QUERY, name, spec, vector)?;
+            }
+            SearchQuery::Multi(tokens) => {
+                let spec = schema.spec(QUERY, name, VectorKind::Multi)?;
+                if tokens.is_empty() || tokens.len() > MAX_TOKENS {
+                    return Err(IndexError::TokenCount {
+                        entity: QUERY.into(),
+                        vector: name.into(),
+                        got: tokens.len(),
+                        max: MAX_TOKENS,
+                    });
+                }
+                for token in tokens {
+                    check_vector(QUERY, name, spec, token)?;
+                }
+            }
+        }
+        self.filter.validate()
+    }
 }
 
 impl<'a> Search<'a> {

@@ -1,12 +1,16 @@
-//! Filtered similarity search on the embedded store: each filter part narrows the hits to exactly
+//! Filtered similarity search, on every backend: each filter part narrows the hits to exactly
 //! the titles that meet it, paging is consistent, the query title stays out, bad queries and
 //! filters are refused before anything is read.
 
+#[macro_use]
+mod common;
+
+use common::{Backend, Fixture};
 use std::collections::{BTreeMap, HashSet};
 use tessera_indexes::sid::SemanticId;
 use tessera_indexes::{
-    EdgeStore, Entity, EntityStore, HitVector, IndexError, Schema, Search, SearchFilter,
-    SearchQuery, StoredSid, Tag, TagFilter, VectorSpec,
+    Entity, EntityStore, HitVector, IndexError, Schema, Search, SearchFilter, SearchQuery,
+    StoredSid, Tag, TagFilter, VectorSpec,
 };
 
 const DIM: usize = 4;
@@ -75,19 +79,25 @@ fn entity(i: usize) -> Entity {
     }
 }
 
-fn io(e: std::io::Error) -> IndexError {
-    IndexError::Engine(e.to_string())
-}
+on_both_backends!(
+    each_filter_part_keeps_exactly_the_matching_titles,
+    pages_are_consistent_and_the_query_title_is_left_out,
+    bad_queries_and_filters_are_refused,
+);
 
-fn store() -> Result<(tempfile::TempDir, EdgeStore), IndexError> {
-    let dir = tempfile::tempdir().map_err(io)?;
-    let store = EdgeStore::open(dir.path(), schema())?;
-    store.upsert(&(0..N).map(entity).collect::<Vec<_>>())?;
-    Ok((dir, store))
+/// The N titles in a new store; `None` where the backend is skipped.
+fn store(backend: Backend) -> Result<Option<Fixture>, IndexError> {
+    let Some(fixture) = Fixture::new(backend, schema())? else {
+        return Ok(None);
+    };
+    fixture
+        .store()
+        .upsert(&(0..N).map(entity).collect::<Vec<_>>())?;
+    Ok(Some(fixture))
 }
 
 /// Ids of every hit (limit N) under `filter`.
-fn hits(store: &EdgeStore, filter: SearchFilter) -> Result<HashSet<String>, IndexError> {
+fn hits(store: &dyn EntityStore, filter: SearchFilter) -> Result<HashSet<String>, IndexError> {
     let query = vector(0);
     let search = Search {
         filter,
@@ -103,10 +113,12 @@ fn expected(keep: impl Fn(usize) -> bool) -> HashSet<String> {
         .collect()
 }
 
-#[test]
-fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError> {
-    let (_dir, store) = store()?;
-    assert_eq!(hits(&store, SearchFilter::default())?, expected(|_| true));
+fn each_filter_part_keeps_exactly_the_matching_titles(backend: Backend) -> Result<(), IndexError> {
+    let Some(fixture) = store(backend)? else {
+        return Ok(());
+    };
+    let store = fixture.store();
+    assert_eq!(hits(store, SearchFilter::default())?, expected(|_| true));
 
     let drama = |min_confidence: f32| TagFilter {
         name: "genre".into(),
@@ -115,7 +127,7 @@ fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError
     };
     assert_eq!(
         hits(
-            &store,
+            store,
             SearchFilter {
                 tags: vec![drama(0.0)],
                 ..Default::default()
@@ -127,7 +139,7 @@ fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError
     // 0.9, which must not satisfy "drama with confidence >= 0.5".
     assert_eq!(
         hits(
-            &store,
+            store,
             SearchFilter {
                 tags: vec![drama(0.5)],
                 ..Default::default()
@@ -138,7 +150,7 @@ fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError
     // Two tags: both must be present.
     assert_eq!(
         hits(
-            &store,
+            store,
             SearchFilter {
                 tags: vec![
                     drama(0.0),
@@ -156,7 +168,7 @@ fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError
     let year = |i: usize| (!i.is_multiple_of(10)).then(|| 1990 + i % 30);
     assert_eq!(
         hits(
-            &store,
+            store,
             SearchFilter {
                 year_min: Some(2000),
                 year_max: Some(2005),
@@ -167,7 +179,7 @@ fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError
     );
     assert_eq!(
         hits(
-            &store,
+            store,
             SearchFilter {
                 languages: vec!["fr".into(), "de".into()],
                 ..Default::default()
@@ -177,7 +189,7 @@ fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError
     );
     assert_eq!(
         hits(
-            &store,
+            store,
             SearchFilter {
                 sid_prefix: vec![2],
                 languages: vec!["en".into()],
@@ -188,7 +200,7 @@ fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError
     );
     assert_eq!(
         hits(
-            &store,
+            store,
             SearchFilter {
                 sid_prefix: vec![3, 7],
                 ..Default::default()
@@ -199,9 +211,13 @@ fn each_filter_part_keeps_exactly_the_matching_titles() -> Result<(), IndexError
     Ok(())
 }
 
-#[test]
-fn pages_are_consistent_and_the_query_title_is_left_out() -> Result<(), IndexError> {
-    let (_dir, store) = store()?;
+fn pages_are_consistent_and_the_query_title_is_left_out(
+    backend: Backend,
+) -> Result<(), IndexError> {
+    let Some(fixture) = store(backend)? else {
+        return Ok(());
+    };
+    let store = fixture.store();
     let query = vector(40);
     let all = store.search(&Search {
         exclude: Some("t040"),
@@ -249,9 +265,11 @@ fn pages_are_consistent_and_the_query_title_is_left_out() -> Result<(), IndexErr
     Ok(())
 }
 
-#[test]
-fn bad_queries_and_filters_are_refused() -> Result<(), IndexError> {
-    let (_dir, store) = store()?;
+fn bad_queries_and_filters_are_refused(backend: Backend) -> Result<(), IndexError> {
+    let Some(fixture) = store(backend)? else {
+        return Ok(());
+    };
+    let store = fixture.store();
     let query = vector(1);
     let bad_filter = Search {
         filter: SearchFilter {

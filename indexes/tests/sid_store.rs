@@ -1,11 +1,15 @@
-//! Semantic IDs through the embedded store: train over stored vectors, write IDs, look titles up
+//! Semantic IDs through every backend: train over stored vectors, write IDs, look titles up
 //! by full ID and by prefix, give new titles IDs at ingest, retrain.
 
+#[macro_use]
+mod common;
+
+use common::{Backend, Fixture};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tessera_indexes::sid::{Codebook, SidConfig};
 use tessera_indexes::sid_store::{IngestIds, apply, read_training, train};
-use tessera_indexes::{EdgeStore, Entity, EntityStore, IndexError, Schema, StoredSid, VectorSpec};
+use tessera_indexes::{Entity, EntityStore, IndexError, Schema, StoredSid, VectorSpec};
 
 const DIM: usize = 8;
 
@@ -57,27 +61,35 @@ fn stored_sid(store: &dyn EntityStore, id: &str) -> Result<Option<StoredSid>, In
         .and_then(|e| e.semantic_id))
 }
 
-fn io(e: std::io::Error) -> IndexError {
-    IndexError::Engine(e.to_string())
-}
+on_both_backends!(
+    train_apply_lookup_and_ingest,
+    ingest_ids_from_concurrent_workers_stay_unique,
+    reingesting_moved_titles_from_several_workers_keeps_ids_unique,
+    an_abandoned_id_is_free_again,
+);
 
 /// A store of `n` titles with a trained codebook and every title's ID written.
-fn trained_store(
-    dir: &std::path::Path,
-    n: usize,
-) -> Result<(Arc<EdgeStore>, Arc<Codebook>), IndexError> {
-    let store = Arc::new(EdgeStore::open(dir, schema())?);
+/// The fixture is returned for its lifetime: the store is removed when it drops.
+type Trained = (Fixture, Arc<dyn EntityStore>, Arc<Codebook>);
+
+fn trained_store(backend: Backend, n: usize) -> Result<Option<Trained>, IndexError> {
+    let Some(fixture) = Fixture::new(backend, schema())? else {
+        return Ok(None);
+    };
+    let store = fixture.shared();
     store.upsert(&(0..n).map(entity).collect::<Vec<_>>())?;
     let training = read_training(&*store, "text")?;
     let trained = train(&training, DIM, config(), "text", None)?;
     apply(&*store, &trained.codebook, &trained.ids)?;
-    Ok((store, trained.codebook))
+    Ok(Some((fixture, store, trained.codebook)))
 }
 
-#[test]
-fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
-    let dir = tempfile::tempdir().map_err(io)?;
-    let store = EdgeStore::open(dir.path(), schema())?;
+fn train_apply_lookup_and_ingest(backend: Backend) -> Result<(), IndexError> {
+    let dir = tempfile::tempdir().map_err(common::io)?;
+    let Some(fixture) = Fixture::new(backend, schema())? else {
+        return Ok(());
+    };
+    let store = fixture.store();
     let first: Vec<Entity> = (0..300).map(entity).collect();
     store.upsert(&first)?;
 
@@ -103,11 +115,11 @@ fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
         .unwrap_or_default();
     assert!(msg.contains("invalid scan cursor"), "{msg}");
 
-    let training = read_training(&store, "text")?;
+    let training = read_training(store, "text")?;
     assert_eq!(training.ids.len(), 300);
     let trained = train(&training, DIM, config(), "text", None)?;
     assert_eq!(trained.changed, 300, "every title is new to semantic IDs");
-    assert_eq!(apply(&store, &trained.codebook, &trained.ids)?, 300);
+    assert_eq!(apply(store, &trained.codebook, &trained.ids)?, 300);
 
     // Every stored title has a unique ID from this codebook, and lookups find it.
     let stored = store.get(&first.iter().map(|e| e.id.clone()).collect::<Vec<_>>())?;
@@ -142,7 +154,7 @@ fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
     let ingest = IngestIds::new(trained.codebook.clone());
     for i in 300..360 {
         let mut e = entity(i);
-        e.semantic_id = ingest.assign(&store, &e, stored_sid(&store, &e.id)?.as_ref())?;
+        e.semantic_id = ingest.assign(store, &e, stored_sid(store, &e.id)?.as_ref())?;
         let sid = e
             .semantic_id
             .clone()
@@ -150,7 +162,7 @@ fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
         assert!(ids.insert(sid.id), "ingest gave {} a taken ID", e.id);
         store.upsert(&[e])?;
     }
-    let again = ingest.assign(&store, &entity(5), stored_sid(&store, "t0005")?.as_ref())?;
+    let again = ingest.assign(store, &entity(5), stored_sid(store, "t0005")?.as_ref())?;
     assert_eq!(
         again,
         stored[5].as_ref().and_then(|e| e.semantic_id.clone())
@@ -160,12 +172,12 @@ fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
     let path = dir.path().join("codebook.sid");
     trained.codebook.save(&path)?;
     let loaded = Codebook::load(&path)?;
-    let training = read_training(&store, "text")?;
+    let training = read_training(store, "text")?;
     assert_eq!(training.ids.len(), 360);
     let retrained = train(&training, DIM, config(), "text", Some(&loaded))?;
     assert!(retrained.changed < 360, "changed {}", retrained.changed);
-    apply(&store, &retrained.codebook, &retrained.ids)?;
-    let all = read_training(&store, "text")?;
+    apply(store, &retrained.codebook, &retrained.ids)?;
+    let all = read_training(store, "text")?;
     let unique: HashSet<_> = all.previous.iter().flatten().map(|s| &s.id).collect();
     assert_eq!(unique.len(), 360);
     assert!(
@@ -177,10 +189,10 @@ fn train_apply_lookup_and_ingest() -> Result<(), IndexError> {
     Ok(())
 }
 
-#[test]
-fn ingest_ids_from_concurrent_workers_stay_unique() -> Result<(), IndexError> {
-    let dir = tempfile::tempdir().map_err(io)?;
-    let (store, codebook) = trained_store(dir.path(), 100)?;
+fn ingest_ids_from_concurrent_workers_stay_unique(backend: Backend) -> Result<(), IndexError> {
+    let Some((_fixture, store, codebook)) = trained_store(backend, 100)? else {
+        return Ok(());
+    };
     let ingest = Arc::new(IngestIds::new(codebook));
     // Four workers, titles that are near-copies of each other: the collisions they race for must
     // still resolve to distinct IDs.
@@ -210,10 +222,12 @@ fn ingest_ids_from_concurrent_workers_stay_unique() -> Result<(), IndexError> {
     Ok(())
 }
 
-#[test]
-fn reingesting_moved_titles_from_several_workers_keeps_ids_unique() -> Result<(), IndexError> {
-    let dir = tempfile::tempdir().map_err(io)?;
-    let (store, codebook) = trained_store(dir.path(), 200)?;
+fn reingesting_moved_titles_from_several_workers_keeps_ids_unique(
+    backend: Backend,
+) -> Result<(), IndexError> {
+    let Some((_fixture, store, codebook)) = trained_store(backend, 200)? else {
+        return Ok(());
+    };
     let ingest = Arc::new(IngestIds::new(codebook));
     // Every title comes back with its vector nudged towards another title's: many change cell,
     // some stay by the stability slack, all race through four workers.
@@ -246,10 +260,10 @@ fn reingesting_moved_titles_from_several_workers_keeps_ids_unique() -> Result<()
     Ok(())
 }
 
-#[test]
-fn an_abandoned_id_is_free_again() -> Result<(), IndexError> {
-    let dir = tempfile::tempdir().map_err(io)?;
-    let (store, codebook) = trained_store(dir.path(), 100)?;
+fn an_abandoned_id_is_free_again(backend: Backend) -> Result<(), IndexError> {
+    let Some((_fixture, store, codebook)) = trained_store(backend, 100)? else {
+        return Ok(());
+    };
     let store = &*store;
     let ingest = IngestIds::new(codebook);
     let mut x = entity(500);

@@ -14,7 +14,8 @@ pub fn tessera() -> Command {
     command
         .env("HF_HUB_CACHE", "/nonexistent-tessera-test-cache")
         .env_remove("TESSERA_TEXT_MODEL")
-        .env_remove("TESSERA_DATA");
+        .env_remove("TESSERA_DATA")
+        .env_remove("TESSERA_STORE");
     command.stdin(Stdio::null());
     command
 }

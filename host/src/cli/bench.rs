@@ -79,8 +79,9 @@ pub enum BenchCommand {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
     },
-    /// The embedded store: upsert rate, get-by-id of 100 titles and kNN latency, before and after
-    /// optimisation.
+    /// The store: upsert rate, get-by-id of 100 titles and kNN latency, before and after
+    /// optimisation; the embedded store in a temporary directory, or a new collection on a
+    /// Qdrant server (`--store URL`, deleted afterwards).
     Store {
         /// Titles written.
         #[arg(long, default_value_t = 100_000)]
@@ -94,6 +95,10 @@ pub enum BenchCommand {
         /// Timed reads and searches of each kind.
         #[arg(long, default_value_t = 1000)]
         queries: usize,
+        /// A Qdrant server collection to measure instead of the embedded store,
+        /// `http://HOST:6334/COLLECTION`; it must not exist yet.
+        #[arg(long)]
+        store: Option<String>,
     },
     /// The gRPC API under load: GetEntities throughput and latency at several concurrent
     /// streams (and the same reads in-process, for the overhead ratio), then Search latency.
@@ -158,11 +163,13 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             dim,
             batch,
             queries,
+            store,
         } => super::bench_store::run(super::bench_store::StoreBench {
             titles,
             dim,
             batch,
             queries,
+            store,
         }),
         BenchCommand::Grpc {
             titles,

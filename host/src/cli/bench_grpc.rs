@@ -14,7 +14,7 @@ use tessera::grpc::proto::{
     search_request::Query,
 };
 use tessera::grpc::{self, ServeConfig};
-use tessera_indexes::{EdgeStore, EntityStore};
+use tessera_indexes::EntityStore;
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ fn ids_for(titles: usize, ids: usize, stream: usize, call: usize) -> Vec<String>
 
 /// `streams` threads reading `ids` titles per call straight from the store.
 fn direct(
-    store: &Arc<EdgeStore>,
+    store: &Arc<dyn EntityStore>,
     settings: &GrpcBench,
     streams: usize,
 ) -> anyhow::Result<Measured> {
@@ -169,7 +169,8 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
         "--streams needs one or more counts above 0"
     );
     let dir = tempfile::tempdir()?;
-    let (store, rows) = build(dir.path(), settings.titles, settings.dim, 256)?;
+    let location = tessera_indexes::StoreLocation::Edge(dir.path().join("store"));
+    let (store, rows) = build(&location, settings.titles, settings.dim, 256)?;
     if settings.optimize {
         let t = Instant::now();
         store.optimize()?;
@@ -178,7 +179,6 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
             t.elapsed().as_secs_f64()
         );
     }
-    let store = Arc::new(store);
     let max_streams = settings.streams.iter().copied().max().unwrap_or(1);
     let config = ServeConfig {
         max_in_flight: max_streams * 2,
@@ -193,14 +193,9 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
     let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = server_rt.spawn(grpc::serve(
-        listener,
-        store.clone() as Arc<dyn EntityStore>,
-        config,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = server_rt.spawn(grpc::serve(listener, store.clone(), config, async {
+        let _ = stopped.await;
+    }));
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("bench-client")

@@ -1,15 +1,16 @@
-//! `tessera bench store`: the embedded store's write rate, batch reads and kNN latency, before
-//! and after qdrant-edge's optimisation (segment merge + HNSW).
+//! `tessera bench store`: a store's write rate, batch reads and kNN latency, before and after
+//! optimisation (segment merge + HNSW): the embedded store, or a Qdrant server collection.
 
 use super::bench::percentile;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_indexes::sid::synthetic::Clustered;
-use tessera_indexes::{EdgeStore, Entity, EntityStore, Schema, Tag, VectorSpec};
+use tessera_indexes::{Entity, EntityStore, Schema, ServerStore, StoreLocation, Tag, VectorSpec};
 
 /// Settings of one run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StoreBench {
     /// Titles written.
     pub titles: usize,
@@ -19,6 +20,8 @@ pub struct StoreBench {
     pub batch: usize,
     /// Timed reads and searches of each kind.
     pub queries: usize,
+    /// A server collection to measure instead of a temporary embedded store.
+    pub store: Option<String>,
 }
 
 /// The id of bench title `i`.
@@ -68,16 +71,21 @@ pub(super) fn picks(n: usize, count: usize, salt: usize) -> Vec<usize> {
         .collect()
 }
 
-/// A store in `dir` of `titles` synthetic titles (clustered `dim`-d vectors, a genre tag),
-/// written `batch` per upsert, with the write rate printed; also the vectors, row-major.
+/// A new store at `location` of `titles` synthetic titles (clustered `dim`-d vectors, a genre
+/// tag), written `batch` per upsert, with the write rate printed; also the vectors, row-major.
 pub(super) fn build(
-    dir: &std::path::Path,
+    location: &StoreLocation,
     titles: usize,
     dim: usize,
     batch: usize,
-) -> anyhow::Result<(EdgeStore, Vec<f32>)> {
+) -> anyhow::Result<(Arc<dyn EntityStore>, Vec<f32>)> {
     let schema = Schema::new([("text".to_string(), VectorSpec::dense(dim, "bench"))]);
-    let store = EdgeStore::open(dir, schema)?;
+    let store = location.open(schema)?;
+    let held = store.count()?;
+    anyhow::ensure!(
+        held == 0,
+        "the bench needs a new store; {location} already holds {held} titles"
+    );
     let rows = Clustered {
         dim,
         ..Clustered::default()
@@ -110,15 +118,44 @@ pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
         dim,
         batch,
         queries,
+        store: _,
     } = settings;
     anyhow::ensure!(
         titles > 0 && dim > 0 && queries > 0,
         "--titles, --dim and --queries must be at least 1"
     );
     let dir = tempfile::tempdir()?;
-    let (store, rows) = build(dir.path(), titles, dim, batch)?;
+    let location = match &settings.store {
+        Some(spec) => StoreLocation::parse(spec)?,
+        None => StoreLocation::Edge(dir.path().join("store")),
+    };
+    if let StoreLocation::Server(config) = &location {
+        anyhow::ensure!(
+            ServerStore::open_existing(config.clone()).is_err(),
+            "{location} exists; the bench writes and then deletes its own collection, name a new one"
+        );
+    }
+    let result = measure_store(&location, titles, dim, batch, queries);
+    // A server collection is the bench's own: remove it whatever happened.
+    if let StoreLocation::Server(config) = &location
+        && let Ok(store) = ServerStore::open_existing(config.clone())
+    {
+        store.destroy()?;
+    }
+    result
+}
 
-    let measure = |label: &str, store: &EdgeStore| -> anyhow::Result<()> {
+fn measure_store(
+    location: &StoreLocation,
+    titles: usize,
+    dim: usize,
+    batch: usize,
+    queries: usize,
+) -> anyhow::Result<ExitCode> {
+    let (store, rows) = build(location, titles, dim, batch)?;
+    println!("store: {}", store.location());
+
+    let measure = |label: &str, store: &dyn EntityStore| -> anyhow::Result<()> {
         let mut gets = Vec::with_capacity(queries);
         for q in 0..queries {
             let ids: Vec<String> = picks(titles, 100, q).into_iter().map(title_id).collect();
@@ -142,13 +179,13 @@ pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
         println!("{label}: nearest 10: {}", latencies(searches));
         Ok(())
     };
-    measure("before optimise", &store)?;
+    measure("before optimise", &*store)?;
     let started = Instant::now();
     store.optimize()?;
     println!(
-        "optimise (merge + HNSW): {:.1} s",
+        "optimise (merge + HNSW; on a server: waiting for its optimiser): {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    measure("after optimise", &store)?;
+    measure("after optimise", &*store)?;
     Ok(ExitCode::SUCCESS)
 }

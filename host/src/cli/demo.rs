@@ -45,6 +45,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let titles = catalog::read_jsonl(&args.catalog)?;
     let setup = setup(
         &args.data,
+        &tessera_indexes::StoreLocation::Edge(args.data.join("store")),
         args.text_model.as_deref(),
         args.text_model_hub.as_ref(),
         &[],

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tessera_indexes::{EdgeStore, Entity, EntityStore, VectorKind};
+use tessera_indexes::{Entity, EntityStore, VectorKind};
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +41,8 @@ pub struct ExportArgs {
     /// Data directory.
     #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
     data: PathBuf,
+    #[command(flatten)]
+    store: super::store_cmd::StoreArg,
     /// Titles per store page (and per Parquet row group).
     #[arg(long, default_value_t = 1024)]
     page: usize,
@@ -76,7 +78,7 @@ fn atomically(
 
 /// Calls `each` with every page of stored titles.
 fn pages(
-    store: &EdgeStore,
+    store: &dyn EntityStore,
     page: usize,
     mut each: impl FnMut(Vec<Entity>) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
@@ -95,7 +97,7 @@ fn pages(
     }
 }
 
-fn jsonl(store: &EdgeStore, page: usize, file: std::fs::File) -> anyhow::Result<usize> {
+fn jsonl(store: &dyn EntityStore, page: usize, file: std::fs::File) -> anyhow::Result<usize> {
     let mut out = std::io::BufWriter::new(file);
     let total = pages(store, page, |entities| {
         for e in entities {
@@ -151,7 +153,11 @@ fn bytes(s: &str) -> ByteArray {
     ByteArray::from(s.as_bytes().to_vec())
 }
 
-fn parquet_file(store: &EdgeStore, page: usize, file: std::fs::File) -> anyhow::Result<usize> {
+fn parquet_file(
+    store: &dyn EntityStore,
+    page: usize,
+    file: std::fs::File,
+) -> anyhow::Result<usize> {
     let dense: Vec<String> = store
         .schema()
         .vectors
@@ -280,12 +286,12 @@ fn parquet_file(store: &EdgeStore, page: usize, file: std::fs::File) -> anyhow::
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let store = EdgeStore::open_existing(&args.data.join("store"))?;
+    let store = args.store.open_existing(&args.data)?;
     let mut total = 0;
     atomically(&args.out, |file| {
         total = match args.format {
-            Format::Jsonl => jsonl(&store, args.page, file)?,
-            Format::Parquet => parquet_file(&store, args.page, file)?,
+            Format::Jsonl => jsonl(&*store, args.page, file)?,
+            Format::Parquet => parquet_file(&*store, args.page, file)?,
         };
         Ok(())
     })?;

@@ -11,7 +11,7 @@ use tessera::catalog::{self, Title};
 use tessera::pipeline::{self, IngestReport, Pipeline};
 use tessera::runtime::{Plugin, PluginHost};
 use tessera::text_model::{self, TextSource};
-use tessera_indexes::{EdgeStore, Entity, EntityStore, Output};
+use tessera_indexes::{Entity, EntityStore, Output, StoreLocation};
 use tessera_models::hub::HubModel;
 
 /// Flags of `tessera ingest`.
@@ -23,6 +23,8 @@ pub struct IngestArgs {
     /// Data directory; the store lives in DATA/store.
     #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub store: super::store_cmd::StoreArg,
     /// Text model directory (Hugging Face layout). Default: all-MiniLM-L6-v2 from the HF cache,
     /// else a generated tiny model.
     #[arg(long, env = "TESSERA_TEXT_MODEL")]
@@ -69,7 +71,7 @@ pub struct IngestArgs {
 pub struct Setup {
     pub source: TextSource,
     pub pipeline: Pipeline,
-    pub store: Arc<EdgeStore>,
+    pub store: Arc<dyn EntityStore>,
     /// The loaded text model (the one plugins call as `text`).
     pub text: Option<Arc<dyn tessera_models::TextEmbedder>>,
 }
@@ -77,6 +79,7 @@ pub struct Setup {
 /// Loads the text model and plugins and opens the store.
 pub fn setup(
     data: &Path,
+    location: &StoreLocation,
     text_model: Option<&Path>,
     text_model_hub: Option<&HubModel>,
     plugin_files: &[PathBuf],
@@ -122,9 +125,10 @@ pub fn setup(
         plugins.push(super::load::plugin(&host, file)?);
     }
     let schema = pipeline::schema_for(&plugins, &registry)?;
-    let store = Arc::new(EdgeStore::open(&data.join("store"), schema)?);
-    let mut pipeline = Pipeline::new(plugins, store.clone() as Arc<dyn EntityStore>)?
-        .with_workers(sandbox.concurrency());
+    let store = location
+        .open(schema)
+        .with_context(|| format!("opening the store at {location}"))?;
+    let mut pipeline = Pipeline::new(plugins, store.clone())?.with_workers(sandbox.concurrency());
     if let Some(codebook) = super::sid::current_codebook(data)? {
         let source = &codebook.header().source;
         match store.schema().vectors.get(source) {
@@ -296,6 +300,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let loaded = catalog::load(&args.catalog)?;
     let setup = setup(
         &args.data,
+        &args.store.location(&args.data)?,
         args.text_model.as_deref(),
         args.text_model_hub.as_ref(),
         &args.plugins,

@@ -18,6 +18,7 @@ mod plugin_template;
 mod report;
 mod serve;
 mod sid;
+mod store_cmd;
 mod tags;
 mod zero_shot;
 
@@ -64,6 +65,10 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Score an image or a text against a taxonomy of tags with a CLIP model (zero-shot).
     ZeroShot(zero_shot::ZeroShotArgs),
+    /// The store: what it holds, and migrating it between the embedded backend and a Qdrant
+    /// server.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Semantic IDs: train the codebook, report its quality, look titles up by ID or prefix.
     #[command(subcommand)]
     Sid(sid::SidCommand),
@@ -232,6 +237,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::ZeroShot(a) => zero_shot::run(a),
         Command::Bench(c) => bench::run(c),
         Command::Sid(c) => sid::run(c),
+        Command::Store(c) => store_cmd::run(c),
         Command::Plugin(c) => plugin::run(c),
         Command::Models(ModelsCommand::List { manifests }) => models_list(&manifests),
         Command::Models(ModelsCommand::Pull { name, manifests }) => {

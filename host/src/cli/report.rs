@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tessera::catalog;
-use tessera_indexes::{EdgeStore, Entity, EntityStore, Tag, VectorKind};
+use tessera_indexes::{Entity, Tag, VectorKind};
 
 /// Flags of `tessera report`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +20,8 @@ pub struct ReportArgs {
     /// Data directory.
     #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
     data: PathBuf,
+    #[command(flatten)]
+    store: super::store_cmd::StoreArg,
     /// The catalog, for poster thumbnails.
     #[arg(long)]
     catalog: Option<PathBuf>,
@@ -146,7 +148,7 @@ pub(crate) fn pca_2d(rows: &[&[f32]], dim: usize) -> Vec<(f32, f32)> {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let store = EdgeStore::open_existing(&args.data.join("store"))?;
+    let store = args.store.open_existing(&args.data)?;
     let vector = match &args.vector {
         Some(v) => v.clone(),
         None => store

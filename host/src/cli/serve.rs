@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera::grpc::{self, ServeConfig, Tokens};
 use tessera::text_model;
-use tessera_indexes::{EdgeStore, EntityStore};
+use tessera_indexes::EntityStore;
 
 /// Flags of `tessera serve`.
 #[derive(Debug, clap::Args)]
@@ -16,6 +16,8 @@ pub struct ServeArgs {
     /// Data directory (the store is DATA/store).
     #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub store: super::store_cmd::StoreArg,
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
@@ -143,7 +145,7 @@ fn tls(args: &ServeArgs) -> anyhow::Result<Option<tonic::transport::ServerTlsCon
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(EdgeStore::open_existing(&args.data.join("store"))?);
+    let store = args.store.open_existing(&args.data)?;
     let mut config = args.limits.config();
     config.tokens = tokens(args.tokens_file.as_deref())?;
     config.tls = tls(&args)?;

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
+use tessera_indexes::EntityStore;
 use tessera_indexes::sid::synthetic::Clustered;
 use tessera_indexes::sid::{Assigner, Codebook, SemanticId, SidConfig, SidInput, stats};
 use tessera_indexes::sid_store::{apply, read_training, train};
-use tessera_indexes::{EdgeStore, EntityStore};
 
 /// The codebook of a data directory. New titles get IDs from it at ingest.
 pub fn codebook_path(data: &Path) -> PathBuf {
@@ -42,6 +42,8 @@ pub enum SidCommand {
         /// Data directory.
         #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
         data: PathBuf,
+        #[command(flatten)]
+        store: super::store_cmd::StoreArg,
         /// Titles sampled for the prefix-neighbour recall.
         #[arg(long, default_value_t = 1000)]
         queries: usize,
@@ -56,6 +58,8 @@ pub enum SidCommand {
         /// Data directory.
         #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
         data: PathBuf,
+        #[command(flatten)]
+        store: super::store_cmd::StoreArg,
         /// Most titles printed.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -67,6 +71,8 @@ pub struct TrainArgs {
     /// Data directory.
     #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
     data: PathBuf,
+    #[command(flatten)]
+    store: super::store_cmd::StoreArg,
     /// The named vector to encode; default: the store's only vector.
     #[arg(long)]
     vector: Option<String>,
@@ -110,11 +116,17 @@ pub fn run(command: SidCommand) -> anyhow::Result<ExitCode> {
         SidCommand::Train(args) => train_command(args),
         SidCommand::Stats {
             data,
+            store,
             queries,
             json,
-        } => stats_command(&data, queries, json),
-        SidCommand::Lookup { id, data, limit } => {
-            let store = EdgeStore::open_existing(&data.join("store"))?;
+        } => stats_command(&data, &store, queries, json),
+        SidCommand::Lookup {
+            id,
+            data,
+            store,
+            limit,
+        } => {
+            let store = store.open_existing(&data)?;
             let current = current_codebook(&data)?;
             let found = store.lookup_semantic_id(&id.0, limit)?;
             if found.is_empty() {
@@ -135,7 +147,10 @@ pub fn run(command: SidCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn source_vector(store: &EdgeStore, wanted: Option<String>) -> anyhow::Result<(String, usize)> {
+fn source_vector(
+    store: &dyn EntityStore,
+    wanted: Option<String>,
+) -> anyhow::Result<(String, usize)> {
     let vectors = &store.schema().vectors;
     let dense: Vec<&String> = vectors
         .iter()
@@ -164,8 +179,8 @@ fn source_vector(store: &EdgeStore, wanted: Option<String>) -> anyhow::Result<(S
 }
 
 fn train_command(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let store = EdgeStore::open_existing(&args.data.join("store"))?;
-    let (vector, dim) = source_vector(&store, args.vector)?;
+    let store = args.store.open_existing(&args.data)?;
+    let (vector, dim) = source_vector(&*store, args.vector)?;
     let config = args.shape.config();
     let warm = if args.fresh {
         None
@@ -182,7 +197,7 @@ fn train_command(args: TrainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let started = Instant::now();
-    let training = read_training(&store, &vector)?;
+    let training = read_training(&*store, &vector)?;
     println!(
         "read {} titles with vector {vector:?} ({} without it) in {:.1?}",
         training.ids.len(),
@@ -211,7 +226,7 @@ fn train_command(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // the previous codebook are recognisably stale, and a rerun finishes the job.
     let path = codebook_path(&args.data);
     trained.codebook.save(&path)?;
-    let written = apply(&store, &trained.codebook, &trained.ids)?;
+    let written = apply(&*store, &trained.codebook, &trained.ids)?;
     println!(
         "semantic IDs: {} titles, {} changed, {written} rewritten; codebook at {}",
         trained.ids.len(),
@@ -221,15 +236,20 @@ fn train_command(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn stats_command(data: &Path, queries: usize, json: bool) -> anyhow::Result<ExitCode> {
+fn stats_command(
+    data: &Path,
+    store: &super::store_cmd::StoreArg,
+    queries: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let Some(codebook) = current_codebook(data)? else {
         bail!(
             "{} has no semantic-ID codebook yet; run `tessera sid train`",
             data.display()
         );
     };
-    let store = EdgeStore::open_existing(&data.join("store"))?;
-    let training = read_training(&store, &codebook.header().source)?;
+    let store = store.open_existing(data)?;
+    let training = read_training(&*store, &codebook.header().source)?;
     let encoded = codebook.encode(&training.rows)?;
     let figures = stats(&codebook, &training.rows, &encoded, queries)?;
     let current: Vec<&SemanticId> = training

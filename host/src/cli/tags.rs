@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tessera_indexes::{EdgeStore, Entity, EntityStore, Tag, TagOverride};
+use tessera_indexes::{Entity, EntityStore, Tag, TagOverride};
 
 /// Tag governance commands.
 #[derive(Debug, clap::Subcommand)]
@@ -25,6 +25,8 @@ pub enum TagsCommand {
         /// Data directory.
         #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
         data: PathBuf,
+        #[command(flatten)]
+        store: super::store_cmd::StoreArg,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -64,6 +66,8 @@ pub struct Decision {
     /// Data directory.
     #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
     data: PathBuf,
+    #[command(flatten)]
+    store: super::store_cmd::StoreArg,
 }
 
 fn split_tag(tag: &str) -> anyhow::Result<(String, Option<String>)> {
@@ -77,7 +81,7 @@ fn split_tag(tag: &str) -> anyhow::Result<(String, Option<String>)> {
     Ok((name, value))
 }
 
-fn stored(store: &EdgeStore, title: &str) -> anyhow::Result<Entity> {
+fn stored(store: &dyn EntityStore, title: &str) -> anyhow::Result<Entity> {
     store
         .get(&[title.to_string()])?
         .into_iter()
@@ -91,8 +95,8 @@ fn decide(decision: Decision, present: bool) -> anyhow::Result<ExitCode> {
         bail!("--reason is empty: say why, it is kept with the decision");
     }
     let (name, value) = split_tag(&decision.tag)?;
-    let store = EdgeStore::open_existing(&decision.data.join("store"))?;
-    let mut entity = stored(&store, &decision.title)?;
+    let store = decision.store.open_existing(&decision.data)?;
+    let mut entity = stored(&*store, &decision.title)?;
     let by = decision
         .by
         .or_else(|| std::env::var("USER").ok())
@@ -135,9 +139,14 @@ fn tag_label(t: &Tag) -> String {
     }
 }
 
-fn show(title: &str, data: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let store = EdgeStore::open_existing(&data.join("store"))?;
-    let entity = stored(&store, title)?;
+fn show(
+    title: &str,
+    data: &Path,
+    store: &super::store_cmd::StoreArg,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let store = store.open_existing(data)?;
+    let entity = stored(&*store, title)?;
     if json {
         println!(
             "{}",
@@ -316,7 +325,12 @@ pub fn run(command: TagsCommand) -> anyhow::Result<ExitCode> {
     match command {
         TagsCommand::Set(d) => decide(d, true),
         TagsCommand::Unset(d) => decide(d, false),
-        TagsCommand::Show { title, data, json } => show(&title, &data, json),
+        TagsCommand::Show {
+            title,
+            data,
+            store,
+            json,
+        } => show(&title, &data, &store, json),
         TagsCommand::Diff {
             run_a,
             run_b,

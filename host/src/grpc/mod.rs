@@ -262,6 +262,9 @@ mod tests {
         fn flush(&self) -> Result<(), IndexError> {
             self.inner.flush()
         }
+        fn location(&self) -> String {
+            self.inner.location()
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,6 +266,11 @@ fn store_status(error: IndexError) -> Status {
         | IndexError::UnknownVector { .. }
         | IndexError::Filter(_) => Status::invalid_argument(error.to_string()),
         IndexError::Cursor(_) => Status::invalid_argument(format!("cursor: {error}")),
+        // The Qdrant server behind the store failed after retries: the call may pass later.
+        IndexError::Server { .. } => {
+            tracing::error!(error = %error, "store server failed");
+            Status::unavailable(format!("store: {error}"))
+        }
         error => {
             tracing::error!(error = %error, "store read failed");
             Status::internal(format!("store: {error}"))

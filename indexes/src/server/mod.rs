@@ -1,0 +1,696 @@
+//! The distributed backend: a collection on a Qdrant server or cluster, through qdrant-client.
+//!
+//! It keeps the embedded store's payload layout and point ids (`convert.rs`), so a store moves
+//! between backends as it is (`tessera store migrate`). The schema lives in the collection's
+//! metadata (`tessera_schema`), so any process opening the collection checks it as the embedded
+//! store checks `tessera-schema.json`.
+//!
+//! Writes wait until the server has applied them (`wait`, medium write ordering: through the
+//! shard's leader) and go in bounded chunks; transient failures (server restarting, leader
+//! election, overload) are retried with backoff. Each title is one point, so readers see a
+//! title's outputs from one run or another's, never half of each.
+//!
+//! Change numbers: several processes may write one collection (ingest shards on several
+//! machines), so numbers come from the clock — microseconds since the Unix epoch, strictly
+//! increasing within a process — instead of a counter only one process could own. Within a
+//! process a reader never sees change n+1 before n (as in the embedded store); across writers,
+//! a change can become visible after a reader passed its number by at most the writers' clock
+//! skew plus one write, so a consumer of several writers resumes a little before its last
+//! number (changes are per title and idempotent to re-read).
+
+mod bridge;
+mod points;
+
+use crate::convert::{
+    CHANGE_SEQ, OUTPUT_KEYS, OUTPUT_PLUGINS, OUTPUT_RUNS, SID_PREFIXES, engine_name, in_order,
+};
+use crate::filter::{Conditions, translate};
+use crate::schema::SCHEMA_VERSION;
+use crate::sid::SemanticId;
+use crate::{
+    Change, Entity, EntityStore, IndexError, Needing, Neighbor, Output, Page, Schema, Search,
+    SearchQuery, StoredSid, VectorKind, change,
+};
+use bridge::Bridge;
+use points::{Server, above, entity_to_point, point_id, point_text, retrieved_to_entity};
+use qdrant_client::Qdrant;
+use qdrant_client::qdrant::{
+    CollectionStatus, CountPointsBuilder, CreateCollectionBuilder,
+    CreateFieldIndexCollectionBuilder, Direction, Distance, FieldType, Filter, GetPointsBuilder,
+    IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, MultiVectorComparator,
+    MultiVectorConfigBuilder, OrderByBuilder, PayloadIncludeSelector, PointId, Query,
+    QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, VectorInput, VectorParamsBuilder,
+    VectorsConfigBuilder, VectorsSelector, WriteOrdering, WriteOrderingType,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+/// Collection metadata key holding the store's [`Schema`].
+const SCHEMA_KEY: &str = "tessera_schema";
+/// Most points read in one call.
+const READ_CHUNK: usize = 512;
+/// Longest [`EntityStore::optimize`] waits for the server's optimiser.
+const OPTIMIZE_WAIT: Duration = Duration::from_secs(600);
+
+/// Where and how to reach a Qdrant server or cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// gRPC URL, e.g. `http://127.0.0.1:6334`.
+    pub url: String,
+    /// API key, when the server requires one.
+    pub api_key: Option<String>,
+    /// Collection name.
+    pub collection: String,
+    /// Shards of a new collection (the server's default when `None`).
+    pub shard_number: Option<u32>,
+    /// Copies of each shard in a cluster.
+    pub replication_factor: Option<u32>,
+    /// Replicas that must acknowledge a write.
+    pub write_consistency_factor: Option<u32>,
+    /// Most points per upsert call: bounds request size and the server's memory per call.
+    pub upsert_chunk: usize,
+    /// Per-call timeout.
+    pub timeout: Duration,
+    /// Retries of a transient failure, with exponential backoff.
+    pub retries: u32,
+}
+
+impl ServerConfig {
+    /// Defaults for the server at `url`: collection `titles`, chunks of 256 points, 30 s
+    /// timeout, 5 retries.
+    pub fn new(url: impl Into<String>) -> Self {
+        ServerConfig {
+            url: url.into(),
+            api_key: None,
+            collection: "titles".into(),
+            shard_number: None,
+            replication_factor: None,
+            write_consistency_factor: None,
+            upsert_chunk: 256,
+            timeout: Duration::from_secs(30),
+            retries: 5,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{} collection {:?}", self.url, self.collection)
+    }
+}
+
+/// An entity store in a Qdrant server collection.
+pub struct ServerStore {
+    config: ServerConfig,
+    schema: Schema,
+    bridge: Bridge,
+    /// The last change number handed out; held for writing across a whole write and for
+    /// reading across a change-feed read, as in the embedded store.
+    last_change: RwLock<u64>,
+    /// Serialises number allocation (readers of `last_change` must not wait on the clock).
+    clock: Mutex<()>,
+}
+
+impl std::fmt::Debug for ServerStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerStore")
+            .field("url", &self.config.url)
+            .field("collection", &self.config.collection)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn poisoned() -> IndexError {
+    IndexError::Engine("a writer panicked; reopen the store".into())
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl ServerStore {
+    fn connect(config: &ServerConfig) -> Result<Bridge, IndexError> {
+        let mut builder = Qdrant::from_url(&config.url)
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            // The version check is a separate REST-style call with its own failure mode;
+            // the first real call reports an unreachable or incompatible server.
+            .skip_compatibility_check();
+        if let Some(key) = &config.api_key {
+            builder = builder.api_key(key.clone());
+        }
+        let client = builder.build().map_err(|e| IndexError::Server {
+            store: config.label(),
+            reason: format!("invalid server address: {e}"),
+        })?;
+        Bridge::new(client, config.retries, config.label())
+    }
+
+    fn schema_error(&self, reason: String) -> IndexError {
+        IndexError::Schema {
+            path: PathBuf::from(self.bridge.label()),
+            reason,
+        }
+    }
+
+    /// The schema stored with the collection; `None` when the collection does not exist.
+    fn stored_schema(bridge: &Bridge, config: &ServerConfig) -> Result<Option<Schema>, IndexError> {
+        let name = config.collection.clone();
+        let exists = bridge.call("check the collection", move |c| {
+            let name = name.clone();
+            async move { c.collection_exists(name).await }
+        })?;
+        if !exists {
+            return Ok(None);
+        }
+        let name = config.collection.clone();
+        let info = bridge.call("read the collection's metadata", move |c| {
+            let name = name.clone();
+            async move { c.collection_info(name).await }
+        })?;
+        let label = PathBuf::from(config.label());
+        let raw = info
+            .result
+            .and_then(|i| i.config)
+            .and_then(|c| c.metadata.get(SCHEMA_KEY).cloned())
+            .ok_or_else(|| IndexError::Schema {
+                path: label.clone(),
+                reason: format!(
+                    "the collection exists but has no {SCHEMA_KEY:?} metadata: it was not made by Tessera; name another collection"
+                ),
+            })?;
+        let json = serde_json::to_value(&raw).map_err(|e| IndexError::Schema {
+            path: label.clone(),
+            reason: format!("unreadable schema: {e}"),
+        })?;
+        let schema: Schema = serde_json::from_value(json).map_err(|e| IndexError::Schema {
+            path: label.clone(),
+            reason: format!("unreadable schema: {e}"),
+        })?;
+        if schema.version != SCHEMA_VERSION {
+            return Err(IndexError::Schema {
+                path: label,
+                reason: format!(
+                    "schema version {} is not supported (this build reads {SCHEMA_VERSION})",
+                    schema.version
+                ),
+            });
+        }
+        Ok(Some(schema))
+    }
+
+    /// Opens the collection, creating it with `schema` (and the config's shards, replication
+    /// and write consistency) if it does not exist. An existing collection must have been
+    /// created with the same schema.
+    pub fn open(config: ServerConfig, schema: Schema) -> Result<Self, IndexError> {
+        let bridge = Self::connect(&config)?;
+        let existing = Self::stored_schema(&bridge, &config)?;
+        let store = match existing {
+            Some(existing) if existing != schema => {
+                return Err(IndexError::Schema {
+                    path: PathBuf::from(config.label()),
+                    reason: format!(
+                        "it holds vectors {:?} but {:?} were asked for; use a new collection or the matching plugins and models",
+                        existing.vectors, schema.vectors
+                    ),
+                });
+            }
+            Some(existing) => Self::new(config, existing, bridge),
+            None => {
+                let store = Self::new(config, schema, bridge);
+                store.create_collection()?;
+                // Only at creation: each index request is a write through the server's log.
+                store.create_indexes()?;
+                store
+            }
+        };
+        store.resume_numbering()?;
+        Ok(store)
+    }
+
+    /// Opens an existing collection with the schema it was created with.
+    pub fn open_existing(config: ServerConfig) -> Result<Self, IndexError> {
+        let bridge = Self::connect(&config)?;
+        let schema = Self::stored_schema(&bridge, &config)?.ok_or_else(|| IndexError::Schema {
+            path: PathBuf::from(config.label()),
+            reason:
+                "no such collection; run `tessera ingest` or `tessera store migrate` into it first"
+                    .into(),
+        })?;
+        let store = Self::new(config, schema, bridge);
+        store.resume_numbering()?;
+        Ok(store)
+    }
+
+    fn new(config: ServerConfig, schema: Schema, bridge: Bridge) -> Self {
+        ServerStore {
+            config,
+            schema,
+            bridge,
+            last_change: RwLock::new(0),
+            clock: Mutex::new(()),
+        }
+    }
+
+    /// Deletes the collection and everything in it.
+    pub fn destroy(self) -> Result<(), IndexError> {
+        let name = self.config.collection.clone();
+        self.bridge.call("delete the collection", move |c| {
+            let name = name.clone();
+            async move { c.delete_collection(name).await }
+        })?;
+        Ok(())
+    }
+
+    fn create_collection(&self) -> Result<(), IndexError> {
+        let mut vectors = VectorsConfigBuilder::default();
+        for (name, spec) in &self.schema.vectors {
+            let mut params = VectorParamsBuilder::new(spec.dim as u64, Distance::Cosine);
+            if spec.kind == VectorKind::Multi {
+                params = params.multivector_config(MultiVectorConfigBuilder::new(
+                    MultiVectorComparator::MaxSim,
+                ));
+            }
+            vectors.add_named_vector_params(engine_name(name), params);
+        }
+        let schema = serde_json::to_value(&self.schema)
+            .map_err(|e| self.schema_error(format!("cannot write the schema: {e}")))?;
+        let mut request = CreateCollectionBuilder::new(self.config.collection.clone())
+            .vectors_config(vectors)
+            .metadata(HashMap::from([(SCHEMA_KEY.to_string(), schema)]));
+        if let Some(n) = self.config.shard_number {
+            request = request.shard_number(n);
+        }
+        if let Some(n) = self.config.replication_factor {
+            request = request.replication_factor(n);
+        }
+        if let Some(n) = self.config.write_consistency_factor {
+            request = request.write_consistency_factor(n);
+        }
+        let request = request.build();
+        let created = self.bridge.call("create the collection", move |c| {
+            let request = request.clone();
+            async move { c.create_collection(request).await }
+        });
+        match created {
+            Ok(_) => Ok(()),
+            // Another process created it meanwhile: fine if its schema is ours.
+            Err(error) => match Self::stored_schema(&self.bridge, &self.config) {
+                Ok(Some(schema)) if schema == self.schema => Ok(()),
+                _ => Err(error),
+            },
+        }
+    }
+
+    /// Payload indexes, as in the embedded store: semantic-ID prefixes, tag names and plugin
+    /// outputs as keywords; the change number, year (range, no extra HNSW links) and
+    /// language. Creating an existing index again changes nothing.
+    fn create_indexes(&self) -> Result<(), IndexError> {
+        let keyword = |field: &str| {
+            CreateFieldIndexCollectionBuilder::new(
+                self.config.collection.clone(),
+                field,
+                FieldType::Keyword,
+            )
+            .wait(true)
+        };
+        let integer = |field: &str, lookup: bool| {
+            CreateFieldIndexCollectionBuilder::new(
+                self.config.collection.clone(),
+                field,
+                FieldType::Integer,
+            )
+            .field_index_params(
+                IntegerIndexParamsBuilder::new(lookup, true)
+                    .enable_hnsw(false)
+                    .build(),
+            )
+            .wait(true)
+        };
+        let requests = [
+            keyword(SID_PREFIXES),
+            keyword("tags[].name"),
+            keyword(OUTPUT_PLUGINS),
+            keyword(OUTPUT_KEYS),
+            keyword(OUTPUT_RUNS),
+            keyword("language").field_index_params(
+                KeywordIndexParamsBuilder::default()
+                    .enable_hnsw(false)
+                    .build(),
+            ),
+            integer(CHANGE_SEQ, false),
+            integer("year", true),
+        ];
+        for request in requests {
+            let request = request.build();
+            self.bridge.call("create a payload index", move |c| {
+                let request = request.clone();
+                async move { c.create_field_index(request).await }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Starts numbering after the collection's highest change number, so numbers keep
+    /// increasing even when the clock is behind the last writer's.
+    fn resume_numbering(&self) -> Result<(), IndexError> {
+        let last = self
+            .changes_in(Direction::Desc, None, 1)?
+            .first()
+            .map_or(0, |c| c.seq);
+        *self.last_change.write().map_err(|_| poisoned())? = last;
+        Ok(())
+    }
+
+    fn scroll(
+        &self,
+        filter: Option<Filter>,
+        offset: Option<PointId>,
+        limit: usize,
+        payload: Option<Vec<String>>,
+        with_vectors: bool,
+    ) -> Result<(Vec<qdrant_client::qdrant::RetrievedPoint>, Option<PointId>), IndexError> {
+        let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
+        let mut request = ScrollPointsBuilder::new(self.config.collection.clone())
+            .limit(limit)
+            .with_vectors(with_vectors);
+        request = match payload {
+            Some(fields) => request.with_payload(PayloadIncludeSelector::new(fields)),
+            None => request.with_payload(true),
+        };
+        if let Some(filter) = filter {
+            request = request.filter(filter);
+        }
+        if let Some(offset) = offset {
+            request = request.offset(offset);
+        }
+        let request = request.build();
+        let response = self.bridge.call("scroll", move |c| {
+            let request = request.clone();
+            async move { c.scroll(request).await }
+        })?;
+        Ok((response.result, response.next_page_offset))
+    }
+
+    /// Title ids of every point matching `filter`, page by page.
+    fn ids_matching(&self, filter: Filter) -> Result<Vec<String>, IndexError> {
+        let mut ids = Vec::new();
+        let mut offset = None;
+        loop {
+            let (points, next) = self.scroll(
+                Some(filter.clone()),
+                offset,
+                1024,
+                Some(vec!["tessera_id".into()]),
+                false,
+            )?;
+            for point in &points {
+                ids.push(points::title_id(point.id.as_ref(), &point.payload)?);
+            }
+            match next {
+                Some(n) => offset = Some(n),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    fn changes_in(
+        &self,
+        direction: Direction,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Change>, IndexError> {
+        let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
+        let mut request = ScrollPointsBuilder::new(self.config.collection.clone())
+            .limit(limit)
+            .with_payload(PayloadIncludeSelector::new(vec![
+                "tessera_id".to_string(),
+                "change".to_string(),
+            ]))
+            .with_vectors(false)
+            .order_by(OrderByBuilder::new(CHANGE_SEQ).direction(direction as i32));
+        if let Some(after) = after {
+            request = request.filter(Filter::must([above(CHANGE_SEQ, after)]));
+        }
+        let request = request.build();
+        let response = self.bridge.call("read the change feed", move |c| {
+            let request = request.clone();
+            async move { c.scroll(request).await }
+        })?;
+        let mut changes = Vec::with_capacity(response.result.len());
+        for point in response.result {
+            let label = point.id.as_ref().and_then(point_text).unwrap_or_default();
+            if let Some(change) =
+                crate::convert::change_from_payload(&label, &points::to_json(point.payload))?
+            {
+                changes.push(change);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// `count` consecutive change numbers after both the last one handed out and the clock.
+    fn allocate(&self, last: &mut u64, count: usize) -> Result<u64, IndexError> {
+        let _clock = self.clock.lock().map_err(|_| poisoned())?;
+        let first = (*last + 1).max(now_micros());
+        *last = first + count as u64 - 1;
+        Ok(first)
+    }
+}
+
+impl EntityStore for ServerStore {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
+        for entity in entities {
+            self.schema.validate(entity)?;
+        }
+        let mut last = self.last_change.write().map_err(|_| poisoned())?;
+        let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
+        let previous = self.get(&ids)?;
+        let changed: Vec<(&Entity, Vec<String>, Option<String>)> = entities
+            .iter()
+            .zip(&previous)
+            .filter_map(|(entity, old)| {
+                let what = change::what_changed(old.as_ref(), entity);
+                (!what.is_empty()).then(|| (entity, what, change::change_run(old.as_ref(), entity)))
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        // Numbers are spent even if the write fails, as in the embedded store.
+        let first = self.allocate(&mut last, changed.len())?;
+        let points: Vec<_> = changed
+            .into_iter()
+            .enumerate()
+            .map(|(i, (entity, what, run))| {
+                let change = Change {
+                    seq: first + i as u64,
+                    id: entity.id.clone(),
+                    run,
+                    what,
+                };
+                entity_to_point(entity, &change)
+            })
+            .collect();
+        for chunk in points.chunks(self.config.upsert_chunk.max(1)) {
+            let request = UpsertPointsBuilder::new(self.config.collection.clone(), chunk.to_vec())
+                .wait(true)
+                .ordering(WriteOrdering {
+                    r#type: WriteOrderingType::Medium as i32,
+                })
+                .build();
+            self.bridge.call("upsert", move |c| {
+                let request = request.clone();
+                async move { c.upsert_points(request).await }
+            })?;
+        }
+        Ok(())
+    }
+
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let _no_writes = self.last_change.read().map_err(|_| poisoned())?;
+        self.changes_in(Direction::Asc, Some(after), limit)
+    }
+
+    fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
+        let mut found: HashMap<String, Entity> = HashMap::new();
+        for chunk in ids.chunks(READ_CHUNK) {
+            let request = GetPointsBuilder::new(
+                self.config.collection.clone(),
+                chunk.iter().map(|id| point_id(id)).collect::<Vec<_>>(),
+            )
+            .with_payload(true)
+            .with_vectors(true)
+            .build();
+            let response = self.bridge.call("get", move |c| {
+                let request = request.clone();
+                async move { c.get_points(request).await }
+            })?;
+            for point in response.result {
+                let entity = retrieved_to_entity(point)?;
+                found.insert(entity.id.clone(), entity);
+            }
+        }
+        Ok(in_order(ids, found))
+    }
+
+    fn search(&self, search: &Search<'_>) -> Result<Vec<Neighbor>, IndexError> {
+        search.validate(&self.schema)?;
+        let name = search.vector_name;
+        let query = match search.query {
+            SearchQuery::Dense(vector) => VectorInput::new_dense(vector.to_vec()),
+            SearchQuery::Multi(tokens) => VectorInput::new_multi(tokens.to_vec()),
+        };
+        if search.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut request = QueryPointsBuilder::new(self.config.collection.clone())
+            .query(Query::new_nearest(query))
+            .using(engine_name(name))
+            .limit(search.limit as u64)
+            .offset(search.offset as u64)
+            .with_payload(PayloadIncludeSelector::new(vec!["tessera_id".to_string()]));
+        request = if search.with_vectors {
+            request.with_vectors(VectorsSelector::from(vec![engine_name(name)]))
+        } else {
+            request.with_vectors(false)
+        };
+        if let Some(filter) = translate::<Server>(&search.filter, search.exclude)? {
+            request = request.filter(filter);
+        }
+        let request = request.build();
+        let response = self.bridge.call("search", move |c| {
+            let request = request.clone();
+            async move { c.query(request).await }
+        })?;
+        response
+            .result
+            .into_iter()
+            .map(points::scored_to_neighbor)
+            .collect()
+    }
+
+    fn scan(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+        with_vectors: bool,
+    ) -> Result<Page, IndexError> {
+        let offset = cursor
+            .map(|c| {
+                uuid::Uuid::parse_str(c)
+                    .map(|u| PointId::from(u.to_string()))
+                    .map_err(|_| IndexError::Cursor(c.to_string()))
+            })
+            .transpose()?;
+        let (points, next) = self.scroll(None, offset, limit, None, with_vectors)?;
+        let entities = points
+            .into_iter()
+            .map(retrieved_to_entity)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match next {
+            None => None,
+            Some(id) => Some(point_text(&id).ok_or_else(|| IndexError::Corrupt {
+                entity: format!("{id:?}"),
+                reason: "point id is not a Tessera UUID".into(),
+            })?),
+        };
+        Ok(Page { entities, next })
+    }
+
+    fn lookup_semantic_id(
+        &self,
+        prefix: &[u16],
+        limit: usize,
+    ) -> Result<Vec<(String, StoredSid)>, IndexError> {
+        if prefix.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = SemanticId(prefix.to_vec()).to_string();
+        let filter = Filter::must([Server::keyword(SID_PREFIXES, key)?]);
+        let (points, _) = self.scroll(Some(filter), None, limit, None, false)?;
+        let mut found = Vec::with_capacity(points.len());
+        for point in points {
+            let entity = retrieved_to_entity(point)?;
+            if let Some(sid) = entity.semantic_id {
+                found.push((entity.id, sid));
+            }
+        }
+        Ok(found)
+    }
+
+    fn needing(&self, current: &Output) -> Result<Needing, IndexError> {
+        let plugin = Server::keyword(OUTPUT_PLUGINS, current.plugin.clone())?;
+        let missing = Filter::must_not([plugin.clone()]);
+        let stale = Filter {
+            must: vec![plugin],
+            must_not: vec![Server::keyword(OUTPUT_KEYS, current.key())?],
+            ..Filter::default()
+        };
+        Ok(Needing {
+            missing: self.ids_matching(missing)?,
+            stale: self.ids_matching(stale)?,
+        })
+    }
+
+    fn count(&self) -> Result<usize, IndexError> {
+        let request = CountPointsBuilder::new(self.config.collection.clone())
+            .exact(true)
+            .build();
+        let response = self.bridge.call("count", move |c| {
+            let request = request.clone();
+            async move { c.count(request).await }
+        })?;
+        Ok(response
+            .result
+            .map_or(0, |r| usize::try_from(r.count).unwrap_or(usize::MAX)))
+    }
+
+    fn flush(&self) -> Result<(), IndexError> {
+        // Every write already waited until the server applied it (and logged it in its WAL).
+        Ok(())
+    }
+
+    /// The server optimises in the background: this waits until its optimiser has nothing
+    /// left to do (the collection is green), at most [`OPTIMIZE_WAIT`].
+    fn optimize(&self) -> Result<bool, IndexError> {
+        let started = std::time::Instant::now();
+        let mut waited = false;
+        loop {
+            let name = self.config.collection.clone();
+            let info = self.bridge.call("read the collection's status", move |c| {
+                let name = name.clone();
+                async move { c.collection_info(name).await }
+            })?;
+            let status = info.result.map(|i| i.status);
+            if status == Some(CollectionStatus::Green as i32) {
+                return Ok(waited);
+            }
+            if started.elapsed() > OPTIMIZE_WAIT {
+                return Err(IndexError::Server {
+                    store: self.config.label(),
+                    reason: format!(
+                        "the server's optimiser is still busy after {} s",
+                        OPTIMIZE_WAIT.as_secs()
+                    ),
+                });
+            }
+            waited = true;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn location(&self) -> String {
+        self.config.label()
+    }
+}

@@ -1,0 +1,267 @@
+//! `tessera store` and `--store`: a store migrates between backends and proves the copy whole;
+//! with a Qdrant server (`QDRANT_URL`), ingest, tags and semantic IDs work against a server
+//! collection as they do against the embedded store.
+
+mod common;
+
+use common::{example_catalog, ingest_command, ingest_example, run_ok, tessera, tiny_model};
+use std::io::Write;
+use std::path::Path;
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The checksum a migrate printed (`content checksum sha256:…`).
+fn checksum(out: &str) -> String {
+    out.split("sha256:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no checksum in {out}"))
+        .to_string()
+}
+
+fn titles(info: &str) -> usize {
+    info.lines()
+        .find_map(|l| l.strip_prefix("titles: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no title count in {info}"))
+}
+
+fn info(store: &str) -> String {
+    stdout(&run_ok(tessera().args(["store", "info", "--store", store])))
+}
+
+fn migrate(from: &str, to: &str, extra: &[&str]) -> std::process::Output {
+    tessera()
+        .args([
+            "store", "migrate", "--from", from, "--to", to, "--page", "7",
+        ])
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tessera: {e}"))
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn migrate_copies_a_store_and_proves_the_copy() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (data, _model) = ingest_example(dir.path());
+    let from = path(&data.join("store"));
+    let to = path(&dir.path().join("copy/store"));
+    let out = migrate(&from, &to, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("verified:"), "{text}");
+    let sum = checksum(&text);
+    let (a, b) = (info(&from), info(&to));
+    assert_eq!(titles(&a), titles(&b));
+    assert!(titles(&a) > 0);
+    // Same vectors in the copy's schema.
+    let vectors = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with("vector "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(vectors(&a), vectors(&b));
+    // The copy answers like the original.
+    let show = |store: &str| {
+        stdout(&run_ok(
+            tessera().args(["tags", "show", "tt-0001", "--json", "--store", store]),
+        ))
+    };
+    assert_eq!(show(&from), show(&to));
+
+    // A second copy into the non-empty store is refused unless asked for; asked, it resumes
+    // and verifies to the same checksum.
+    let again = migrate(&from, &to, &[]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("--into-non-empty"),
+        "{}",
+        stderr(&again)
+    );
+    let resumed = migrate(&from, &to, &["--into-non-empty"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(checksum(&stdout(&resumed)), sum);
+
+    // Bad requests say what is wrong.
+    for (args, why) in [
+        (vec![from.as_str(), from.as_str()], "same store"),
+        (
+            vec!["/nonexistent/store", to.as_str()],
+            "no Tessera store here",
+        ),
+        (
+            vec![from.as_str(), "http://h:6334/bad name"],
+            "collection name",
+        ),
+    ] {
+        let out = migrate(args[0], args[1], &[]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// A fresh collection URL on the server `QDRANT_URL` names, or `None` after a skip line.
+fn server_collection(test: &str) -> Option<String> {
+    let Some(url) = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty()) else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP server backend ({test}): QDRANT_URL is not set; set it to a Qdrant gRPC URL such as http://127.0.0.1:6334 to run this test against a server"
+        );
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    Some(format!(
+        "{}/tessera_e2e_{}_{nanos}",
+        url.trim_end_matches('/'),
+        std::process::id()
+    ))
+}
+
+/// Deletes a test collection when dropped.
+struct Collection(String);
+
+impl Drop for Collection {
+    fn drop(&mut self) {
+        if let Ok(tessera_indexes::StoreLocation::Server(mut config)) =
+            tessera_indexes::StoreLocation::parse(&self.0)
+        {
+            config.api_key = std::env::var("QDRANT_API_KEY").ok();
+            if let Ok(store) = tessera_indexes::ServerStore::open_existing(config) {
+                let _ = store.destroy();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_server_collection_works_like_the_embedded_store() {
+    let Some(url) = server_collection("a_server_collection_works_like_the_embedded_store") else {
+        return;
+    };
+    let collection = Collection(url);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let model = tiny_model(dir.path());
+    let data = dir.path().join("data");
+    // Ingest straight into the server collection.
+    let out =
+        run_ok(ingest_command(&example_catalog(), &data, &model).args(["--store", &collection.0]));
+    assert!(stdout(&out).contains("stored"), "{}", stdout(&out));
+    assert!(
+        !data.join("store").exists(),
+        "nothing goes to the embedded store"
+    );
+    let on_server = info(&collection.0);
+    let n = titles(&on_server);
+    assert!(n > 0, "{on_server}");
+    // An unchanged re-run skips every title.
+    let again =
+        run_ok(ingest_command(&example_catalog(), &data, &model).args(["--store", &collection.0]));
+    assert!(stderr(&again).contains("unchanged") || stdout(&again).contains("unchanged"));
+    // Tags governance against the server.
+    run_ok(tessera().args([
+        "tags",
+        "set",
+        "tt-0001",
+        "genre=noir",
+        "--reason",
+        "editor",
+        "--by",
+        "ana",
+        "--store",
+        &collection.0,
+    ]));
+    let shown = stdout(&run_ok(tessera().args([
+        "tags",
+        "show",
+        "tt-0001",
+        "--store",
+        &collection.0,
+    ])));
+    assert!(shown.contains("genre=noir"), "{shown}");
+    // Served over gRPC from the server collection: the title reads back with its tags, and a
+    // search by its own vector finds it first.
+    let server = common::serve_with(&data, &["--store", collection.0.as_str()]);
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(async {
+        use tessera::grpc::proto::{
+            GetEntitiesRequest, SearchRequest, entities_client::EntitiesClient,
+            search_request::Query,
+        };
+        let mut client = EntitiesClient::connect(format!("http://{}", server.addr))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = client
+            .get_entities(GetEntitiesRequest {
+                ids: vec!["tt-0001".into()],
+                vector_names: vec!["synopsis".into()],
+                min_tag_confidence: 0.0,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner();
+        let entity = got.results[0]
+            .entity
+            .clone()
+            .unwrap_or_else(|| panic!("tt-0001 is served"));
+        assert!(
+            entity
+                .tags
+                .iter()
+                .any(|t| t.name == "genre" && t.value.as_deref() == Some("noir"))
+        );
+        let vector = entity.vectors["synopsis"].clone();
+        let hits = client
+            .search(SearchRequest {
+                vector_name: "synopsis".into(),
+                limit: 3,
+                query: Some(Query::Vector(vector)),
+                ..SearchRequest::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner()
+            .hits;
+        assert_eq!(hits[0].id, "tt-0001");
+    });
+    drop(server);
+    // Semantic IDs trained over the server's vectors and written back to it (the migration
+    // below carries them: they are part of every title's checksum).
+    run_ok(tessera().args([
+        "sid",
+        "train",
+        "--data",
+        &path(&data),
+        "--store",
+        &collection.0,
+        "--levels",
+        "2",
+        "--codes",
+        "4",
+    ]));
+    // Back to an embedded store and verified against the server copy.
+    let local = path(&dir.path().join("local/store"));
+    let out = migrate(&collection.0, &local, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("verified: {n} titles")),
+        "{}",
+        stdout(&out)
+    );
+    let shown_local = stdout(&run_ok(
+        tessera().args(["tags", "show", "tt-0001", "--store", &local]),
+    ));
+    assert_eq!(shown, shown_local);
+}
