@@ -12,11 +12,13 @@
 //!
 //! Change numbers: several processes may write one collection (ingest shards on several
 //! machines), so numbers come from the clock — microseconds since the Unix epoch, strictly
-//! increasing within a process — instead of a counter only one process could own. Within a
-//! process a reader never sees change n+1 before n (as in the embedded store); across writers,
-//! a change can become visible after a reader passed its number by at most the writers' clock
-//! skew plus one write, so a consumer of several writers resumes a little before its last
-//! number (changes are per title and idempotent to re-read).
+//! increasing within a process — instead of a counter only one process could own. Two writers
+//! may stamp the same microsecond; a feed page never ends inside such a tie, so resuming after
+//! the last number seen skips nothing. Within a process a reader never sees change n+1 before
+//! n (as in the embedded store); across writers, a change can become visible after a reader
+//! passed its number by at most the writers' clock skew plus one write, so a consumer of
+//! several writers resumes a little before its last number (changes are per title and
+//! idempotent to re-read).
 
 mod bridge;
 mod points;
@@ -35,12 +37,12 @@ use bridge::Bridge;
 use points::{Server, above, entity_to_point, point_id, point_text, retrieved_to_entity};
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
-    CollectionStatus, CountPointsBuilder, CreateCollectionBuilder,
+    CollectionStatus, Condition, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, Direction, Distance, FieldType, Filter, GetPointsBuilder,
     IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, MultiVectorComparator,
     MultiVectorConfigBuilder, OrderByBuilder, PayloadIncludeSelector, PointId, Query,
-    QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, VectorInput, VectorParamsBuilder,
-    VectorsConfigBuilder, VectorsSelector, WriteOrdering, WriteOrderingType,
+    QueryPointsBuilder, Range, ScrollPointsBuilder, UpsertPointsBuilder, VectorInput,
+    VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector, WriteOrdering, WriteOrderingType,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -51,8 +53,29 @@ use std::time::Duration;
 const SCHEMA_KEY: &str = "tessera_schema";
 /// Most points read in one call.
 const READ_CHUNK: usize = 512;
+/// Most titles read back from one tied change number (one per concurrent writer).
+const TIE_LIMIT: usize = 4096;
 /// Longest [`EntityStore::optimize`] waits for the server's optimiser.
 const OPTIMIZE_WAIT: Duration = Duration::from_secs(600);
+
+/// Payload fields with an index (see `create_indexes`).
+const INDEXED: [&str; 8] = [
+    SID_PREFIXES,
+    "tags[].name",
+    OUTPUT_PLUGINS,
+    OUTPUT_KEYS,
+    OUTPUT_RUNS,
+    "language",
+    CHANGE_SEQ,
+    "year",
+];
+
+/// What an existing collection holds: its schema, and whether every payload index exists
+/// (another process may have created the collection a moment ago and still be adding them).
+struct Stored {
+    schema: Schema,
+    indexed: bool,
+}
 
 /// Where and how to reach a Qdrant server or cluster.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,7 +180,7 @@ impl ServerStore {
     }
 
     /// The schema stored with the collection; `None` when the collection does not exist.
-    fn stored_schema(bridge: &Bridge, config: &ServerConfig) -> Result<Option<Schema>, IndexError> {
+    fn stored_schema(bridge: &Bridge, config: &ServerConfig) -> Result<Option<Stored>, IndexError> {
         let name = config.collection.clone();
         let exists = bridge.call("check the collection", move |c| {
             let name = name.clone();
@@ -172,8 +195,13 @@ impl ServerStore {
             async move { c.collection_info(name).await }
         })?;
         let label = PathBuf::from(config.label());
+        let info = info.result;
+        let indexed = info.as_ref().is_some_and(|i| {
+            INDEXED
+                .iter()
+                .all(|field| i.payload_schema.contains_key(*field))
+        });
         let raw = info
-            .result
             .and_then(|i| i.config)
             .and_then(|c| c.metadata.get(SCHEMA_KEY).cloned())
             .ok_or_else(|| IndexError::Schema {
@@ -199,7 +227,7 @@ impl ServerStore {
                 ),
             });
         }
-        Ok(Some(schema))
+        Ok(Some(Stored { schema, indexed }))
     }
 
     /// Opens the collection, creating it with `schema` (and the config's shards, replication
@@ -209,7 +237,9 @@ impl ServerStore {
         let bridge = Self::connect(&config)?;
         let existing = Self::stored_schema(&bridge, &config)?;
         let store = match existing {
-            Some(existing) if existing != schema => {
+            Some(Stored {
+                schema: existing, ..
+            }) if existing != schema => {
                 return Err(IndexError::Schema {
                     path: PathBuf::from(config.label()),
                     reason: format!(
@@ -218,11 +248,18 @@ impl ServerStore {
                     ),
                 });
             }
-            Some(existing) => Self::new(config, existing, bridge),
+            Some(Stored { schema, indexed }) => {
+                let store = Self::new(config, schema, bridge);
+                if !indexed {
+                    store.create_indexes()?;
+                }
+                store
+            }
             None => {
                 let store = Self::new(config, schema, bridge);
                 store.create_collection()?;
-                // Only at creation: each index request is a write through the server's log.
+                // Only at creation (or when missing): each index request is a write through
+                // the server's log.
                 store.create_indexes()?;
                 store
             }
@@ -234,13 +271,16 @@ impl ServerStore {
     /// Opens an existing collection with the schema it was created with.
     pub fn open_existing(config: ServerConfig) -> Result<Self, IndexError> {
         let bridge = Self::connect(&config)?;
-        let schema = Self::stored_schema(&bridge, &config)?.ok_or_else(|| IndexError::Schema {
+        let stored = Self::stored_schema(&bridge, &config)?.ok_or_else(|| IndexError::Schema {
             path: PathBuf::from(config.label()),
             reason:
                 "no such collection; run `tessera ingest` or `tessera store migrate` into it first"
                     .into(),
         })?;
-        let store = Self::new(config, schema, bridge);
+        let store = Self::new(config, stored.schema, bridge);
+        if !stored.indexed {
+            store.create_indexes()?;
+        }
         store.resume_numbering()?;
         Ok(store)
     }
@@ -299,7 +339,7 @@ impl ServerStore {
             Ok(_) => Ok(()),
             // Another process created it meanwhile: fine if its schema is ours.
             Err(error) => match Self::stored_schema(&self.bridge, &self.config) {
-                Ok(Some(schema)) if schema == self.schema => Ok(()),
+                Ok(Some(stored)) if stored.schema == self.schema => Ok(()),
                 _ => Err(error),
             },
         }
@@ -330,6 +370,7 @@ impl ServerStore {
             )
             .wait(true)
         };
+        // In the order of INDEXED.
         let requests = [
             keyword(SID_PREFIXES),
             keyword("tags[].name"),
@@ -420,7 +461,7 @@ impl ServerStore {
     fn changes_in(
         &self,
         direction: Direction,
-        after: Option<u64>,
+        filter: Option<Filter>,
         limit: usize,
     ) -> Result<Vec<Change>, IndexError> {
         let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
@@ -432,8 +473,8 @@ impl ServerStore {
             ]))
             .with_vectors(false)
             .order_by(OrderByBuilder::new(CHANGE_SEQ).direction(direction as i32));
-        if let Some(after) = after {
-            request = request.filter(Filter::must([above(CHANGE_SEQ, after)]));
+        if let Some(filter) = filter {
+            request = request.filter(filter);
         }
         let request = request.build();
         let response = self.bridge.call("read the change feed", move |c| {
@@ -519,7 +560,32 @@ impl EntityStore for ServerStore {
             return Ok(Vec::new());
         }
         let _no_writes = self.last_change.read().map_err(|_| poisoned())?;
-        self.changes_in(Direction::Asc, Some(after), limit)
+        let mut changes = self.changes_in(
+            Direction::Asc,
+            Some(Filter::must([above(CHANGE_SEQ, after)])),
+            limit,
+        )?;
+        // Writers in different processes may stamp the same microsecond: a full page must not
+        // end inside such a tie, or a reader resuming after its last number would skip the
+        // rest of it. Ties are as wide as the number of writers, so this read is small.
+        if changes.len() == limit
+            && let Some(last) = changes.last().map(|c| c.seq)
+        {
+            let tie = Filter::must([Condition::range(
+                CHANGE_SEQ,
+                Range {
+                    gte: Some(last as f64),
+                    lte: Some(last as f64),
+                    ..Range::default()
+                },
+            )]);
+            for change in self.changes_in(Direction::Asc, Some(tie), TIE_LIMIT)? {
+                if !changes.iter().any(|c| c.id == change.id) {
+                    changes.push(change);
+                }
+            }
+        }
+        Ok(changes)
     }
 
     fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
