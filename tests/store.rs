@@ -374,3 +374,64 @@ fn shard_workers_share_one_server_collection() {
         240
     );
 }
+
+#[test]
+fn ingest_fuses_vectors_by_the_recipe_it_records() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let model = tiny_model(dir.path());
+    let data = dir.path().join("data");
+    let mut plugins = Vec::new();
+    for name in ["synopsis-embedder", "legacy-v0"] {
+        let wasm = dir.path().join(format!("{name}.wasm"));
+        let bytes = tessera_plugin_artifacts::component(name).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&wasm, bytes).unwrap_or_else(|e| panic!("{e}"));
+        plugins.push(path(&wasm));
+    }
+    let ingest = |extra: &[&str]| {
+        ingest_command(&example_catalog(), &data, &model)
+            .arg("--plugin")
+            .arg(plugins.join(","))
+            .args(extra)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // Bad recipes are refused before anything is stored.
+    for (recipe, why) in [
+        ("synopsis=1", "two or more"),
+        ("synopsis=1,poster=1", "no vector \"poster\""),
+        ("synopsis=1,legacy-synopsis=-2", "above 0"),
+    ] {
+        let out = ingest(&["--fuse", recipe]);
+        assert_eq!(out.status.code(), Some(2), "{recipe}");
+        assert!(stderr(&out).contains(why), "{recipe}: {}", stderr(&out));
+        assert!(!data.join("store").exists());
+    }
+    let out = ingest(&["--fuse", "synopsis=2,legacy-synopsis=1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let store = path(&data.join("store"));
+    let shown = info(&store);
+    let dims = |name: &str| -> usize {
+        shown
+            .lines()
+            .find(|l| l.starts_with(&format!("vector {name}:")))
+            .and_then(|l| l.split(", ").nth(1))
+            .and_then(|d| d.split_whitespace().next())
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {shown}"))
+    };
+    assert_eq!(dims("fused"), dims("synopsis") + dims("legacy-synopsis"));
+    assert!(
+        shown.contains("fusion of synopsis=2,legacy-synopsis=1"),
+        "{shown}"
+    );
+    // A later run must name the same recipe: the store says which.
+    let out = ingest(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--fuse synopsis=2,legacy-synopsis=1"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ingest(&["--fuse", "synopsis=2,legacy-synopsis=1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -176,10 +176,7 @@ impl EdgeStore {
         match Schema::read(dir)? {
             Some(existing) if existing != schema => Err(IndexError::Schema {
                 path: dir.to_path_buf(),
-                reason: format!(
-                    "it holds vectors {:?} but {:?} were asked for; use a new data directory or the matching plugins and models",
-                    existing.vectors, schema.vectors
-                ),
+                reason: existing.mismatch(&schema),
             }),
             Some(existing) => Self::load(dir, existing, lock),
             None => {
@@ -344,6 +341,7 @@ impl EntityStore for EdgeStore {
     }
 
     fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
+        let entities = &*self.schema.complete(entities);
         for entity in entities {
             self.schema.validate(entity)?;
         }

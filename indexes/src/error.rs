@@ -110,6 +110,9 @@ pub enum IndexError {
     /// A search filter out of bounds.
     #[error("invalid search filter: {0}")]
     Filter(String),
+    /// A fused-vector recipe that cannot be used.
+    #[error("fused vector: {0}")]
+    Fusion(String),
     /// A Qdrant server refused or failed a call (after retrying transient failures).
     #[error("Qdrant server store {store}: {reason}")]
     Server {

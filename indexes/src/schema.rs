@@ -58,12 +58,15 @@ impl VectorSpec {
 }
 
 /// Named vectors of a store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Schema {
     /// Format version.
     pub version: u32,
     /// Vectors by name.
     pub vectors: BTreeMap<String, VectorSpec>,
+    /// How the fused vector ([`crate::FUSED`], one of `vectors`) is made, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<crate::Fusion>,
 }
 
 impl Schema {
@@ -72,6 +75,7 @@ impl Schema {
         Schema {
             version: SCHEMA_VERSION,
             vectors: vectors.into_iter().collect(),
+            fusion: None,
         }
     }
 
@@ -141,6 +145,51 @@ impl Schema {
             });
         }
         Ok(spec)
+    }
+
+    /// `entities` as the store writes them: with their fused vector computed, when the schema
+    /// has a recipe (borrowed as they are otherwise).
+    pub(crate) fn complete<'a>(
+        &self,
+        entities: &'a [crate::Entity],
+    ) -> std::borrow::Cow<'a, [crate::Entity]> {
+        let Some(fusion) = &self.fusion else {
+            return std::borrow::Cow::Borrowed(entities);
+        };
+        std::borrow::Cow::Owned(
+            entities
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    match fusion.fuse(self, &e) {
+                        Some(fused) => e.vectors.insert(crate::FUSED.to_string(), fused),
+                        None => e.vectors.remove(crate::FUSED),
+                    };
+                    e
+                })
+                .collect(),
+        )
+    }
+
+    /// Why a store made with `self` cannot be opened for `asked`, for people.
+    pub(crate) fn mismatch(&self, asked: &Schema) -> String {
+        let recipe = |s: &Schema| s.fusion.as_ref().map(crate::Fusion::describe);
+        if self.fusion != asked.fusion {
+            return match (recipe(self), recipe(asked)) {
+                (Some(held), _) => format!(
+                    "it fuses vectors by the recipe {held:?} but {:?} was asked for; pass --fuse {held} (or use a new store for another recipe)",
+                    recipe(asked).unwrap_or_else(|| "none".into())
+                ),
+                (None, Some(asked)) => format!(
+                    "it has no fused vector but the recipe {asked:?} was asked for; use a new store (or `tessera store migrate` into one) for a fused vector"
+                ),
+                (None, None) => String::new(),
+            };
+        }
+        format!(
+            "it holds vectors {:?} but {:?} were asked for; use a new data directory or the matching plugins and models",
+            self.vectors, asked.vectors
+        )
     }
 
     /// Checks an entity's id and vectors against the schema (what `upsert` checks first).

@@ -9,7 +9,8 @@ use common::{Backend, Fixture};
 use std::collections::BTreeMap;
 use tessera_indexes::sid::SemanticId;
 use tessera_indexes::{
-    Entity, IndexError, Output, Schema, StoredSid, Tag, TagOverride, VectorSpec,
+    Entity, EntityStore, FUSED, Fusion, IndexError, Output, Schema, StoredSid, Tag, TagOverride,
+    VectorSpec,
 };
 
 on_both_backends!(
@@ -17,6 +18,7 @@ on_both_backends!(
     bad_entities_leave_the_store_untouched,
     outputs_name_missing_and_stale_titles,
     a_store_keeps_its_schema,
+    a_fused_vector_follows_its_parts,
 );
 
 fn schema() -> Schema {
@@ -224,5 +226,57 @@ fn a_store_keeps_its_schema(backend: Backend) -> Result<(), IndexError> {
             .to_string();
         assert!(err.contains("another process"), "{err}");
     }
+    Ok(())
+}
+
+fn a_fused_vector_follows_its_parts(backend: Backend) -> Result<(), IndexError> {
+    let parts = Schema::new([
+        ("text/m@1".to_string(), VectorSpec::dense(3, "m@1")),
+        ("image/c@1".to_string(), VectorSpec::dense(2, "c@1")),
+    ]);
+    let schema = Fusion::parse("text/m@1=3,image/c@1=1")?.apply_to(parts)?;
+    let Some(mut fixture) = Fixture::new(backend, schema.clone())? else {
+        return Ok(());
+    };
+    let title = |id: &str, text: [f32; 3], image: Option<[f32; 2]>| {
+        let mut e = entity(id, text);
+        e.multivectors.clear();
+        if let Some(image) = image {
+            e.vectors.insert("image/c@1".into(), image.to_vec());
+        }
+        e
+    };
+    let store = fixture.store();
+    store.upsert(&[
+        title("a", [1.0, 0.0, 0.0], Some([1.0, 0.0])),
+        title("b", [0.0, 1.0, 0.0], Some([1.0, 0.0])),
+        title("c", [1.0, 0.1, 0.0], None),
+    ])?;
+    let fused = |store: &dyn EntityStore, id: &str| -> Result<Option<Vec<f32>>, IndexError> {
+        Ok(store
+            .get(&[id.to_string()])?
+            .pop()
+            .flatten()
+            .and_then(|e| e.vectors.get(FUSED).cloned()))
+    };
+    // Text weighs 3/4, image 1/4: a's fused vector is [√¾·text, √¼·image].
+    let a = fused(store, "a")?.unwrap_or_default();
+    let want = [0.75f32.sqrt(), 0.0, 0.0, 0.5, 0.0];
+    assert!(
+        a.iter().zip(want).all(|(x, y)| (x - y).abs() < 1e-5),
+        "{a:?}"
+    );
+    // a and b share the image only: cosine ¼. A search on the fused vector ranks by the
+    // weighted mean of the parts.
+    let hits = store.nearest(FUSED, &a, 3, Some("a"))?;
+    assert_eq!(hits[0].id, "c");
+    assert!((hits[1].score - 0.25).abs() < 1e-4, "{hits:?}");
+    // A new text for b moves its fused vector with it.
+    store.upsert(&[title("b", [1.0, 0.0, 0.0], Some([1.0, 0.0]))])?;
+    let b = fused(store, "b")?.unwrap_or_default();
+    assert!(b.iter().zip(&a).all(|(x, y)| (x - y).abs() < 1e-5), "{b:?}");
+    // The recipe is part of the schema: reopened, it is still there.
+    fixture.reopen()?;
+    assert_eq!(fixture.store().schema(), &schema);
     Ok(())
 }

@@ -46,6 +46,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let setup = setup(
         &args.data,
         &tessera_indexes::StoreLocation::Edge(args.data.join("store")),
+        None,
         args.text_model.as_deref(),
         args.text_model_hub.as_ref(),
         &[],

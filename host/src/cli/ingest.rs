@@ -60,6 +60,12 @@ pub struct IngestArgs {
     /// Default: DATA/taxonomy.toml when it exists.
     #[arg(long, env = "TESSERA_TAXONOMY")]
     pub taxonomy: Option<PathBuf>,
+    /// A fused vector (`fused`) made from several of the plugins' dense vectors, each
+    /// normalised and weighted: `NAME=WEIGHT,NAME=WEIGHT` (its cosine is the weighted mean of
+    /// the parts'). Recorded in the store's schema when the store is created; pass the same
+    /// recipe on later runs.
+    #[arg(long, env = "TESSERA_FUSE")]
+    pub fuse: Option<String>,
     /// Print a line per title on stdout.
     #[arg(long, short)]
     pub verbose: bool,
@@ -80,6 +86,7 @@ pub struct Setup {
 pub fn setup(
     data: &Path,
     location: &StoreLocation,
+    fuse: Option<&str>,
     text_model: Option<&Path>,
     text_model_hub: Option<&HubModel>,
     plugin_files: &[PathBuf],
@@ -124,7 +131,10 @@ pub fn setup(
     for file in plugin_files {
         plugins.push(super::load::plugin(&host, file)?);
     }
-    let schema = pipeline::schema_for(&plugins, &registry)?;
+    let mut schema = pipeline::schema_for(&plugins, &registry)?;
+    if let Some(recipe) = fuse {
+        schema = tessera_indexes::Fusion::parse(recipe)?.apply_to(schema)?;
+    }
     let store = location
         .open(schema)
         .with_context(|| format!("opening the store at {location}"))?;
@@ -301,6 +311,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let setup = setup(
         &args.data,
         &args.store.location(&args.data)?,
+        args.fuse.as_deref(),
         args.text_model.as_deref(),
         args.text_model_hub.as_ref(),
         &args.plugins,

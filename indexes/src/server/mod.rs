@@ -242,10 +242,7 @@ impl ServerStore {
             }) if existing != schema => {
                 return Err(IndexError::Schema {
                     path: PathBuf::from(config.label()),
-                    reason: format!(
-                        "it holds vectors {:?} but {:?} were asked for; use a new collection or the matching plugins and models",
-                        existing.vectors, schema.vectors
-                    ),
+                    reason: existing.mismatch(&schema),
                 });
             }
             Some(Stored { schema, indexed }) => {
@@ -508,6 +505,7 @@ impl EntityStore for ServerStore {
     }
 
     fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
+        let entities = &*self.schema.complete(entities);
         for entity in entities {
             self.schema.validate(entity)?;
         }
