@@ -505,3 +505,89 @@ fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> Test
     assert!(String::from_utf8_lossy(&out.stderr).contains("parent \"b\" is not in the taxonomy"));
     Ok(())
 }
+
+#[test]
+fn a_run_writes_its_metrics_for_a_prometheus_collector() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let data = tmp.path().join("data");
+    let catalog = example_copy(tmp.path())?;
+    let n = tessera::catalog::read_jsonl(&catalog)?.len();
+    let file = tmp.path().join("textfile/tessera.prom");
+    let out = ingest(
+        &catalog,
+        &data,
+        &model,
+        &["--metrics-file", &file.display().to_string()],
+    );
+    let run = ingested_run(&out)?;
+    let text = std::fs::read_to_string(&file)?;
+    // Every sample line is `name{labels} number`; every metric has HELP and TYPE.
+    let mut samples: BTreeMap<String, f64> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (key, value) = line.rsplit_once(' ').ok_or(line.to_string())?;
+        samples.insert(key.to_string(), value.parse()?);
+        let name = key.split('{').next().unwrap_or_default();
+        let base = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(
+            text.contains(&format!("# TYPE {base} ")) || text.contains(&format!("# TYPE {name} ")),
+            "{name} has no TYPE line"
+        );
+    }
+    let get = |key: &str| {
+        samples
+            .get(key)
+            .copied()
+            .ok_or(format!("no {key} in\n{text}"))
+    };
+    assert_eq!(
+        get(&format!("tessera_ingest_titles_done{{run=\"{run}\"}}"))?,
+        n as f64
+    );
+    assert_eq!(
+        get(&format!("tessera_ingest_titles_failed{{run=\"{run}\"}}"))?,
+        0.0
+    );
+    // The plugin's labels, its version as the plugin reports it.
+    let plugin = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_plugin_calls_total{"))
+        .and_then(|l| l.split_once('}'))
+        .map(|(labels, _)| labels.to_string())
+        .ok_or("no plugin calls")?;
+    assert!(
+        plugin.starts_with("plugin=\"synopsis-embedder\",version=\""),
+        "{plugin}"
+    );
+    let calls = get(&format!("tessera_plugin_calls_total{{{plugin}}}"))?;
+    // One call per title, and the `describe` call at load.
+    assert_eq!(calls, (n + 1) as f64);
+    assert_eq!(
+        get(&format!("tessera_plugin_call_seconds_count{{{plugin}}}"))?,
+        calls
+    );
+    assert_eq!(
+        get(&format!(
+            "tessera_plugin_call_seconds_bucket{{{plugin},le=\"+Inf\"}}"
+        ))?,
+        calls
+    );
+    assert!(get(&format!("tessera_plugin_model_calls_total{{{plugin}}}"))? > 0.0);
+    assert!(get(&format!("tessera_plugin_fuel_total{{{plugin}}}"))? >= 0.0);
+    // 14 bounds and +Inf.
+    let buckets: Vec<f64> = samples
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with(&format!(
+                "tessera_plugin_instantiate_seconds_bucket{{{plugin}"
+            ))
+        })
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(buckets.len(), 15);
+    assert!(!file.with_extension("prom.tmp").exists());
+    Ok(())
+}

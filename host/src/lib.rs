@@ -16,6 +16,7 @@
 pub mod caps;
 pub mod catalog;
 pub mod grpc;
+pub mod histogram;
 pub mod manifest;
 pub mod mock_model;
 pub mod pipeline;

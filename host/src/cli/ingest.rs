@@ -66,11 +66,90 @@ pub struct IngestArgs {
     /// recipe on later runs.
     #[arg(long, env = "TESSERA_FUSE")]
     pub fuse: Option<String>,
+    /// Write the run's metrics (titles done and failed; per plugin: calls, failures, latency,
+    /// instantiation and model-wait histograms, fuel) in the Prometheus text format to FILE,
+    /// replaced atomically every 10 s and at the end (for node_exporter's textfile collector).
+    #[arg(long, env = "TESSERA_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
     /// Print a line per title on stdout.
     #[arg(long, short)]
     pub verbose: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+}
+
+/// How often `--metrics-file` is rewritten during a run.
+const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `--metrics-file`: the run's metrics in the Prometheus text format, replaced atomically (a
+/// temp file renamed over it), so a collector never reads half a file.
+struct MetricsFile {
+    path: PathBuf,
+    written: Option<std::time::Instant>,
+    run: String,
+    total: usize,
+    done: usize,
+    failed: usize,
+    /// Whether a failed write was reported already.
+    warned: bool,
+}
+
+impl MetricsFile {
+    fn count(&mut self, ok: bool) {
+        self.done += 1;
+        if !ok {
+            self.failed += 1;
+        }
+    }
+
+    /// Writes the file unless it was written less than `every` ago.
+    fn write_every(
+        &mut self,
+        every: std::time::Duration,
+        pipeline: &Pipeline,
+    ) -> std::io::Result<()> {
+        match self.written {
+            Some(at) if at.elapsed() < every => Ok(()),
+            _ => self.write(pipeline),
+        }
+    }
+
+    fn write(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
+        use std::fmt::Write as _;
+        let run = tessera::histogram::label(&self.run);
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "tessera_ingest_titles",
+                "Titles this run processes.",
+                self.total,
+            ),
+            (
+                "tessera_ingest_titles_done",
+                "Titles processed so far (stored or failed).",
+                self.done,
+            ),
+            (
+                "tessera_ingest_titles_failed",
+                "Titles that failed so far.",
+                self.failed,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            let _ = writeln!(out, "{name}{{run=\"{run}\"}} {value}");
+        }
+        for (i, plugin) in pipeline.plugins().iter().enumerate() {
+            plugin.render_metrics(&mut out, i == 0);
+        }
+        let tmp = self.path.with_extension("prom.tmp");
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&tmp, out)?;
+        std::fs::rename(&tmp, &self.path)?;
+        self.written = Some(std::time::Instant::now());
+        Ok(())
+    }
 }
 
 /// What `setup` builds.
@@ -389,8 +468,30 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     let mut progress = Progress::new(titles.len(), args.verbose);
     let mut write_error = None;
+    let mut metrics = args.metrics_file.clone().map(|path| MetricsFile {
+        path,
+        written: None,
+        run: run_id.clone(),
+        total: titles.len(),
+        done: 0,
+        failed: 0,
+        warned: false,
+    });
     let result = setup.pipeline.ingest(&titles, |title, outcome| {
         progress.title(title, outcome);
+        if let Some(metrics) = &mut metrics {
+            metrics.count(outcome.is_ok());
+            // A collector reading a stale file is better than a run stopped for it: warn once.
+            if let Err(e) = metrics.write_every(METRICS_EVERY, &setup.pipeline)
+                && !metrics.warned
+            {
+                metrics.warned = true;
+                eprintln!(
+                    "warning: writing the metrics file {}: {e}",
+                    metrics.path.display()
+                );
+            }
+        }
         let written = match outcome {
             Ok(entity) => run_log.title(entity),
             Err(failure) => report.failure(failure),
@@ -405,6 +506,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             "writing the failure report {}: {e}",
             report.path().display()
         );
+    }
+    if let Some(metrics) = &mut metrics {
+        metrics
+            .write(&setup.pipeline)
+            .with_context(|| format!("writing the metrics file {}", metrics.path.display()))?;
     }
     let code = finish(&result, titles.len());
     if !problems.is_empty() {

@@ -457,6 +457,13 @@ impl Plugin {
         self.stats.snapshot()
     }
 
+    /// Appends the plugin's call metrics (Prometheus text), labelled with its name and
+    /// version; `header` adds the `# HELP`/`# TYPE` lines.
+    pub fn render_metrics(&self, out: &mut String, header: bool) {
+        self.stats
+            .render(out, &self.info.name, &self.info.version, header);
+    }
+
     /// The models its manifest lets it call; `None` when it may call any loaded model.
     pub fn allowed_models(&self) -> Option<&[String]> {
         self.allowed_models.as_deref().map(Vec::as_slice)

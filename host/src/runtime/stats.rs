@@ -2,6 +2,8 @@
 //! operators see where time goes — instantiation (the host's share), the guest's own work, and
 //! the model calls it waits on.
 
+use crate::histogram::{Histogram, label};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,6 +18,11 @@ pub struct PluginStats {
     model_ns: AtomicU64,
     slowest_ns: AtomicU64,
     fuel: AtomicU64,
+    /// Whole calls, instantiation included.
+    call: Histogram,
+    instantiate: Histogram,
+    /// Each call's time in model calls (calls without any are not observed).
+    model: Histogram,
 }
 
 /// One call's timing.
@@ -84,6 +91,83 @@ impl PluginStats {
         self.slowest_ns
             .fetch_max(nanos(timing.total()), Ordering::Relaxed);
         self.fuel.fetch_add(timing.fuel, Ordering::Relaxed);
+        self.call.observe(timing.total());
+        self.instantiate.observe(timing.instantiate);
+        if timing.model_calls > 0 {
+            self.model.observe(timing.model);
+        }
+    }
+
+    /// Appends this plugin's metrics in the Prometheus text format, labelled with its name
+    /// and version; `header` adds the `# HELP`/`# TYPE` lines (once per exposition).
+    pub fn render(&self, out: &mut String, plugin: &str, version: &str, header: bool) {
+        let labels = format!(
+            "plugin=\"{}\",version=\"{}\"",
+            label(plugin),
+            label(version)
+        );
+        let snapshot = self.snapshot();
+        let counters: [(&str, &str, f64); 6] = [
+            (
+                "tessera_plugin_calls_total",
+                "Plugin calls made.",
+                snapshot.calls as f64,
+            ),
+            (
+                "tessera_plugin_failures_total",
+                "Plugin calls stopped by a trap, the deadline, fuel or the memory cap.",
+                snapshot.failures as f64,
+            ),
+            (
+                "tessera_plugin_guest_seconds_total",
+                "Time in the guest's own code (calls less their model calls).",
+                snapshot.guest_s,
+            ),
+            (
+                "tessera_plugin_model_calls_total",
+                "Model calls the plugin made.",
+                snapshot.model_calls as f64,
+            ),
+            (
+                "tessera_plugin_model_seconds_total",
+                "Time the plugin waited on model calls.",
+                snapshot.model_s,
+            ),
+            (
+                "tessera_plugin_fuel_total",
+                "Fuel (roughly instructions) the plugin burned.",
+                snapshot.fuel as f64,
+            ),
+        ];
+        for (name, help, value) in counters {
+            if header {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            }
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+        let histograms = [
+            (
+                "tessera_plugin_call_seconds",
+                "Plugin call latency, instantiation and model calls included.",
+                &self.call,
+            ),
+            (
+                "tessera_plugin_instantiate_seconds",
+                "Store creation and instantiation per call (the host's share).",
+                &self.instantiate,
+            ),
+            (
+                "tessera_plugin_model_wait_seconds",
+                "Time per call waiting on model calls.",
+                &self.model,
+            ),
+        ];
+        for (name, help, histogram) in histograms {
+            if header {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            }
+            histogram.render(out, name, &labels);
+        }
     }
 
     /// The totals so far.
