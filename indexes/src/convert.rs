@@ -47,7 +47,9 @@ const ENGINE_UNSAFE: [char; 12] = [
 
 /// A vector's name as the engine stores it: Tessera names such as `text/minilm-l6@rev` keep
 /// their `/` for people and the API, and are percent-escaped for the engine (`text%2Fminilm…`).
-/// Names without such characters are unchanged, so stores written before stay readable.
+/// Names without these characters are unchanged, so stores written before escaping stay
+/// readable when their names had none (plugin output names such as `synopsis`); an embedded
+/// store made earlier with such a character in a vector name would need migrating.
 pub(crate) fn engine_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {

@@ -120,6 +120,9 @@ pub enum IndexError {
         store: String,
         /// What failed, with the server's answer.
         reason: String,
+        /// Whether the failure was of a kind that may pass (server restarting, overloaded,
+        /// unreachable) and outlasted the retries, rather than a refused request.
+        transient: bool,
     },
     /// The storage engine failed.
     #[error("qdrant-edge: {0}")]

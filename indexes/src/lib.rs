@@ -286,8 +286,10 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
     /// validated before anything is written. Each title the write changes gets the next change
     /// number (see [`Change`]); titles it leaves as they were are not rewritten.
     fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError>;
-    /// Titles' latest changes numbered above `after`, in change order, at most `limit`: the change
-    /// feed, resumed from the last number seen (0 for the whole feed).
+    /// Titles' latest changes numbered above `after`, in change order, at most `limit` (more only
+    /// when more than `limit` titles share one number, which only a server store written by
+    /// several processes at once can do): the change feed, resumed from the last number seen (0
+    /// for the whole feed).
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError>;
     /// Reads entities by id, in order; `None` for ids the store does not hold.
     fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError>;

@@ -34,6 +34,15 @@ impl StoreLocation {
             if spec.is_empty() {
                 return Err(invalid(spec, "empty"));
             }
+            // A mistyped scheme must not quietly become a directory named `grpc:`.
+            if let Some((scheme, _)) = spec.split_once("://") {
+                return Err(invalid(
+                    spec,
+                    format!(
+                        "scheme {scheme:?}: a server is http:// or https:// (its gRPC port), anything else a directory path"
+                    ),
+                ));
+            }
             return Ok(StoreLocation::Edge(PathBuf::from(spec)));
         };
         let scheme_len = spec.len() - rest.len();
@@ -157,6 +166,8 @@ mod tests {
             ("http://h:6334/c?shards=0", "positive integer"),
             ("http://h:6334/c?shards", "no value"),
             ("http://h:6334/c?colour=red", "unknown option"),
+            ("grpc://h:6334/c", "scheme \"grpc\""),
+            ("HTTP://h:6334/c", "scheme \"HTTP\""),
         ] {
             let err = StoreLocation::parse(spec)
                 .err()

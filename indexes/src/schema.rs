@@ -181,7 +181,7 @@ impl Schema {
                     recipe(asked).unwrap_or_else(|| "none".into())
                 ),
                 (None, Some(asked)) => format!(
-                    "it has no fused vector but the recipe {asked:?} was asked for; use a new store (or `tessera store migrate` into one) for a fused vector"
+                    "it has no fused vector but the recipe {asked:?} was asked for; a recipe is set when a store is created: use a new store and ingest into it"
                 ),
                 (None, None) => String::new(),
             };

@@ -260,7 +260,8 @@ fn a_fused_vector_follows_its_parts(backend: Backend) -> Result<(), IndexError> 
             .and_then(|e| e.vectors.get(FUSED).cloned()))
     };
     // Text weighs 3/4, image 1/4: a's fused vector is [√¾·text, √¼·image].
-    let a = fused(store, "a")?.unwrap_or_default();
+    let a = fused(store, "a")?.ok_or(IndexError::Engine("a has no fused vector".into()))?;
+    assert_eq!(a.len(), 5);
     let want = [0.75f32.sqrt(), 0.0, 0.0, 0.5, 0.0];
     assert!(
         a.iter().zip(want).all(|(x, y)| (x - y).abs() < 1e-5),
@@ -273,7 +274,8 @@ fn a_fused_vector_follows_its_parts(backend: Backend) -> Result<(), IndexError> 
     assert!((hits[1].score - 0.25).abs() < 1e-4, "{hits:?}");
     // A new text for b moves its fused vector with it.
     store.upsert(&[title("b", [1.0, 0.0, 0.0], Some([1.0, 0.0]))])?;
-    let b = fused(store, "b")?.unwrap_or_default();
+    let b = fused(store, "b")?.ok_or(IndexError::Engine("b has no fused vector".into()))?;
+    assert_eq!(b.len(), 5);
     assert!(b.iter().zip(&a).all(|(x, y)| (x - y).abs() < 1e-5), "{b:?}");
     // The recipe is part of the schema: reopened, it is still there.
     fixture.reopen()?;

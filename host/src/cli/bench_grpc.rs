@@ -170,7 +170,8 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
     );
     let dir = tempfile::tempdir()?;
     let location = tessera_indexes::StoreLocation::Edge(dir.path().join("store"));
-    let (store, rows) = build(&location, settings.titles, settings.dim, 256)?;
+    let store = location.open(super::bench_store::schema(settings.dim))?;
+    let rows = build(&*store, settings.titles, settings.dim, 256)?;
     if settings.optimize {
         let t = Instant::now();
         store.optimize()?;

@@ -71,20 +71,25 @@ pub(super) fn picks(n: usize, count: usize, salt: usize) -> Vec<usize> {
         .collect()
 }
 
-/// A new store at `location` of `titles` synthetic titles (clustered `dim`-d vectors, a genre
-/// tag), written `batch` per upsert, with the write rate printed; also the vectors, row-major.
+/// The bench store's schema: one dense vector `text` of `dim` dimensions.
+pub(super) fn schema(dim: usize) -> Schema {
+    Schema::new([("text".to_string(), VectorSpec::dense(dim, "bench"))])
+}
+
+/// Fills `store` (new, made with [`schema`]) with `titles` synthetic titles (clustered `dim`-d
+/// vectors, a genre tag), written `batch` per upsert, with the write rate printed; returns the
+/// vectors, row-major.
 pub(super) fn build(
-    location: &StoreLocation,
+    store: &dyn EntityStore,
     titles: usize,
     dim: usize,
     batch: usize,
-) -> anyhow::Result<(Arc<dyn EntityStore>, Vec<f32>)> {
-    let schema = Schema::new([("text".to_string(), VectorSpec::dense(dim, "bench"))]);
-    let store = location.open(schema)?;
+) -> anyhow::Result<Vec<f32>> {
     let held = store.count()?;
     anyhow::ensure!(
         held == 0,
-        "the bench needs a new store; {location} already holds {held} titles"
+        "the bench needs a new store; {} already holds {held} titles",
+        store.location()
     );
     let rows = Clustered {
         dim,
@@ -109,7 +114,7 @@ pub(super) fn build(
         titles as f64 / upsert.as_secs_f64(),
         flush.as_secs_f64()
     );
-    Ok((store, rows))
+    Ok(rows)
 }
 
 pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
@@ -129,30 +134,32 @@ pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
         Some(spec) => StoreLocation::parse(spec)?,
         None => StoreLocation::Edge(dir.path().join("store")),
     };
-    if let StoreLocation::Server(config) = &location {
-        anyhow::ensure!(
-            ServerStore::open_existing(config.clone()).is_err(),
-            "{location} exists; the bench writes and then deletes its own collection, name a new one"
-        );
+    match &location {
+        StoreLocation::Server(config) => {
+            let server = Arc::new(ServerStore::open(config.clone(), schema(dim))?);
+            // Only a collection this run made is the bench's to delete.
+            anyhow::ensure!(
+                server.created(),
+                "{location} exists; the bench writes and then deletes its own collection: name a new one"
+            );
+            let result = measure_store(server.clone(), titles, dim, batch, queries);
+            server.destroy()?;
+            result
+        }
+        StoreLocation::Edge(_) => {
+            measure_store(location.open(schema(dim))?, titles, dim, batch, queries)
+        }
     }
-    let result = measure_store(&location, titles, dim, batch, queries);
-    // A server collection is the bench's own: remove it whatever happened.
-    if let StoreLocation::Server(config) = &location
-        && let Ok(store) = ServerStore::open_existing(config.clone())
-    {
-        store.destroy()?;
-    }
-    result
 }
 
 fn measure_store(
-    location: &StoreLocation,
+    store: Arc<dyn EntityStore>,
     titles: usize,
     dim: usize,
     batch: usize,
     queries: usize,
 ) -> anyhow::Result<ExitCode> {
-    let (store, rows) = build(location, titles, dim, batch)?;
+    let rows = build(&*store, titles, dim, batch)?;
     println!("store: {}", store.location());
 
     let measure = |label: &str, store: &dyn EntityStore| -> anyhow::Result<()> {

@@ -138,9 +138,12 @@ impl MetricsFile {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             let _ = writeln!(out, "{name}{{run=\"{run}\"}} {value}");
         }
-        for (i, plugin) in pipeline.plugins().iter().enumerate() {
-            plugin.render_metrics(&mut out, i == 0);
-        }
+        let plugins: Vec<_> = pipeline
+            .plugins()
+            .iter()
+            .map(|p| p.metrics_source())
+            .collect();
+        tessera::runtime::render_prometheus(&mut out, &plugins);
         let tmp = self.path.with_extension("prom.tmp");
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
@@ -499,18 +502,20 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = written {
             write_error.get_or_insert(e);
         }
-    })?;
+    });
     progress.finish();
+    // Before any error: a collector should see how far a failed run got.
+    if let Some(metrics) = &mut metrics {
+        metrics
+            .write(&setup.pipeline)
+            .with_context(|| format!("writing the metrics file {}", metrics.path.display()))?;
+    }
+    let result = result?;
     if let Some(e) = write_error {
         bail!(
             "writing the failure report {}: {e}",
             report.path().display()
         );
-    }
-    if let Some(metrics) = &mut metrics {
-        metrics
-            .write(&setup.pipeline)
-            .with_context(|| format!("writing the metrics file {}", metrics.path.display()))?;
     }
     let code = finish(&result, titles.len());
     if !problems.is_empty() {

@@ -59,8 +59,9 @@ pub enum StoreCommand {
         store: StoreArg,
     },
     /// Copy every title of one store into another — embedded to a Qdrant server, back, or
-    /// between two of either — then verify the copy by counts and checksums. Running it again
-    /// after an interruption resumes: copied titles are rewritten unchanged.
+    /// between two of either — then verify the copy by counts, per-title content digests and
+    /// vector values. Running it again (with --into-non-empty) after an interruption resumes:
+    /// copied titles are rewritten unchanged.
     Migrate {
         /// The store to copy: a directory or a server URL (see --store).
         #[arg(long)]
@@ -71,7 +72,8 @@ pub enum StoreCommand {
         /// Titles per read and write.
         #[arg(long, default_value_t = 256)]
         page: usize,
-        /// Copy into a destination that already holds titles (a resumed copy, or a merge).
+        /// Copy into a destination that already holds titles: resuming an interrupted copy (the
+        /// verification then needs the destination to hold exactly the source's titles).
         #[arg(long)]
         into_non_empty: bool,
     },
@@ -133,7 +135,7 @@ fn migrate_command(
     let held = target.count()?;
     if held > 0 && !into_non_empty {
         bail!(
-            "the destination {to_location} already holds {held} titles; pass --into-non-empty to resume an interrupted copy or merge"
+            "the destination {to_location} already holds {held} titles; pass --into-non-empty to resume an interrupted copy"
         );
     }
     let total = source.count()?;
@@ -153,7 +155,7 @@ fn migrate_command(
     let verified = migrate::verify(&*source, &*target, page)
         .with_context(|| format!("verifying {to_location} against {from_location}"))?;
     println!(
-        "verified: {} titles in each, content checksum sha256:{} on both, largest vector difference {:.1e}",
+        "verified: {} titles in each, every title's content equal (checksum sha256:{}), largest vector difference {:.1e}",
         verified.titles, verified.checksum, verified.max_vector_diff
     );
     Ok(ExitCode::SUCCESS)

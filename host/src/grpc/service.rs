@@ -266,9 +266,12 @@ fn store_status(error: IndexError) -> Status {
         | IndexError::UnknownVector { .. }
         | IndexError::Filter(_) => Status::invalid_argument(error.to_string()),
         IndexError::Cursor(_) => Status::invalid_argument(format!("cursor: {error}")),
-        // The Qdrant server behind the store failed after retries: the call may pass later.
-        IndexError::Server { .. } => {
-            tracing::error!(error = %error, "store server failed");
+        // The Qdrant server behind the store is down or overloaded past the retries: the call
+        // may pass later. Refused requests are not worth a client's retry.
+        IndexError::Server {
+            transient: true, ..
+        } => {
+            tracing::error!(error = %error, "store server unavailable");
             Status::unavailable(format!("store: {error}"))
         }
         error => {

@@ -18,7 +18,7 @@ mod stats;
 
 pub use contract::Contract;
 pub use error::PluginError;
-pub use stats::{CallTiming, PluginStats, StatsSnapshot};
+pub use stats::{CallTiming, PluginStats, StatsSnapshot, render_prometheus};
 
 use crate::caps::config::ConfigCtx;
 use crate::caps::log::LogCtx;
@@ -457,11 +457,10 @@ impl Plugin {
         self.stats.snapshot()
     }
 
-    /// Appends the plugin's call metrics (Prometheus text), labelled with its name and
-    /// version; `header` adds the `# HELP`/`# TYPE` lines.
-    pub fn render_metrics(&self, out: &mut String, header: bool) {
-        self.stats
-            .render(out, &self.info.name, &self.info.version, header);
+    /// The plugin's name, version and live call statistics, for metrics
+    /// ([`stats::render_prometheus`]).
+    pub fn metrics_source(&self) -> (&str, &str, &PluginStats) {
+        (&self.info.name, &self.info.version, &self.stats)
     }
 
     /// The models its manifest lets it call; `None` when it may call any loaded model.

@@ -98,78 +98,6 @@ impl PluginStats {
         }
     }
 
-    /// Appends this plugin's metrics in the Prometheus text format, labelled with its name
-    /// and version; `header` adds the `# HELP`/`# TYPE` lines (once per exposition).
-    pub fn render(&self, out: &mut String, plugin: &str, version: &str, header: bool) {
-        let labels = format!(
-            "plugin=\"{}\",version=\"{}\"",
-            label(plugin),
-            label(version)
-        );
-        let snapshot = self.snapshot();
-        let counters: [(&str, &str, f64); 6] = [
-            (
-                "tessera_plugin_calls_total",
-                "Plugin calls made.",
-                snapshot.calls as f64,
-            ),
-            (
-                "tessera_plugin_failures_total",
-                "Plugin calls stopped by a trap, the deadline, fuel or the memory cap.",
-                snapshot.failures as f64,
-            ),
-            (
-                "tessera_plugin_guest_seconds_total",
-                "Time in the guest's own code (calls less their model calls).",
-                snapshot.guest_s,
-            ),
-            (
-                "tessera_plugin_model_calls_total",
-                "Model calls the plugin made.",
-                snapshot.model_calls as f64,
-            ),
-            (
-                "tessera_plugin_model_seconds_total",
-                "Time the plugin waited on model calls.",
-                snapshot.model_s,
-            ),
-            (
-                "tessera_plugin_fuel_total",
-                "Fuel (roughly instructions) the plugin burned.",
-                snapshot.fuel as f64,
-            ),
-        ];
-        for (name, help, value) in counters {
-            if header {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            }
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
-        let histograms = [
-            (
-                "tessera_plugin_call_seconds",
-                "Plugin call latency, instantiation and model calls included.",
-                &self.call,
-            ),
-            (
-                "tessera_plugin_instantiate_seconds",
-                "Store creation and instantiation per call (the host's share).",
-                &self.instantiate,
-            ),
-            (
-                "tessera_plugin_model_wait_seconds",
-                "Time per call waiting on model calls.",
-                &self.model,
-            ),
-        ];
-        for (name, help, histogram) in histograms {
-            if header {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            }
-            histogram.render(out, name, &labels);
-        }
-    }
-
     /// The totals so far.
     pub fn snapshot(&self) -> StatsSnapshot {
         let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
@@ -182,6 +110,83 @@ impl PluginStats {
             model_s: s(&self.model_ns),
             slowest_s: s(&self.slowest_ns),
             fuel: self.fuel.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Appends the metrics of `plugins` (name, version, stats) in the Prometheus text format: one
+/// family after another (the format wants a family's samples together), one sample per plugin
+/// and version.
+pub fn render_prometheus(out: &mut String, plugins: &[(&str, &str, &PluginStats)]) {
+    let labelled: Vec<(String, &PluginStats, StatsSnapshot)> = plugins
+        .iter()
+        .map(|(name, version, stats)| {
+            (
+                format!("plugin=\"{}\",version=\"{}\"", label(name), label(version)),
+                *stats,
+                stats.snapshot(),
+            )
+        })
+        .collect();
+    type Counter = fn(&StatsSnapshot) -> f64;
+    let counters: [(&str, &str, Counter); 6] = [
+        ("tessera_plugin_calls_total", "Plugin calls made.", |s| {
+            s.calls as f64
+        }),
+        (
+            "tessera_plugin_failures_total",
+            "Plugin calls stopped by a trap, the deadline, fuel or the memory cap.",
+            |s| s.failures as f64,
+        ),
+        (
+            "tessera_plugin_guest_seconds_total",
+            "Time in the guest's own code (calls less their model calls).",
+            |s| s.guest_s,
+        ),
+        (
+            "tessera_plugin_model_calls_total",
+            "Model calls the plugin made.",
+            |s| s.model_calls as f64,
+        ),
+        (
+            "tessera_plugin_model_seconds_total",
+            "Time the plugin waited on model calls.",
+            |s| s.model_s,
+        ),
+        (
+            "tessera_plugin_fuel_total",
+            "Fuel (roughly instructions) the plugin burned.",
+            |s| s.fuel as f64,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (labels, _, snapshot) in &labelled {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value(snapshot));
+        }
+    }
+    type Pick = fn(&PluginStats) -> &Histogram;
+    let histograms: [(&str, &str, Pick); 3] = [
+        (
+            "tessera_plugin_call_seconds",
+            "Plugin call latency, instantiation and model calls included.",
+            |s| &s.call,
+        ),
+        (
+            "tessera_plugin_instantiate_seconds",
+            "Store creation and instantiation per call (the host's share).",
+            |s| &s.instantiate,
+        ),
+        (
+            "tessera_plugin_model_wait_seconds",
+            "Time per call waiting on model calls.",
+            |s| &s.model,
+        ),
+    ];
+    for (name, help, pick) in histograms {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (labels, stats, _) in &labelled {
+            pick(stats).render(out, name, labels);
         }
     }
 }

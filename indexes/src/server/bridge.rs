@@ -72,6 +72,7 @@ impl Bridge {
             .map_err(|e| IndexError::Server {
                 store: label.clone(),
                 reason: format!("cannot start the client runtime: {e}"),
+                transient: false,
             })?;
         Ok(Bridge {
             runtime: Some(runtime),
@@ -96,6 +97,7 @@ impl Bridge {
         let runtime = self.runtime.as_ref().ok_or_else(|| IndexError::Server {
             store: self.label.clone(),
             reason: "the store is closed".into(),
+            transient: false,
         })?;
         let client = self.client.clone();
         let retries = self.retries;
@@ -122,6 +124,7 @@ impl Bridge {
             Ok(Ok(value)) => Ok(value),
             Ok(Err((error, attempts))) => Err(IndexError::Server {
                 store: self.label.clone(),
+                transient: transient(&error).is_some(),
                 reason: if attempts > 0 {
                     format!("{what}: {error} (after {attempts} retries)")
                 } else {
@@ -131,6 +134,7 @@ impl Bridge {
             Err(_) => Err(IndexError::Server {
                 store: self.label.clone(),
                 reason: format!("{what}: the client task stopped without an answer"),
+                transient: false,
             }),
         }
     }
@@ -188,6 +192,13 @@ mod tests {
             .call("count", |c| async move { c.health_check().await })
             .err()
             .unwrap_or_else(|| panic!("expected an error: nothing listens on port 1"));
+        assert!(matches!(
+            err,
+            IndexError::Server {
+                transient: true,
+                ..
+            }
+        ));
         let text = err.to_string();
         assert!(text.contains("127.0.0.1:1"), "{text}");
         assert!(text.contains("after 2 retries"), "{text}");

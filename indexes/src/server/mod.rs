@@ -14,11 +14,12 @@
 //! machines), so numbers come from the clock — microseconds since the Unix epoch, strictly
 //! increasing within a process — instead of a counter only one process could own. Two writers
 //! may stamp the same microsecond; a feed page never ends inside such a tie, so resuming after
-//! the last number seen skips nothing. Within a process a reader never sees change n+1 before
-//! n (as in the embedded store); across writers, a change can become visible after a reader
-//! passed its number by at most the writers' clock skew plus one write, so a consumer of
-//! several writers resumes a little before its last number (changes are per title and
-//! idempotent to re-read).
+//! the last number seen skips nothing. A reader in the writer's own process never sees change
+//! n+1 before n (as in the embedded store). A reader in another process (`serve` while
+//! `ingest` writes) has no such guarantee: a write's points become visible shard by shard and
+//! after its numbers were drawn, so a change can appear after the reader passed its number —
+//! by at most one write's duration plus the writers' clock skew. Such a reader resumes that
+//! much before its last number (seconds; changes are per title and idempotent to re-read).
 
 mod bridge;
 mod points;
@@ -40,9 +41,10 @@ use qdrant_client::qdrant::{
     CollectionStatus, Condition, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, Direction, Distance, FieldType, Filter, GetPointsBuilder,
     IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, MultiVectorComparator,
-    MultiVectorConfigBuilder, OrderByBuilder, PayloadIncludeSelector, PointId, Query,
-    QueryPointsBuilder, Range, ScrollPointsBuilder, UpsertPointsBuilder, VectorInput,
-    VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector, WriteOrdering, WriteOrderingType,
+    MultiVectorConfigBuilder, OptimizersConfigDiffBuilder, OrderByBuilder, PayloadIncludeSelector,
+    PointId, Query, QueryPointsBuilder, Range, ScrollPointsBuilder, UpdateCollectionBuilder,
+    UpsertPointsBuilder, VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
+    WriteOrdering, WriteOrderingType,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -132,6 +134,8 @@ pub struct ServerStore {
     last_change: RwLock<u64>,
     /// Serialises number allocation (readers of `last_change` must not wait on the clock).
     clock: Mutex<()>,
+    /// Whether this `open` created the collection (another process may have at the same time).
+    created: bool,
 }
 
 impl std::fmt::Debug for ServerStore {
@@ -168,6 +172,7 @@ impl ServerStore {
         let client = builder.build().map_err(|e| IndexError::Server {
             store: config.label(),
             reason: format!("invalid server address: {e}"),
+            transient: false,
         })?;
         Bridge::new(client, config.retries, config.label())
     }
@@ -253,8 +258,8 @@ impl ServerStore {
                 store
             }
             None => {
-                let store = Self::new(config, schema, bridge);
-                store.create_collection()?;
+                let mut store = Self::new(config, schema, bridge);
+                store.created = store.create_collection()?;
                 // Only at creation (or when missing): each index request is a write through
                 // the server's log.
                 store.create_indexes()?;
@@ -289,11 +294,17 @@ impl ServerStore {
             bridge,
             last_change: RwLock::new(0),
             clock: Mutex::new(()),
+            created: false,
         }
     }
 
+    /// Whether opening created the collection (rather than finding it).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
     /// Deletes the collection and everything in it.
-    pub fn destroy(self) -> Result<(), IndexError> {
+    pub fn destroy(&self) -> Result<(), IndexError> {
         let name = self.config.collection.clone();
         self.bridge.call("delete the collection", move |c| {
             let name = name.clone();
@@ -302,7 +313,8 @@ impl ServerStore {
         Ok(())
     }
 
-    fn create_collection(&self) -> Result<(), IndexError> {
+    /// Creates the collection; `false` when another process created it first (with our schema).
+    fn create_collection(&self) -> Result<bool, IndexError> {
         let mut vectors = VectorsConfigBuilder::default();
         for (name, spec) in &self.schema.vectors {
             let mut params = VectorParamsBuilder::new(spec.dim as u64, Distance::Cosine);
@@ -333,10 +345,10 @@ impl ServerStore {
             async move { c.create_collection(request).await }
         });
         match created {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(true),
             // Another process created it meanwhile: fine if its schema is ours.
             Err(error) => match Self::stored_schema(&self.bridge, &self.config) {
-                Ok(Some(stored)) if stored.schema == self.schema => Ok(()),
+                Ok(Some(stored)) if stored.schema == self.schema => Ok(false),
                 _ => Err(error),
             },
         }
@@ -499,6 +511,28 @@ impl ServerStore {
     }
 }
 
+/// Makes a feed page safe to resume after its last number. Writers in different processes may
+/// stamp the same microsecond, and a page that ended inside such a tie would make a reader
+/// resuming after its last number skip the rest of it. `page` holds up to `limit + 1` entries,
+/// the one past the page telling whether a tie crosses its end: then the page drops its
+/// trailing entries with that number (they come first on the next page), unless the page is
+/// one number from end to end, and the number is returned: the caller adds the whole tie (as
+/// wide as the number of concurrent writers).
+fn trim_tie(page: &mut Vec<Change>, limit: usize) -> Option<u64> {
+    let next = page.get(limit).map(|c| c.seq)?;
+    page.truncate(limit);
+    if page.last().map(|c| c.seq) != Some(next) {
+        return None;
+    }
+    let tied = page.iter().rev().take_while(|c| c.seq == next).count();
+    if tied < page.len() {
+        page.truncate(page.len() - tied);
+        None
+    } else {
+        Some(next)
+    }
+}
+
 impl EntityStore for ServerStore {
     fn schema(&self) -> &Schema {
         &self.schema
@@ -558,22 +592,18 @@ impl EntityStore for ServerStore {
             return Ok(Vec::new());
         }
         let _no_writes = self.last_change.read().map_err(|_| poisoned())?;
+        // One entry more than the page: it shows whether a tie crosses the page's end.
         let mut changes = self.changes_in(
             Direction::Asc,
             Some(Filter::must([above(CHANGE_SEQ, after)])),
-            limit,
+            limit.saturating_add(1),
         )?;
-        // Writers in different processes may stamp the same microsecond: a full page must not
-        // end inside such a tie, or a reader resuming after its last number would skip the
-        // rest of it. Ties are as wide as the number of writers, so this read is small.
-        if changes.len() == limit
-            && let Some(last) = changes.last().map(|c| c.seq)
-        {
+        if let Some(tied) = trim_tie(&mut changes, limit) {
             let tie = Filter::must([Condition::range(
                 CHANGE_SEQ,
                 Range {
-                    gte: Some(last as f64),
-                    lte: Some(last as f64),
+                    gte: Some(tied as f64),
+                    lte: Some(tied as f64),
                     ..Range::default()
                 },
             )]);
@@ -730,15 +760,40 @@ impl EntityStore for ServerStore {
     fn optimize(&self) -> Result<bool, IndexError> {
         let started = std::time::Instant::now();
         let mut waited = false;
+        let mut nudged = false;
         loop {
             let name = self.config.collection.clone();
             let info = self.bridge.call("read the collection's status", move |c| {
                 let name = name.clone();
                 async move { c.collection_info(name).await }
             })?;
-            let status = info.result.map(|i| i.status);
+            let info = info.result;
+            let status = info.as_ref().map(|i| i.status);
             if status == Some(CollectionStatus::Green as i32) {
                 return Ok(waited);
+            }
+            if status == Some(CollectionStatus::Red as i32) {
+                let error = info
+                    .and_then(|i| i.optimizer_status)
+                    .map(|o| o.error)
+                    .unwrap_or_default();
+                return Err(IndexError::Server {
+                    store: self.config.label(),
+                    reason: format!("the server's optimiser failed: {error}"),
+                    transient: false,
+                });
+            }
+            if status == Some(CollectionStatus::Grey as i32) && !nudged {
+                // Grey: optimisations pending but not started (after a restart, say); an
+                // empty optimiser update starts them.
+                nudged = true;
+                let request = UpdateCollectionBuilder::new(self.config.collection.clone())
+                    .optimizers_config(OptimizersConfigDiffBuilder::default())
+                    .build();
+                self.bridge.call("start the server's optimiser", move |c| {
+                    let request = request.clone();
+                    async move { c.update_collection(request).await }
+                })?;
             }
             if started.elapsed() > OPTIMIZE_WAIT {
                 return Err(IndexError::Server {
@@ -747,6 +802,7 @@ impl EntityStore for ServerStore {
                         "the server's optimiser is still busy after {} s",
                         OPTIMIZE_WAIT.as_secs()
                     ),
+                    transient: true,
                 });
             }
             waited = true;
@@ -756,5 +812,47 @@ impl EntityStore for ServerStore {
 
     fn location(&self) -> String {
         self.config.label()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(seqs: &[u64]) -> Vec<Change> {
+        seqs.iter()
+            .enumerate()
+            .map(|(i, &seq)| Change {
+                seq,
+                id: format!("t{i}"),
+                run: None,
+                what: vec!["created".into()],
+            })
+            .collect()
+    }
+
+    fn seqs(page: &[Change]) -> Vec<u64> {
+        page.iter().map(|c| c.seq).collect()
+    }
+
+    #[test]
+    fn a_full_page_never_ends_inside_a_tie() {
+        // Pages of 3, read with one entry more.
+        // The feed ends within the page: nothing to do, whatever the ties.
+        let mut short = page(&[1, 2, 2]);
+        assert_eq!(trim_tie(&mut short, 3), None);
+        assert_eq!(seqs(&short), [1, 2, 2]);
+        // The page ends before a new number: a full page.
+        let mut plain = page(&[1, 2, 2, 3]);
+        assert_eq!(trim_tie(&mut plain, 3), None);
+        assert_eq!(seqs(&plain), [1, 2, 2]);
+        // A tie crosses the page's end: it moves to the next page, which starts after 1.
+        let mut tied = page(&[1, 5, 5, 5]);
+        assert_eq!(trim_tie(&mut tied, 3), None);
+        assert_eq!(seqs(&tied), [1]);
+        // One tie from end to end and beyond: the caller must read the rest of it.
+        let mut all = page(&[7, 7, 7, 7]);
+        assert_eq!(trim_tie(&mut all, 3), Some(7));
+        assert_eq!(all.len(), 3);
     }
 }
