@@ -390,10 +390,26 @@ impl EntityStore for EdgeStore {
         Self::changes_in(&self.shard, Direction::Asc, Some(after), limit)
     }
 
-    fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
+    fn last_change(&self) -> Result<u64, IndexError> {
+        Ok(*self
+            .last_change
+            .read()
+            .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?)
+    }
+
+    fn get_selected(
+        &self,
+        ids: &[String],
+        vectors: Option<&[String]>,
+    ) -> Result<Vec<Option<Entity>>, IndexError> {
+        let with_vector = match vectors {
+            None => WithVector::Bool(true),
+            Some([]) => WithVector::Bool(false),
+            Some(names) => WithVector::Selector(names.iter().map(|n| engine_name(n)).collect()),
+        };
         let request = RetrieveRequestBuilder::new(ids.iter().map(|id| point_id(id)).collect())
             .with_payload(WithPayloadInterface::Bool(true))
-            .with_vector(WithVector::Bool(true))
+            .with_vector(with_vector)
             .build();
         let mut found: HashMap<String, Entity> = HashMap::new();
         for record in self.shard.retrieve(request).map_err(engine)? {

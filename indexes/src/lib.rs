@@ -291,8 +291,21 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
     /// several processes at once can do): the change feed, resumed from the last number seen (0
     /// for the whole feed).
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError>;
+    /// The highest change number recorded (0 for an empty store): where a feed reader that only
+    /// wants what comes next starts.
+    fn last_change(&self) -> Result<u64, IndexError>;
     /// Reads entities by id, in order; `None` for ids the store does not hold.
-    fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError>;
+    fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
+        self.get_selected(ids, None)
+    }
+    /// Like [`get`](Self::get), reading only the vectors and multivectors named in `vectors`
+    /// (`None`: all of them); the others are not read at all, which matters when a title holds
+    /// several large ones and a reader wants one.
+    fn get_selected(
+        &self,
+        ids: &[String],
+        vectors: Option<&[String]>,
+    ) -> Result<Vec<Option<Entity>>, IndexError>;
     /// Ranks the titles matching the search's filter on its named vector, best first: cosine for
     /// a dense query, MaxSim (for each query token the cosine of its best match, summed) for
     /// token vectors. The query is checked against the schema (name, kind, dimension, finite

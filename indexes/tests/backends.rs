@@ -127,6 +127,25 @@ fn every_field_reads_back_and_writes_replace(backend: Backend) -> Result<(), Ind
             want,
         );
     }
+    // Reading only some vectors leaves the others out, and the payload whole.
+    let ids = ["t7".to_string()];
+    let only_text = store.get_selected(&ids, Some(&["text/m@1".to_string()]))?;
+    let only_text = only_text[0]
+        .as_ref()
+        .unwrap_or_else(|| panic!("t7 is stored"));
+    assert_eq!(only_text.vectors.keys().collect::<Vec<_>>(), ["text/m@1"]);
+    assert!(only_text.multivectors.is_empty());
+    assert_eq!(only_text.tags, titles[7].tags);
+    let only_audio = store.get_selected(&ids, Some(&["audio/w@1".to_string()]))?;
+    let only_audio = only_audio[0]
+        .as_ref()
+        .unwrap_or_else(|| panic!("t7 is stored"));
+    assert!(only_audio.vectors.is_empty());
+    assert_eq!(only_audio.multivectors.len(), 1);
+    let none = store.get_selected(&ids, Some(&[]))?;
+    let none = none[0].as_ref().unwrap_or_else(|| panic!("t7 is stored"));
+    assert!(none.vectors.is_empty() && none.multivectors.is_empty());
+    assert_eq!(none.name, titles[7].name);
     // Writing a title again replaces it: one point, the new fields.
     let mut again = entity("t7", [0.0, 1.0, 0.0]);
     again.tags.clear();

@@ -53,6 +53,7 @@ fn the_feed_lists_each_title_at_its_latest_change(backend: Backend) -> Result<()
         return Ok(());
     };
     let store = fixture.store();
+    assert_eq!(store.last_change()?, 0);
     store.upsert(&[
         entity("a", [1.0, 0.0, 0.0], "r1"),
         entity("b", [0.0, 1.0, 0.0], "r1"),
@@ -91,6 +92,7 @@ fn the_feed_lists_each_title_at_its_latest_change(backend: Backend) -> Result<()
             .collect::<Vec<_>>(),
         ["a"]
     );
+    assert_eq!(store.last_change()?, a.seq);
     let before_reopen = a.seq;
     // Reopened, numbering goes on after the last change.
     fixture.reopen()?;
@@ -106,7 +108,9 @@ fn the_feed_lists_each_title_at_its_latest_change(backend: Backend) -> Result<()
         evidence: None,
         run: Some("r3".into()),
     });
+    assert_eq!(store.last_change()?, before_reopen);
     store.upsert(&[d])?;
+    assert!(store.last_change()? > before_reopen);
     assert_eq!(
         feed(store, before_reopen)?,
         vec![("d".into(), vec!["created".to_string()])]

@@ -100,16 +100,7 @@ fn info(store: &Arc<dyn EntityStore>) -> anyhow::Result<ExitCode> {
             spec.kind, spec.dim, spec.model
         );
     }
-    // The feed lists each title once, so the last change is at most `count` entries in.
-    let mut last = 0;
-    loop {
-        let page = store.changes(last, 4096)?;
-        match page.last() {
-            Some(change) => last = change.seq,
-            None => break,
-        }
-    }
-    println!("last change: {last}");
+    println!("last change: {}", store.last_change()?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -233,11 +233,18 @@ mod tests {
         fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
             self.inner.upsert(entities)
         }
+        fn last_change(&self) -> Result<u64, IndexError> {
+            self.inner.last_change()
+        }
         fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError> {
             self.inner.changes(after, limit)
         }
-        fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
-            self.inner.get(ids)
+        fn get_selected(
+            &self,
+            ids: &[String],
+            vectors: Option<&[String]>,
+        ) -> Result<Vec<Option<Entity>>, IndexError> {
+            self.inner.get_selected(ids, vectors)
         }
         fn search(&self, search: &Search<'_>) -> Result<Vec<Neighbor>, IndexError> {
             self.inner.search(search)

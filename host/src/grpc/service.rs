@@ -306,8 +306,13 @@ impl Entities for EntitiesService {
             let request = request.into_inner();
             let query = validate_get(&request, self.store.schema(), &self.config)?;
             let ids = request.ids;
+            // Only the vectors the caller asked for leave the disk.
+            let names = (!query.vector_names.is_empty()).then(|| query.vector_names.clone());
             let (ids, found) = self
-                .blocking(&slot, move |s| s.get(&ids).map(|found| (ids, found)))
+                .blocking(&slot, move |s| {
+                    s.get_selected(&ids, names.as_deref())
+                        .map(|found| (ids, found))
+                })
                 .await?;
             let results = ids
                 .into_iter()

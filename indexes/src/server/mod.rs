@@ -616,15 +616,33 @@ impl EntityStore for ServerStore {
         Ok(changes)
     }
 
-    fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {
+    /// Read from the collection: other processes may have written since this one opened it.
+    fn last_change(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .changes_in(Direction::Desc, None, 1)?
+            .first()
+            .map_or(0, |c| c.seq))
+    }
+
+    fn get_selected(
+        &self,
+        ids: &[String],
+        vectors: Option<&[String]>,
+    ) -> Result<Vec<Option<Entity>>, IndexError> {
         let mut found: HashMap<String, Entity> = HashMap::new();
         for chunk in ids.chunks(READ_CHUNK) {
             let request = GetPointsBuilder::new(
                 self.config.collection.clone(),
                 chunk.iter().map(|id| point_id(id)).collect::<Vec<_>>(),
             )
-            .with_payload(true)
-            .with_vectors(true)
+            .with_payload(true);
+            let request = match vectors {
+                None => request.with_vectors(true),
+                Some([]) => request.with_vectors(false),
+                Some(names) => request.with_vectors(VectorsSelector::from(
+                    names.iter().map(|n| engine_name(n)).collect::<Vec<_>>(),
+                )),
+            }
             .build();
             let response = self.bridge.call("get", move |c| {
                 let request = request.clone();
