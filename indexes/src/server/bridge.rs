@@ -29,9 +29,11 @@ fn transient(error: &QdrantError) -> Option<Duration> {
     use tonic::Code;
     match error {
         QdrantError::ResponseError { status } => {
-            // The client reports a refused connection as INTERNAL "Failed to connect".
-            let unreachable = status.code() == Code::Internal
-                && status.message().starts_with("Failed to connect");
+            // The client reports a refused connection as INTERNAL "Failed to connect", and a
+            // connection dropped mid-call (the server stopping) as UNKNOWN "transport error".
+            let unreachable = (status.code() == Code::Internal
+                && status.message().starts_with("Failed to connect"))
+                || (status.code() == Code::Unknown && status.message().contains("transport error"));
             (unreachable
                 || matches!(
                     status.code(),
@@ -167,6 +169,11 @@ mod tests {
             status: tonic::Status::internal("Failed to connect to http://x: refused"),
         };
         assert!(transient(&refused).is_some());
+        let dropped = QdrantError::ResponseError {
+            status: tonic::Status::unknown("transport error"),
+        };
+        assert!(transient(&dropped).is_some());
+        assert!(transient(&status(tonic::Code::Unknown)).is_none());
         assert!(transient(&status(tonic::Code::NotFound)).is_none());
         assert!(transient(&QdrantError::ConversionError("x".into())).is_none());
     }

@@ -104,7 +104,8 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Defaults for the server at `url`: collection `titles`, chunks of 256 points, 30 s
-    /// timeout, 5 retries.
+    /// timeout, 20 retries (backoff doubling from 50 ms to 2 s: about 32 s of waiting, enough
+    /// to ride out a server restart).
     pub fn new(url: impl Into<String>) -> Self {
         ServerConfig {
             url: url.into(),
@@ -115,7 +116,7 @@ impl ServerConfig {
             write_consistency_factor: None,
             upsert_chunk: 256,
             timeout: Duration::from_secs(30),
-            retries: 5,
+            retries: 20,
         }
     }
 
