@@ -435,3 +435,21 @@ fn ingest_fuses_vectors_by_the_recipe_it_records() {
     let out = ingest(&["--fuse", "synopsis=2,legacy-synopsis=1"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (data, _model) = ingest_example(dir.path());
+    // A pipe whose reader is gone before the command prints (`tessera … | head` once head
+    // exits): the first line already fails.
+    let (reader, writer) = std::io::pipe().unwrap_or_else(|e| panic!("{e}"));
+    drop(reader);
+    let out = tessera()
+        .args(["store", "info", "--data", &path(&data)])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(141));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}

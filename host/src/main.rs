@@ -33,8 +33,33 @@ fn apply_config_file() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Exit status for output cut off by a closed pipe: what a shell reports for a process killed by
+/// SIGPIPE (128 + 13).
+const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Makes `tessera … | head` end quietly. Rust ignores SIGPIPE, so printing to a closed pipe
+/// panics ("failed printing to stdout"); that panic, and only that one, becomes a silent exit
+/// with [`BROKEN_PIPE_EXIT`]. The signal itself stays ignored: sockets and child pipes keep
+/// getting errors they handle instead of a signal that would kill the server.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     tune_candle_threads();
+    quiet_broken_pipe();
     if let Err(error) = apply_config_file() {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
