@@ -453,3 +453,103 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(141));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
+
+#[test]
+fn workers_on_one_server_never_share_a_semantic_id() {
+    let Some(url) = server_collection("workers_on_one_server_never_share_a_semantic_id") else {
+        return;
+    };
+    let collection = Collection(url);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let model = tiny_model(dir.path());
+    // The example catalog and a codebook trained on it.
+    let first = dir.path().join("first");
+    run_ok(ingest_command(&example_catalog(), &first, &model).args(["--store", &collection.0]));
+    run_ok(tessera().args([
+        "sid",
+        "train",
+        "--data",
+        &path(&first),
+        "--store",
+        &collection.0,
+        "--levels",
+        "2",
+        "--codes",
+        "4",
+    ]));
+    // Ninety copies of one title: one vector, so one group of level codes, whose
+    // disambiguation codes three workers hand out at the same time.
+    let original = std::fs::read_to_string(example_catalog())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .lines()
+        .next()
+        .map(str::to_string)
+        .unwrap_or_default();
+    let mut copies = String::new();
+    for i in 0..90 {
+        let mut title: serde_json::Value =
+            serde_json::from_str(&original).unwrap_or_else(|e| panic!("{e}"));
+        title["id"] = serde_json::Value::String(format!("copy-{i:03}"));
+        if let Some(map) = title.as_object_mut() {
+            map.remove("assets");
+        }
+        copies.push_str(&title.to_string());
+        copies.push('\n');
+    }
+    let catalog = dir.path().join("copies.jsonl");
+    std::fs::write(&catalog, copies).unwrap_or_else(|e| panic!("{e}"));
+    let shards = ["0/3", "1/3", "2/3"];
+    let children: Vec<_> = shards
+        .iter()
+        .map(|shard| {
+            // Each worker has the codebook in its own data directory, as on its own machine.
+            let data = dir
+                .path()
+                .join(format!("worker-{}", shard.replace('/', "of")));
+            std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::copy(
+                first.join("semantic-ids.sid"),
+                data.join("semantic-ids.sid"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            ingest_command(&catalog, &data, &model)
+                .args(["--shard", shard, "--store", &collection.0])
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let store = match tessera_indexes::StoreLocation::parse(&collection.0) {
+        Ok(location) => location.open_existing().unwrap_or_else(|e| panic!("{e}")),
+        Err(e) => panic!("{e}"),
+    };
+    let mut ids = std::collections::HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .scan(cursor.as_deref(), 64, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for entity in page.entities {
+            // Titles without a synopsis have no vector, so no semantic ID; every copy has one.
+            let Some(sid) = entity.semantic_id else {
+                assert!(
+                    !entity.id.starts_with("copy-"),
+                    "{} has no semantic ID",
+                    entity.id
+                );
+                continue;
+            };
+            if let Some(other) = ids.insert(sid.id.to_string(), entity.id.clone()) {
+                panic!("{} and {other} share the semantic ID {}", entity.id, sid.id);
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(ids.values().filter(|t| t.starts_with("copy-")).count(), 90);
+}

@@ -148,6 +148,9 @@ pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, Pip
     Ok(Schema::new(vectors))
 }
 
+/// Most times a title moves to another semantic ID because other writers took its choice.
+const CONFIRM_ROUNDS: u32 = 16;
+
 /// Plugins plus a store.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -302,15 +305,39 @@ impl Pipeline {
                         message: e.to_string(),
                     })?;
         }
-        match self.store.upsert(std::slice::from_ref(&entity)) {
-            Ok(()) => Ok(entity),
-            Err(e) => Err(Failure {
-                title: title.id.clone(),
-                plugin: String::new(),
-                kind: "store".into(),
-                message: e.to_string(),
-            }),
+        let failure = |kind: &str, e: IndexError| Failure {
+            title: title.id.clone(),
+            plugin: String::new(),
+            kind: kind.into(),
+            message: e.to_string(),
+        };
+        self.store
+            .upsert(std::slice::from_ref(&entity))
+            .map_err(|e| failure("store", e))?;
+        // Another writer of the same store (an ingest worker on another machine) may have given
+        // this semantic ID to another title at the same moment: then this title takes another
+        // and is written again.
+        if let Some(ids) = &self.semantic_ids {
+            for round in 0u32.. {
+                match ids
+                    .confirm(&*self.store, &entity, round)
+                    .map_err(|e| failure("semantic-id", e))?
+                {
+                    None => break,
+                    Some(_) if round >= CONFIRM_ROUNDS => {
+                        tracing::warn!(title = %entity.id, "semantic ID still contested by other writers; `tessera sid train` makes every ID unique");
+                        break;
+                    }
+                    Some(new) => {
+                        entity.semantic_id = Some(new);
+                        self.store
+                            .upsert(std::slice::from_ref(&entity))
+                            .map_err(|e| failure("store", e))?;
+                    }
+                }
+            }
         }
+        Ok(entity)
     }
 
     /// Runs every plugin on one title and builds its entity.

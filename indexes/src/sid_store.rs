@@ -159,6 +159,17 @@ pub fn apply(
     Ok(written)
 }
 
+/// A random wait of up to 2^round × 2 ms (at most about 0.5 s), different for each title and
+/// call.
+fn move_delay(title: &str, round: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(title.as_bytes());
+    hasher.write_u32(round);
+    let span_us = 2_000u64 << round.min(8);
+    std::time::Duration::from_micros(hasher.finish() % span_us)
+}
+
 /// Gives ingested titles their semantic IDs from a fixed codebook (cold start: no retraining).
 /// Shared by the ingest workers; an ID is unique against the stored titles and against the
 /// other titles of the run.
@@ -234,6 +245,58 @@ impl IngestIds {
             codebook: self.codebook.id().to_string(),
             id,
         }))
+    }
+
+    /// Checks, after `entity` was written with the ID [`IngestIds::assign`] gave it, that no
+    /// other title holds that ID: another process writing the same store (ingest workers on
+    /// several machines) may have given the same ID to another title at the same moment. A
+    /// writer that finds its title's ID held by another title moves its title: this returns a
+    /// new ID, chosen against everything the store holds in that group now, to write (and
+    /// confirm) again. (Letting one of the two keep it by a rule would fail when the keeper's
+    /// writer saw the conflict and the other's had already confirmed; when both writers see it,
+    /// both move, which costs a write and keeps every ID unique.) `None`: the ID stands.
+    ///
+    /// `round` counts this title's moves so far. Writers that collide tend to collide again
+    /// (near-identical titles rank the free codes alike), so a mover first waits a random
+    /// while, growing with `round`, and then reads the group: movers spread out in time and
+    /// each sees the others' new IDs.
+    pub fn confirm(
+        &self,
+        store: &dyn EntityStore,
+        entity: &Entity,
+        round: u32,
+    ) -> Result<Option<StoredSid>, IndexError> {
+        let Some(sid) = entity
+            .semantic_id
+            .as_ref()
+            .filter(|s| s.codebook == self.codebook.id())
+        else {
+            return Ok(None);
+        };
+        let others: Vec<(String, StoredSid)> = store
+            .lookup_semantic_id(&sid.id.0, GROUP_LIMIT)?
+            .into_iter()
+            .filter(|(title, held)| title != &entity.id && held == sid)
+            .collect();
+        let Some((holder, _)) = others.first() else {
+            return Ok(None);
+        };
+        std::thread::sleep(move_delay(&entity.id, round));
+        let levels = self.codebook.levels();
+        {
+            let mut assigner = self.assigner.lock().unwrap_or_else(|p| p.into_inner());
+            assigner.abandon(&entity.id);
+            // What the group holds now, the contested ID's holder included.
+            if sid.id.0.len() > levels {
+                for (title, held) in store.lookup_semantic_id(&sid.id.0[..levels], GROUP_LIMIT)? {
+                    if held.codebook == self.codebook.id() && title != entity.id {
+                        assigner.reserve(&title, &held.id);
+                    }
+                }
+            }
+        }
+        tracing::debug!(title = %entity.id, id = %sid.id, %holder, "semantic ID taken by another writer; choosing another");
+        self.assign(store, entity, None)
     }
 
     /// Takes back the ID [`IngestIds::assign`] gave `entity` when writing it failed: the store
