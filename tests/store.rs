@@ -266,26 +266,28 @@ fn a_server_collection_works_like_the_embedded_store() {
     assert_eq!(shown, shown_local);
 }
 
-/// The example catalog's titles repeated under new ids (no assets), `n` of them.
-fn repeated_catalog(dir: &Path, n: usize) -> std::path::PathBuf {
+/// `n` titles written to DIR/PREFIX.jsonl with ids `PREFIX-0000`…: the example catalog's first
+/// `distinct` titles over and over, without assets.
+fn repeated_catalog(dir: &Path, n: usize, distinct: usize, prefix: &str) -> std::path::PathBuf {
     let lines: Vec<String> = std::fs::read_to_string(example_catalog())
         .unwrap_or_else(|e| panic!("{e}"))
         .lines()
         .filter(|l| !l.trim().is_empty())
+        .take(distinct)
         .map(str::to_string)
         .collect();
     let mut out = String::new();
     for i in 0..n {
         let mut title: serde_json::Value =
             serde_json::from_str(&lines[i % lines.len()]).unwrap_or_else(|e| panic!("{e}"));
-        title["id"] = serde_json::Value::String(format!("rep-{i:04}"));
+        title["id"] = serde_json::Value::String(format!("{prefix}-{i:04}"));
         if let Some(map) = title.as_object_mut() {
             map.remove("assets");
         }
         out.push_str(&title.to_string());
         out.push('\n');
     }
-    let path = dir.join("catalog.jsonl");
+    let path = dir.join(format!("{prefix}.jsonl"));
     std::fs::write(&path, out).unwrap_or_else(|e| panic!("{e}"));
     path
 }
@@ -298,7 +300,7 @@ fn shard_workers_share_one_server_collection() {
     let collection = Collection(url);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let model = tiny_model(dir.path());
-    let catalog = repeated_catalog(dir.path(), 240);
+    let catalog = repeated_catalog(dir.path(), 240, usize::MAX, "rep");
     // One worker per shard, at the same time, each with its own data directory (as on separate
     // machines), all writing the one collection.
     let worker = |shard: &str| {
@@ -479,25 +481,7 @@ fn workers_on_one_server_never_share_a_semantic_id() {
     ]));
     // Ninety copies of one title: one vector, so one group of level codes, whose
     // disambiguation codes three workers hand out at the same time.
-    let original = std::fs::read_to_string(example_catalog())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .lines()
-        .next()
-        .map(str::to_string)
-        .unwrap_or_default();
-    let mut copies = String::new();
-    for i in 0..90 {
-        let mut title: serde_json::Value =
-            serde_json::from_str(&original).unwrap_or_else(|e| panic!("{e}"));
-        title["id"] = serde_json::Value::String(format!("copy-{i:03}"));
-        if let Some(map) = title.as_object_mut() {
-            map.remove("assets");
-        }
-        copies.push_str(&title.to_string());
-        copies.push('\n');
-    }
-    let catalog = dir.path().join("copies.jsonl");
-    std::fs::write(&catalog, copies).unwrap_or_else(|e| panic!("{e}"));
+    let catalog = repeated_catalog(dir.path(), 90, 1, "copy");
     let shards = ["0/3", "1/3", "2/3"];
     let children: Vec<_> = shards
         .iter()
