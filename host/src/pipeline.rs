@@ -317,7 +317,7 @@ impl Pipeline {
         // Another writer of the same store (an ingest worker on another machine) may have given
         // this semantic ID to another title at the same moment: then this title takes another
         // and is written again.
-        if let Some(ids) = &self.semantic_ids {
+        if let Some(ids) = self.semantic_ids.as_ref().filter(|_| self.store.shared()) {
             for round in 0u32.. {
                 match ids
                     .confirm(&*self.store, &entity, round)

@@ -81,6 +81,41 @@ pub(crate) fn what_changed(old: Option<&Entity>, new: &Entity) -> Vec<String> {
     what
 }
 
+/// The entities of a write that change something, each with its change, numbered upwards from
+/// the number `first` hands out for that many changes; titles the write leaves as they were
+/// are left out. `previous` holds what the store has for each entity now.
+pub(crate) fn number_changes<'a>(
+    entities: &'a [Entity],
+    previous: &[Option<Entity>],
+    first: impl FnOnce(usize) -> Result<u64, crate::IndexError>,
+) -> Result<Vec<(&'a Entity, Change)>, crate::IndexError> {
+    let changed: Vec<(&Entity, Vec<String>, Option<String>)> = entities
+        .iter()
+        .zip(previous)
+        .filter_map(|(entity, old)| {
+            let what = what_changed(old.as_ref(), entity);
+            (!what.is_empty()).then(|| (entity, what, change_run(old.as_ref(), entity)))
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = first(changed.len())?;
+    Ok(changed
+        .into_iter()
+        .zip(first..)
+        .map(|((entity, what, run), seq)| {
+            let change = Change {
+                seq,
+                id: entity.id.clone(),
+                run,
+                what,
+            };
+            (entity, change)
+        })
+        .collect())
+}
+
 /// The run behind a change: that of an output the write changed.
 pub(crate) fn change_run(old: Option<&Entity>, new: &Entity) -> Option<String> {
     new.outputs

@@ -91,6 +91,35 @@ pub(crate) fn tessera_name(engine: &str) -> String {
 /// Payload path of a title's latest change number (see `change.rs`).
 pub(crate) const CHANGE_SEQ: &str = "change.seq";
 
+/// Payload fields with an index, the same in every backend: semantic-ID prefixes, tag names and
+/// plugin outputs (which plugin, version and run wrote a title) are what lookups and filters
+/// select on; the change feed reads in change order (a range index on the change number);
+/// search filters narrow by year and language.
+pub(crate) const INDEXED: [(&str, Index); 8] = [
+    (SID_PREFIXES, Index::Keyword),
+    ("tags[].name", Index::Keyword),
+    (OUTPUT_PLUGINS, Index::Keyword),
+    (OUTPUT_KEYS, Index::Keyword),
+    (OUTPUT_RUNS, Index::Keyword),
+    ("language", Index::KeywordWithoutLinks),
+    (CHANGE_SEQ, Index::Range { lookup: false }),
+    ("year", Index::Range { lookup: true }),
+];
+
+/// How a payload field is indexed. The change number, year and language get no extra HNSW
+/// links: qdrant builds a sub-graph per large value block of an indexed field, which for these
+/// more than doubled optimisation time and slowed unfiltered kNN (BENCHMARKS.md), while year and
+/// language filters keep a large share of titles, where plain filtered HNSW search does well.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Index {
+    Keyword,
+    KeywordWithoutLinks,
+    /// An integer range index, with exact-match lookups when `lookup`.
+    Range {
+        lookup: bool,
+    },
+}
+
 /// A title's payload: everything but its vectors, with `change` recorded for the change feed
 /// when given (a checksum leaves it out: change numbers belong to one store).
 pub(crate) fn entity_payload(entity: &Entity, change: Option<&Change>) -> Map<String, Value> {

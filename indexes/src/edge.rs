@@ -9,7 +9,7 @@
 
 use crate::change;
 use crate::convert::{
-    CHANGE_SEQ, OUTPUT_KEYS, OUTPUT_PLUGINS, OUTPUT_RUNS, SID_PREFIXES, engine_name,
+    CHANGE_SEQ, INDEXED, Index, OUTPUT_KEYS, OUTPUT_PLUGINS, SID_PREFIXES, engine_name,
     entity_to_point, in_order, point_id, record_to_change, record_to_entity, scored_to_neighbor,
 };
 use crate::edge_filter::{self, keyword, path};
@@ -35,46 +35,29 @@ use std::sync::RwLock;
 
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "tessera.lock";
-/// Payload fields with an index: semantic-ID prefixes, tag names and plugin outputs (which
-/// plugin, version and run wrote a title) are what lookups and filters select on.
-const PAYLOAD_INDEXES: [(&str, PayloadSchemaType); 5] = [
-    (SID_PREFIXES, PayloadSchemaType::Keyword),
-    ("tags[].name", PayloadSchemaType::Keyword),
-    (OUTPUT_PLUGINS, PayloadSchemaType::Keyword),
-    (OUTPUT_KEYS, PayloadSchemaType::Keyword),
-    (OUTPUT_RUNS, PayloadSchemaType::Keyword),
-];
-
-/// Creates the payload indexes; qdrant-edge treats re-creating an identical index as a no-op, so
-/// this also upgrades stores made before an index existed.
+/// Creates the payload indexes ([`INDEXED`]); qdrant-edge treats re-creating an identical index
+/// as a no-op, so this also upgrades stores made before an index existed.
 fn create_indexes(shard: &EdgeShard) -> Result<(), IndexError> {
-    // The change feed reads in change order (a range index on the change number); search
-    // filters narrow by year and language. These get no extra HNSW links: qdrant builds a
-    // sub-graph per large value block of an indexed field, which for these more than doubled
-    // optimisation time and slowed unfiltered kNN (BENCHMARKS.md), while year and language
-    // filters keep a large share of titles, where plain filtered HNSW search does well.
-    let range_only = |lookup: bool| {
-        PayloadSchemaParams::Integer(
-            IntegerIndexParamsBuilder::new()
-                .lookup(lookup)
-                .range(true)
-                .enable_hnsw(false)
-                .build(),
-        )
-    };
-    let language =
-        PayloadSchemaParams::Keyword(KeywordIndexParamsBuilder::new().enable_hnsw(false).build());
-    let indexes = PAYLOAD_INDEXES
-        .into_iter()
-        .map(|(field, kind)| (field, PayloadFieldSchema::FieldType(kind)))
-        .chain([
-            (
-                CHANGE_SEQ,
-                PayloadFieldSchema::FieldParams(range_only(false)),
-            ),
-            ("year", PayloadFieldSchema::FieldParams(range_only(true))),
-            ("language", PayloadFieldSchema::FieldParams(language)),
-        ]);
+    let indexes = INDEXED.into_iter().map(|(field, index)| {
+        let schema = match index {
+            Index::Keyword => PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword),
+            Index::KeywordWithoutLinks => {
+                PayloadFieldSchema::FieldParams(PayloadSchemaParams::Keyword(
+                    KeywordIndexParamsBuilder::new().enable_hnsw(false).build(),
+                ))
+            }
+            Index::Range { lookup } => {
+                PayloadFieldSchema::FieldParams(PayloadSchemaParams::Integer(
+                    IntegerIndexParamsBuilder::new()
+                        .lookup(lookup)
+                        .range(true)
+                        .enable_hnsw(false)
+                        .build(),
+                ))
+            }
+        };
+        (field, schema)
+    });
     for (field, schema) in indexes {
         shard
             .update(UpdateOperation::FieldIndexOperation(
@@ -341,41 +324,30 @@ impl EntityStore for EdgeStore {
     }
 
     fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
-        let entities = &*self.schema.complete(entities);
-        for entity in entities {
-            self.schema.validate(entity)?;
-        }
+        let entities = &*self.schema.prepare(entities)?;
         let mut last = self
             .last_change
             .write()
             .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?;
         let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
         let previous = self.get(&ids)?;
-        let mut seq = *last;
-        let mut points = Vec::with_capacity(entities.len());
-        for (entity, old) in entities.iter().zip(&previous) {
-            let what = change::what_changed(old.as_ref(), entity);
-            if what.is_empty() {
-                continue;
-            }
-            seq += 1;
-            let change = Change {
-                seq,
-                id: entity.id.clone(),
-                run: change::change_run(old.as_ref(), entity),
-                what,
-            };
-            points.push(entity_to_point(entity, &change));
-        }
-        if points.is_empty() {
+        // Numbers are spent even if the write fails: the engine may have logged it, and a gap
+        // in the feed is harmless where a reused number is not.
+        let changed = change::number_changes(entities, &previous, |count| {
+            let first = *last + 1;
+            *last += count as u64;
+            Ok(first)
+        })?;
+        if changed.is_empty() {
             return Ok(());
         }
+        let points = changed
+            .iter()
+            .map(|(entity, change)| entity_to_point(entity, change))
+            .collect();
         let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
             PointInsertOperations::PointsList(points),
         ));
-        // Numbers are spent even if the write fails: the engine may have logged it, and a gap
-        // in the feed is harmless where a reused number is not.
-        *last = seq;
         self.shard.update(operation).map_err(engine)
     }
 

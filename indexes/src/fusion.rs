@@ -96,12 +96,7 @@ impl Fusion {
                     return Err(bad(format!(
                         "no vector {:?} (the plugins produce: {})",
                         part.vector,
-                        schema
-                            .vectors
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        schema.names()
                     )));
                 }
             }

@@ -368,4 +368,10 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
     }
     /// Where the store is, for people: a directory, or a server and collection.
     fn location(&self) -> String;
+    /// Whether other processes may write the store at the same time (a server collection; the
+    /// embedded store is locked to one process). Writers that hand out unique values (semantic
+    /// IDs) then confirm them after writing.
+    fn shared(&self) -> bool {
+        false
+    }
 }

@@ -123,6 +123,11 @@ impl Schema {
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
+    /// The vector names, comma-separated: for messages that list what a store holds.
+    pub fn names(&self) -> String {
+        self.vectors.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
     /// The spec of `name`, which must be of `kind`.
     pub(crate) fn spec(
         &self,
@@ -134,7 +139,7 @@ impl Schema {
             return Err(IndexError::UnknownVector {
                 entity: entity.to_string(),
                 vector: name.to_string(),
-                known: self.vectors.keys().cloned().collect::<Vec<_>>().join(", "),
+                known: self.names(),
             });
         };
         if spec.kind != kind {
@@ -145,6 +150,19 @@ impl Schema {
             });
         }
         Ok(spec)
+    }
+
+    /// `entities` as the store writes them (see [`Schema::complete`]), each checked against the
+    /// schema: what every backend's upsert does before anything is written.
+    pub(crate) fn prepare<'a>(
+        &self,
+        entities: &'a [crate::Entity],
+    ) -> Result<std::borrow::Cow<'a, [crate::Entity]>, IndexError> {
+        let entities = self.complete(entities);
+        for entity in entities.iter() {
+            self.validate(entity)?;
+        }
+        Ok(entities)
     }
 
     /// `entities` as the store writes them: with their fused vector computed, when the schema

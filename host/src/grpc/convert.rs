@@ -45,12 +45,7 @@ pub(crate) fn unknown_vector(field: &str, name: &str, schema: &Schema) -> Status
     Status::invalid_argument(format!(
         "{field}: unknown vector {:?}; this store has: {}",
         super::search::clip(name, 64),
-        schema
-            .vectors
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
+        schema.names()
     ))
 }
 

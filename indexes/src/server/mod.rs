@@ -25,7 +25,7 @@ mod bridge;
 mod points;
 
 use crate::convert::{
-    CHANGE_SEQ, OUTPUT_KEYS, OUTPUT_PLUGINS, OUTPUT_RUNS, SID_PREFIXES, engine_name, in_order,
+    CHANGE_SEQ, INDEXED, Index, OUTPUT_KEYS, OUTPUT_PLUGINS, SID_PREFIXES, engine_name, in_order,
 };
 use crate::filter::{Conditions, translate};
 use crate::schema::SCHEMA_VERSION;
@@ -59,18 +59,6 @@ const READ_CHUNK: usize = 512;
 const TIE_LIMIT: usize = 4096;
 /// Longest [`EntityStore::optimize`] waits for the server's optimiser.
 const OPTIMIZE_WAIT: Duration = Duration::from_secs(600);
-
-/// Payload fields with an index (see `create_indexes`).
-const INDEXED: [&str; 8] = [
-    SID_PREFIXES,
-    "tags[].name",
-    OUTPUT_PLUGINS,
-    OUTPUT_KEYS,
-    OUTPUT_RUNS,
-    "language",
-    CHANGE_SEQ,
-    "year",
-];
 
 /// What an existing collection holds: its schema, and whether every payload index exists
 /// (another process may have created the collection a moment ago and still be adding them).
@@ -205,7 +193,7 @@ impl ServerStore {
         let indexed = info.as_ref().is_some_and(|i| {
             INDEXED
                 .iter()
-                .all(|field| i.payload_schema.contains_key(*field))
+                .all(|(field, _)| i.payload_schema.contains_key(*field))
         });
         let raw = info
             .and_then(|i| i.config)
@@ -359,44 +347,36 @@ impl ServerStore {
     /// outputs as keywords; the change number, year (range, no extra HNSW links) and
     /// language. Creating an existing index again changes nothing.
     fn create_indexes(&self) -> Result<(), IndexError> {
-        let keyword = |field: &str| {
-            CreateFieldIndexCollectionBuilder::new(
-                self.config.collection.clone(),
-                field,
-                FieldType::Keyword,
-            )
+        for (field, index) in INDEXED {
+            let request = match index {
+                Index::Keyword => CreateFieldIndexCollectionBuilder::new(
+                    self.config.collection.clone(),
+                    field,
+                    FieldType::Keyword,
+                ),
+                Index::KeywordWithoutLinks => CreateFieldIndexCollectionBuilder::new(
+                    self.config.collection.clone(),
+                    field,
+                    FieldType::Keyword,
+                )
+                .field_index_params(
+                    KeywordIndexParamsBuilder::default()
+                        .enable_hnsw(false)
+                        .build(),
+                ),
+                Index::Range { lookup } => CreateFieldIndexCollectionBuilder::new(
+                    self.config.collection.clone(),
+                    field,
+                    FieldType::Integer,
+                )
+                .field_index_params(
+                    IntegerIndexParamsBuilder::new(lookup, true)
+                        .enable_hnsw(false)
+                        .build(),
+                ),
+            }
             .wait(true)
-        };
-        let integer = |field: &str, lookup: bool| {
-            CreateFieldIndexCollectionBuilder::new(
-                self.config.collection.clone(),
-                field,
-                FieldType::Integer,
-            )
-            .field_index_params(
-                IntegerIndexParamsBuilder::new(lookup, true)
-                    .enable_hnsw(false)
-                    .build(),
-            )
-            .wait(true)
-        };
-        // In the order of INDEXED.
-        let requests = [
-            keyword(SID_PREFIXES),
-            keyword("tags[].name"),
-            keyword(OUTPUT_PLUGINS),
-            keyword(OUTPUT_KEYS),
-            keyword(OUTPUT_RUNS),
-            keyword("language").field_index_params(
-                KeywordIndexParamsBuilder::default()
-                    .enable_hnsw(false)
-                    .build(),
-            ),
-            integer(CHANGE_SEQ, false),
-            integer("year", true),
-        ];
-        for request in requests {
-            let request = request.build();
+            .build();
             self.bridge.call("create a payload index", move |c| {
                 let request = request.clone();
                 async move { c.create_field_index(request).await }
@@ -408,10 +388,7 @@ impl ServerStore {
     /// Starts numbering after the collection's highest change number, so numbers keep
     /// increasing even when the clock is behind the last writer's.
     fn resume_numbering(&self) -> Result<(), IndexError> {
-        let last = self
-            .changes_in(Direction::Desc, None, 1)?
-            .first()
-            .map_or(0, |c| c.seq);
+        let last = EntityStore::last_change(self)?;
         *self.last_change.write().map_err(|_| poisoned())? = last;
         Ok(())
     }
@@ -540,41 +517,25 @@ impl EntityStore for ServerStore {
     }
 
     fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
-        let entities = &*self.schema.complete(entities);
-        for entity in entities {
-            self.schema.validate(entity)?;
-        }
+        let entities = &*self.schema.prepare(entities)?;
         let mut last = self.last_change.write().map_err(|_| poisoned())?;
         let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
         let previous = self.get(&ids)?;
-        let changed: Vec<(&Entity, Vec<String>, Option<String>)> = entities
-            .iter()
-            .zip(&previous)
-            .filter_map(|(entity, old)| {
-                let what = change::what_changed(old.as_ref(), entity);
-                (!what.is_empty()).then(|| (entity, what, change::change_run(old.as_ref(), entity)))
-            })
-            .collect();
-        if changed.is_empty() {
-            return Ok(());
-        }
         // Numbers are spent even if the write fails, as in the embedded store.
-        let first = self.allocate(&mut last, changed.len())?;
-        let points: Vec<_> = changed
-            .into_iter()
-            .enumerate()
-            .map(|(i, (entity, what, run))| {
-                let change = Change {
-                    seq: first + i as u64,
-                    id: entity.id.clone(),
-                    run,
-                    what,
-                };
-                entity_to_point(entity, &change)
-            })
-            .collect();
-        for chunk in points.chunks(self.config.upsert_chunk.max(1)) {
-            let request = UpsertPointsBuilder::new(self.config.collection.clone(), chunk.to_vec())
+        let changed =
+            change::number_changes(entities, &previous, |count| self.allocate(&mut last, count))?;
+        let mut points = changed
+            .iter()
+            .map(|(entity, change)| entity_to_point(entity, change));
+        loop {
+            let chunk: Vec<_> = points
+                .by_ref()
+                .take(self.config.upsert_chunk.max(1))
+                .collect();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let request = UpsertPointsBuilder::new(self.config.collection.clone(), chunk)
                 .wait(true)
                 .ordering(WriteOrdering {
                     r#type: WriteOrderingType::Medium as i32,
@@ -585,7 +546,6 @@ impl EntityStore for ServerStore {
                 async move { c.upsert_points(request).await }
             })?;
         }
-        Ok(())
     }
 
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError> {
@@ -731,7 +691,9 @@ impl EntityStore for ServerStore {
         }
         let key = SemanticId(prefix.to_vec()).to_string();
         let filter = Filter::must([Server::keyword(SID_PREFIXES, key)?]);
-        let (points, _) = self.scroll(Some(filter), None, limit, None, false)?;
+        // Only what a hit is made of: ingest looks IDs up for every title.
+        let fields = vec!["tessera_id".to_string(), "sid".to_string()];
+        let (points, _) = self.scroll(Some(filter), None, limit, Some(fields), false)?;
         let mut found = Vec::with_capacity(points.len());
         for point in points {
             let entity = retrieved_to_entity(point)?;
@@ -831,6 +793,10 @@ impl EntityStore for ServerStore {
 
     fn location(&self) -> String {
         self.config.label()
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }
 
