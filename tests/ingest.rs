@@ -1,8 +1,11 @@
 //! Ingestion for content teams, through the real `tessera` binary: re-runs skip what did not
-//! change, shards split a catalog, `catalog check` lists every problem, and a run killed at
-//! random moments loses no acknowledged title and duplicates nothing.
+//! change, shards split a catalog, `catalog check` lists every problem, a run killed at
+//! random moments loses no acknowledged title and duplicates nothing, and a watching ingest
+//! swaps plugins without a restart (`ingest_watch.rs`).
 
 mod common;
+#[path = "ingest_watch.rs"]
+mod watch;
 
 use common::*;
 use std::collections::{BTreeMap, HashSet};

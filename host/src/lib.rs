@@ -5,7 +5,8 @@
 //! models, log, config) → [`pipeline`] → `tessera-indexes` → [`grpc`]. Main types:
 //! [`runtime::PluginHost`] (engine, one linker per contract line, models),
 //! [`runtime::Plugin`] (one loaded component), [`manifest::PluginManifest`] (what an operator
-//! allows a plugin), [`pipeline::Pipeline`] (titles in, entities stored),
+//! allows a plugin), [`plugin_control::PluginControl`] (which plugins an operator switched off),
+//! [`pipeline::Pipeline`] (titles in, entities stored; its plugin set swaps while it runs),
 //! [`grpc::EntitiesService`]. [`runtime::contract`] decides which contract version a component
 //! was built against and whether this host runs it.
 //!
@@ -20,6 +21,7 @@ pub mod histogram;
 pub mod manifest;
 pub mod mock_model;
 pub mod pipeline;
+pub mod plugin_control;
 pub mod runtime;
 pub mod taxonomy;
 pub mod text_model;

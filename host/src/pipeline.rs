@@ -8,8 +8,8 @@ use crate::caps::media::{DecodeCounts, Decoded};
 use crate::catalog::Title;
 use crate::runtime::{Analysis, Plugin, PluginError};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use tessera_indexes::sid::Codebook;
 use tessera_indexes::sid_store::IngestIds;
 use tessera_indexes::{
@@ -63,6 +63,9 @@ pub enum PipelineError {
     /// The plugins' `after` declarations cannot be satisfied.
     #[error("plugin order: {0}")]
     Ordering(String),
+    /// A plugin set to swap in declares other vectors than the store holds.
+    #[error("the plugins would write vectors the store does not hold: {0}")]
+    Schema(String),
 }
 
 /// Orders `plugins` so that each runs after the plugins it lists in `after` (a stable
@@ -154,7 +157,9 @@ const CONFIRM_ROUNDS: u32 = 16;
 /// Plugins plus a store.
 #[derive(Debug)]
 pub struct Pipeline {
-    plugins: Vec<Plugin>,
+    /// The plugins in the order they run. Swapped as a whole by [`Pipeline::swap_plugins`];
+    /// each title takes one snapshot, so it never mixes two versions of the set.
+    plugins: RwLock<Arc<[Plugin]>>,
     store: Arc<dyn EntityStore>,
     /// Titles in flight at once during [`Pipeline::ingest`].
     workers: usize,
@@ -166,6 +171,8 @@ pub struct Pipeline {
     taxonomy: Option<crate::taxonomy::Taxonomy>,
     /// Assets decoded and decodes reused, over all titles.
     decode_counts: Arc<(AtomicUsize, AtomicUsize)>,
+    /// Once set, [`Pipeline::ingest`] starts no more titles (those in flight finish).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 /// A new run id: `run-` and the start time in UTC, plus the process id so that two runs started
@@ -203,13 +210,14 @@ impl Pipeline {
     /// whose tags it reads) and writing to `store`.
     pub fn new(plugins: Vec<Plugin>, store: Arc<dyn EntityStore>) -> Result<Self, PipelineError> {
         Ok(Pipeline {
-            plugins: order_plugins(plugins)?,
+            plugins: RwLock::new(order_plugins(plugins)?.into()),
             store,
             workers: 1,
             semantic_ids: None,
             run: new_run_id(),
             taxonomy: None,
             decode_counts: Arc::default(),
+            stop: None,
         })
     }
 
@@ -230,6 +238,13 @@ impl Pipeline {
     /// Applies `taxonomy` to every title's machine tags before they are stored.
     pub fn with_taxonomy(mut self, taxonomy: crate::taxonomy::Taxonomy) -> Self {
         self.taxonomy = Some(taxonomy);
+        self
+    }
+
+    /// Stops [`Pipeline::ingest`] from starting more titles once `stop` is set: titles in flight
+    /// are finished and stored, the rest are left for a later run (a graceful shutdown).
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
         self
     }
 
@@ -263,9 +278,23 @@ impl Pipeline {
         }
     }
 
-    /// The plugins, in the order they run.
-    pub fn plugins(&self) -> &[Plugin] {
-        &self.plugins
+    /// The plugins, in the order they run: the set titles start with from now on.
+    pub fn plugins(&self) -> Arc<[Plugin]> {
+        // A poisoned lock still holds a whole set: swaps replace the Arc in one assignment.
+        self.plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the plugin set while titles may be in flight (hot reload): titles that started
+    /// before finish with the set they started with; titles after run `plugins` (ordered as
+    /// [`Pipeline::new`] orders them). The caller checks that the new set writes the vectors
+    /// the store holds (`schema_for`). Returns the set it replaced.
+    pub fn swap_plugins(&self, plugins: Vec<Plugin>) -> Result<Arc<[Plugin]>, PipelineError> {
+        let ordered: Arc<[Plugin]> = order_plugins(plugins)?.into();
+        let mut guard = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        Ok(std::mem::replace(&mut *guard, ordered))
     }
 
     /// Analyses a title and stores its entity.
@@ -359,7 +388,8 @@ impl Pipeline {
         // Every plugin on this title reads the same decoded assets.
         let decoded = Decoded::new();
         let _count_on_drop = scopeguard_counts(&self.decode_counts, &decoded);
-        for plugin in &self.plugins {
+        let plugins = self.plugins();
+        for plugin in plugins.iter() {
             let Analysis {
                 tags,
                 embeddings,
@@ -401,6 +431,13 @@ impl Pipeline {
         let progress = Mutex::new((0usize, Vec::<(usize, Failure)>::new(), on_title));
         let worker = || {
             loop {
+                if self
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::Relaxed))
+                {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(title) = titles.get(i) else { break };
                 let outcome = self.process(title);

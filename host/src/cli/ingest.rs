@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tessera::catalog::{self, Title};
 use tessera::pipeline::{self, IngestReport, Pipeline};
+use tessera::plugin_control::PluginControl;
 use tessera::runtime::{Plugin, PluginHost};
 use tessera::text_model::{self, TextSource};
 use tessera_indexes::{Entity, EntityStore, Output, StoreLocation};
@@ -71,6 +72,21 @@ pub struct IngestArgs {
     /// replaced atomically every 10 s and at the end (for node_exporter's textfile collector).
     #[arg(long, env = "TESSERA_METRICS_FILE")]
     pub metrics_file: Option<PathBuf>,
+    /// Keep running: process the catalog, then again whenever it changes (a title added or
+    /// edited, an asset replaced) or the plugins do. A plugin file replaced on disk is reloaded
+    /// (with the same manifest and sha256 checks), and `tessera plugin disable|enable` takes
+    /// effect, without a restart; titles in flight finish on the plugins they started with.
+    /// SIGINT or SIGTERM stops after the titles in flight.
+    #[arg(long, conflicts_with_all = ["force", "only_missing", "only_stale"])]
+    pub watch: bool,
+    /// How often `--watch` looks at the catalog and plugin files, in milliseconds.
+    #[arg(
+        long,
+        env = "TESSERA_POLL_MS",
+        default_value_t = 2000,
+        requires = "watch"
+    )]
+    pub poll_ms: u64,
     /// Print a line per title on stdout.
     #[arg(long, short)]
     pub verbose: bool,
@@ -83,11 +99,12 @@ const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `--metrics-file`: the run's metrics in the Prometheus text format, replaced atomically (a
 /// temp file renamed over it), so a collector never reads half a file.
-struct MetricsFile {
-    path: PathBuf,
+pub struct MetricsFile {
+    pub path: PathBuf,
     written: Option<std::time::Instant>,
     run: String,
-    total: usize,
+    /// Titles the run has picked so far.
+    pub total: usize,
     done: usize,
     failed: usize,
     /// Whether a failed write was reported already.
@@ -95,7 +112,33 @@ struct MetricsFile {
 }
 
 impl MetricsFile {
-    fn count(&mut self, ok: bool) {
+    fn new(path: PathBuf, run: &str, total: usize) -> Self {
+        MetricsFile {
+            path,
+            written: None,
+            run: run.to_string(),
+            total,
+            done: 0,
+            failed: 0,
+            warned: false,
+        }
+    }
+
+    /// Writes the file when it is due; a failure is a warning, printed once: a collector
+    /// reading a stale file is better than a run stopped for it.
+    pub fn write_quietly(&mut self, pipeline: &Pipeline) {
+        if let Err(e) = self.write_every(METRICS_EVERY, pipeline)
+            && !self.warned
+        {
+            self.warned = true;
+            eprintln!(
+                "warning: writing the metrics file {}: {e}",
+                self.path.display()
+            );
+        }
+    }
+
+    pub fn count(&mut self, ok: bool) {
         self.done += 1;
         if !ok {
             self.failed += 1;
@@ -114,7 +157,7 @@ impl MetricsFile {
         }
     }
 
-    fn write(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
+    pub fn write(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
         use std::fmt::Write as _;
         let run = tessera::histogram::label(&self.run);
         let mut out = String::new();
@@ -138,11 +181,8 @@ impl MetricsFile {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             let _ = writeln!(out, "{name}{{run=\"{run}\"}} {value}");
         }
-        let plugins: Vec<_> = pipeline
-            .plugins()
-            .iter()
-            .map(|p| p.metrics_source())
-            .collect();
+        let running = pipeline.plugins();
+        let plugins: Vec<_> = running.iter().map(|p| p.metrics_source()).collect();
         tessera::runtime::render_prometheus(&mut out, &plugins);
         let tmp = self.path.with_extension("prom.tmp");
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -158,10 +198,49 @@ impl MetricsFile {
 /// What `setup` builds.
 pub struct Setup {
     pub source: TextSource,
+    /// Runs the enabled plugins.
     pub pipeline: Pipeline,
     pub store: Arc<dyn EntityStore>,
     /// The loaded text model (the one plugins call as `text`).
     pub text: Option<Arc<dyn tessera_models::TextEmbedder>>,
+    /// Every plugin loaded, enabled or not, in the order given.
+    pub loaded: Vec<Loaded>,
+    /// What loaded them (for reloads).
+    pub host: Arc<PluginHost>,
+    /// The fused-vector recipe asked for.
+    pub fusion: Option<tessera_indexes::Fusion>,
+}
+
+/// A loaded plugin and where it came from.
+#[derive(Clone)]
+pub struct Loaded {
+    /// The file given on the command line; `None` for the built-in plugin.
+    pub source: Option<PathBuf>,
+    pub plugin: Plugin,
+}
+
+/// The store schema `loaded` writes (every plugin counts, disabled or not, so that switching
+/// one off never changes the schema), with the fused vector when there is a recipe.
+pub fn schema_of(
+    loaded: &[Loaded],
+    host: &PluginHost,
+    fusion: Option<&tessera_indexes::Fusion>,
+) -> anyhow::Result<tessera_indexes::Schema> {
+    let plugins: Vec<Plugin> = loaded.iter().map(|l| l.plugin.clone()).collect();
+    let schema = pipeline::schema_for(&plugins, host.registry())?;
+    Ok(match fusion {
+        Some(fusion) => fusion.clone().apply_to(schema)?,
+        None => schema,
+    })
+}
+
+/// The plugins of `loaded` that `control` lets run.
+pub fn enabled(loaded: &[Loaded], control: &PluginControl) -> Vec<Plugin> {
+    loaded
+        .iter()
+        .filter(|l| control.enabled(&l.plugin.info().name))
+        .map(|l| l.plugin.clone())
+        .collect()
 }
 
 /// Loads the text model and plugins and opens the store.
@@ -200,27 +279,50 @@ pub fn setup(
             .with_compile_cache(data.join("plugin-cache")),
     );
 
-    let mut plugins: Vec<Plugin> = Vec::new();
+    let mut loaded: Vec<Loaded> = Vec::new();
     if plugin_files.is_empty() {
         if let Some(error) = tessera_plugin_artifacts::BUILD_ERROR {
             bail!("the built-in plugins were not built:\n{error}");
         }
-        plugins.push(host.load(
-            "synopsis-embedder (built in)",
-            tessera_plugin_artifacts::SYNOPSIS_EMBEDDER_WASM,
-        )?);
+        loaded.push(Loaded {
+            source: None,
+            plugin: host.load(
+                "synopsis-embedder (built in)",
+                tessera_plugin_artifacts::SYNOPSIS_EMBEDDER_WASM,
+            )?,
+        });
     }
     for file in plugin_files {
-        plugins.push(super::load::plugin(&host, file)?);
+        loaded.push(Loaded {
+            source: Some(file.clone()),
+            plugin: super::load::plugin(&host, file)?,
+        });
     }
-    let mut schema = pipeline::schema_for(&plugins, &registry)?;
-    if let Some(recipe) = fuse {
-        schema = tessera_indexes::Fusion::parse(recipe)?.apply_to(schema)?;
-    }
+    let fusion = fuse.map(tessera_indexes::Fusion::parse).transpose()?;
+    let schema = schema_of(&loaded, &host, fusion.as_ref())?;
     let store = location
         .open(schema)
         .with_context(|| format!("opening the store at {location}"))?;
-    let mut pipeline = Pipeline::new(plugins, store.clone())?.with_workers(sandbox.concurrency());
+    let control = PluginControl::read(data)?;
+    for l in loaded
+        .iter()
+        .filter(|l| !control.enabled(&l.plugin.info().name))
+    {
+        println!(
+            "plugin {} is disabled ({}); `tessera plugin enable {}` runs it again",
+            l.plugin.info().name,
+            PluginControl::path(data).display(),
+            l.plugin.info().name
+        );
+    }
+    let mut pipeline = Pipeline::new(enabled(&loaded, &control), store.clone())
+        .with_context(|| {
+            format!(
+                "the plugins enabled by {}",
+                PluginControl::path(data).display()
+            )
+        })?
+        .with_workers(sandbox.concurrency());
     if let Some(codebook) = super::sid::current_codebook(data)? {
         let source = &codebook.header().source;
         match store.schema().vectors.get(source) {
@@ -238,6 +340,9 @@ pub fn setup(
         pipeline,
         store,
         text,
+        loaded,
+        host,
+        fusion,
     })
 }
 
@@ -271,7 +376,7 @@ pub fn finish(report: &IngestReport, total: usize) -> ExitCode {
 /// The titles of `titles` that are not stored or that some plugin of this run would change.
 fn needing(setup: &Setup, titles: &[Title]) -> anyhow::Result<Vec<Title>> {
     let mut redo: HashSet<String> = HashSet::new();
-    for plugin in setup.pipeline.plugins() {
+    for plugin in setup.pipeline.plugins().iter() {
         let current = Output {
             plugin: plugin.info().name.clone(),
             version: plugin.info().version.clone(),
@@ -299,7 +404,7 @@ fn needing(setup: &Setup, titles: &[Title]) -> anyhow::Result<Vec<Title>> {
 
 /// Which titles of the catalog a run processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Selection {
+pub enum Selection {
     /// New titles, titles whose inputs changed, and titles with out-of-date outputs.
     Changed,
     /// Every title.
@@ -311,7 +416,7 @@ enum Selection {
 }
 
 /// The titles `selection` picks, and how many it leaves out as unchanged.
-fn select(
+pub fn select(
     setup: &Setup,
     titles: Vec<Title>,
     selection: Selection,
@@ -389,7 +494,16 @@ impl Shard {
 }
 
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let loaded = catalog::load(&args.catalog)?;
+    // Read before the models and plugins load: a catalog that cannot be read fails in a moment.
+    // A watch reads it on every pass; at start it only has to exist.
+    let loaded = if args.watch {
+        if !args.catalog.exists() {
+            bail!("the catalog {} does not exist", args.catalog.display());
+        }
+        catalog::Catalog::default()
+    } else {
+        catalog::load(&args.catalog)?
+    };
     let setup = setup(
         &args.data,
         &args.store.location(&args.data)?,
@@ -418,6 +532,22 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             .join(format!("{run_id}.failures.jsonl"))
     });
     let mut report = FailureReport::create(&report_path, &run_id)?;
+    if args.watch {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        super::ingest_watch::stop_on_signal(stop.clone())?;
+        setup.pipeline = setup.pipeline.with_stop(stop.clone());
+        let metrics = args
+            .metrics_file
+            .clone()
+            .map(|path| MetricsFile::new(path, &run_id, 0));
+        return super::ingest_watch::run(&args, setup, stop, run_log, report, metrics);
+    }
+    if setup.pipeline.plugins().is_empty() {
+        bail!(
+            "every plugin is disabled by {}; `tessera plugin enable NAME` runs one again",
+            PluginControl::path(&args.data).display()
+        );
+    }
     let mut titles = loaded.titles;
     let mut problems = loaded.problems;
     if let Some(shard) = args.shard {
@@ -471,29 +601,15 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     let mut progress = Progress::new(titles.len(), args.verbose);
     let mut write_error = None;
-    let mut metrics = args.metrics_file.clone().map(|path| MetricsFile {
-        path,
-        written: None,
-        run: run_id.clone(),
-        total: titles.len(),
-        done: 0,
-        failed: 0,
-        warned: false,
-    });
+    let mut metrics = args
+        .metrics_file
+        .clone()
+        .map(|path| MetricsFile::new(path, &run_id, titles.len()));
     let result = setup.pipeline.ingest(&titles, |title, outcome| {
         progress.title(title, outcome);
         if let Some(metrics) = &mut metrics {
             metrics.count(outcome.is_ok());
-            // A collector reading a stale file is better than a run stopped for it: warn once.
-            if let Err(e) = metrics.write_every(METRICS_EVERY, &setup.pipeline)
-                && !metrics.warned
-            {
-                metrics.warned = true;
-                eprintln!(
-                    "warning: writing the metrics file {}: {e}",
-                    metrics.path.display()
-                );
-            }
+            metrics.write_quietly(&setup.pipeline);
         }
         let written = match outcome {
             Ok(entity) => run_log.title(entity),
@@ -521,7 +637,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     if !problems.is_empty() {
         println!("{} catalog problems", problems.len());
     }
-    for plugin in setup.pipeline.plugins() {
+    for plugin in setup.pipeline.plugins().iter() {
         println!("  plugin {}: {}", plugin.info().name, plugin.stats());
     }
     let decoded = setup.pipeline.decode_counts();

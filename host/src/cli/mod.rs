@@ -12,6 +12,7 @@ mod embed;
 mod export;
 mod ingest;
 mod ingest_report;
+mod ingest_watch;
 mod load;
 mod plugin;
 mod plugin_template;

@@ -69,12 +69,45 @@ pub enum PluginCommand {
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
     },
+    /// Switch a plugin off for every `tessera ingest` into a data directory; a running
+    /// `tessera ingest --watch` stops starting it within its poll interval (calls in flight
+    /// finish). It stays loaded, so the store's vectors do not change; its stored outputs stay.
+    Disable {
+        /// The plugin's name (as `tessera plugin inspect` shows it).
+        name: String,
+        /// Data directory.
+        #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
+        data: PathBuf,
+    },
+    /// Switch a disabled plugin on again; titles stored meanwhile lack its outputs, so the next
+    /// ingest (or a running watch) processes them.
+    Enable {
+        /// The plugin's name.
+        name: String,
+        /// Data directory.
+        #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
+        data: PathBuf,
+    },
     /// Build a plugin crate for wasm32-wasip2 (release) and check the component it produced.
     Build {
         /// The crate's directory.
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+}
+
+/// `tessera plugin enable|disable`.
+fn switch(name: &str, data: &Path, enabled: bool) -> anyhow::Result<ExitCode> {
+    use tessera::plugin_control::PluginControl;
+    let changed = PluginControl::set(data, name, enabled)?;
+    let state = if enabled { "enabled" } else { "disabled" };
+    let path = PluginControl::path(data);
+    if changed {
+        println!("plugin {name} {state} in {}", path.display());
+    } else {
+        println!("plugin {name} was already {state} in {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
@@ -92,6 +125,8 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::New { name, dir, sdk } => new(&name, &dir, &sdk),
         PluginCommand::Build { dir } => build(&dir),
+        PluginCommand::Disable { name, data } => switch(&name, &data, false),
+        PluginCommand::Enable { name, data } => switch(&name, &data, true),
         PluginCommand::Manifest { file, models } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

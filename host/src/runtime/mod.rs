@@ -404,6 +404,7 @@ fn mark_instantiated(store: &mut Store<PluginState>) {
 }
 
 /// A plugin linked against one contract line.
+#[derive(Clone)]
 enum Pre {
     V0(v0::TaggerPre<PluginState>),
     V1(v1::TaggerPre<PluginState>),
@@ -424,7 +425,9 @@ impl Drop for PluginHost {
     }
 }
 
-/// A loaded plugin, ready to analyse titles. Cheap to call concurrently from many threads.
+/// A loaded plugin, ready to analyse titles. Cheap to call concurrently from many threads, and
+/// cheap to clone (clones share the compiled component and the call statistics).
+#[derive(Clone)]
 pub struct Plugin {
     host: Arc<PluginHost>,
     pre: Pre,

@@ -23,8 +23,10 @@ struct SandboxProbe;
 
 impl Plugin for SandboxProbe {
     fn describe() -> PluginInfo {
-        let mut info =
-            PluginInfo::new("sandbox-probe", env!("CARGO_PKG_VERSION")).with_tags(&["probe"]);
+        // A version from config lets the host's tests release a "new version" of the probe (a
+        // new manifest) without building a second component.
+        let version = config::get("version").unwrap_or_else(|| env!("CARGO_PKG_VERSION").into());
+        let mut info = PluginInfo::new("sandbox-probe", &version).with_tags(&["probe"]);
         if let Some(after) = config::get("after") {
             info = info.after(&after);
         }
@@ -39,6 +41,15 @@ impl Plugin for SandboxProbe {
         let target = title.meta("target").unwrap_or("").to_string();
         match mode.as_str() {
             "ok" => Ok(Analysis::new().tag("probe", Some("ok"), 1.0)),
+            // Blocks for `target` milliseconds: a call that is still in flight while the host
+            // swaps plugins.
+            "sleep" => {
+                let ms: u64 = target.parse().map_err(|_| {
+                    PluginError::InvalidInput(format!("sleep wants milliseconds, not {target:?}"))
+                })?;
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(Analysis::new().tag("probe", Some("slept"), 1.0))
+            }
             "media" => Ok(probe_media(&input)),
             "flood" => Ok((0..10_000).fold(Analysis::new(), |a, i| {
                 a.tag("probe", Some(&i.to_string()), 1.0)

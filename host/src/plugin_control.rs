@@ -1,0 +1,184 @@
+//! Which plugins an operator has switched off: `DATA/plugin-control.toml`, written by
+//! `tessera plugin disable|enable` and read by every `tessera ingest` into that data directory —
+//! a running `ingest --watch` picks a change up within its poll interval, without a restart.
+//!
+//! A disabled plugin is still loaded (its vectors stay part of the store's schema, and enabling
+//! it again is instant) but runs on no title. The file is replaced atomically (temp file and
+//! rename), so a watching host never reads half of it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The control file's name inside a data directory.
+pub const FILE: &str = "plugin-control.toml";
+
+/// Why the control file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// Reading or writing the file failed.
+    #[error("plugin control file {path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not the TOML this module writes.
+    #[error("plugin control file {path} is not valid: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A plugin name that no plugin can have.
+    #[error("{name:?} is not a plugin name (lowercase letters, digits and `-`)")]
+    BadName {
+        /// The name given.
+        name: String,
+    },
+}
+
+/// The operator's switches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginControl {
+    /// Plugins loaded but not run.
+    #[serde(default)]
+    pub disabled: BTreeSet<String>,
+}
+
+impl PluginControl {
+    /// The control file of data directory `data`.
+    pub fn path(data: &Path) -> PathBuf {
+        data.join(FILE)
+    }
+
+    /// Reads `data`'s control file; no file means every plugin is enabled.
+    pub fn read(data: &Path) -> Result<Self, ControlError> {
+        let path = Self::path(data);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(ControlError::Io {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|e| ControlError::Invalid {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Whether plugin `name` runs.
+    pub fn enabled(&self, name: &str) -> bool {
+        !self.disabled.contains(name)
+    }
+
+    /// Switches `name` on or off in `data`'s control file (created when missing). Returns
+    /// whether that changed anything.
+    pub fn set(data: &Path, name: &str, enabled: bool) -> Result<bool, ControlError> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(ControlError::BadName { name: name.into() });
+        }
+        let mut control = Self::read(data)?;
+        let changed = if enabled {
+            control.disabled.remove(name)
+        } else {
+            control.disabled.insert(name.to_string())
+        };
+        if changed {
+            control.write(data)?;
+        }
+        Ok(changed)
+    }
+
+    fn write(&self, data: &Path) -> Result<(), ControlError> {
+        let path = Self::path(data);
+        let io = |e: std::io::Error| ControlError::Io {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(data).map_err(io)?;
+        // JSON string literals are valid TOML basic strings (the same escapes).
+        let names: Vec<String> = self
+            .disabled
+            .iter()
+            .map(|n| serde_json::Value::from(n.as_str()).to_string())
+            .collect();
+        let body = format!("disabled = [{}]\n", names.join(", "));
+        let text = format!(
+            "# Plugins that `tessera ingest` loads but does not run. Written by\n\
+             # `tessera plugin disable|enable`; a running `tessera ingest --watch` applies a change\n\
+             # within its poll interval.\n{body}"
+        );
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_round_trip_through_the_file() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        assert_eq!(PluginControl::read(dir.path())?, PluginControl::default());
+        assert!(PluginControl::set(dir.path(), "audio-mood", false)?);
+        assert!(!PluginControl::set(dir.path(), "audio-mood", false)?);
+        assert!(PluginControl::set(dir.path(), "genre-tagger", false)?);
+        let control = PluginControl::read(dir.path())?;
+        assert!(!control.enabled("audio-mood") && !control.enabled("genre-tagger"));
+        assert!(control.enabled("content-advisory"));
+        assert!(PluginControl::set(dir.path(), "audio-mood", true)?);
+        let control = PluginControl::read(dir.path())?;
+        assert!(control.enabled("audio-mood") && !control.enabled("genre-tagger"));
+        assert!(!dir.path().join("plugin-control.toml.tmp").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_names_and_bad_files_are_typed_errors() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        for bad in ["", "Audio", "a/b", "../x"] {
+            assert!(
+                matches!(
+                    PluginControl::set(dir.path(), bad, false),
+                    Err(ControlError::BadName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        // A name edited in by hand survives a rewrite, quotes and all.
+        std::fs::write(
+            PluginControl::path(dir.path()),
+            "disabled = [\"we\\\"ird\"]\n",
+        )?;
+        PluginControl::set(dir.path(), "x", false)?;
+        let control = PluginControl::read(dir.path())?;
+        assert!(!control.enabled("we\"ird") && !control.enabled("x"));
+        std::fs::write(PluginControl::path(dir.path()), "disabled = 3\n")?;
+        let err = PluginControl::read(dir.path())
+            .err()
+            .ok_or("read a bad file")?;
+        assert!(matches!(err, ControlError::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("plugin-control.toml"), "{err}");
+        std::fs::write(PluginControl::path(dir.path()), "disable = [\"x\"]\n")?;
+        assert!(matches!(
+            PluginControl::read(dir.path()),
+            Err(ControlError::Invalid { .. })
+        ));
+        Ok(())
+    }
+}
