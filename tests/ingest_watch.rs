@@ -62,8 +62,34 @@ impl Lines {
     }
 }
 
-/// Kills the watch if the test fails before stopping it.
+/// A running watch and what it printed; killed if the test fails before stopping it.
 struct Watch(Child);
+
+impl Watch {
+    /// Starts `command` (an ingest with `--watch`) and follows its output.
+    fn start(
+        command: &mut std::process::Command,
+    ) -> Result<(Watch, Lines), Box<dyn std::error::Error>> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let lines = Lines::default();
+        lines.follow(child.stdout.take().ok_or("no stdout")?, "");
+        lines.follow(child.stderr.take().ok_or("no stderr")?, "stderr: ");
+        Ok((Watch(child), lines))
+    }
+
+    /// SIGTERM, as an operator stops it: it must exit 0 after its closing line.
+    fn stop(mut self, lines: &Lines) -> TestResult {
+        let pid = self.0.id().to_string();
+        run_ok(std::process::Command::new("kill").args(["-TERM", &pid]));
+        let status = self.0.wait()?;
+        assert!(status.success(), "{status}\n{}", lines.all().join("\n"));
+        lines.wait_for(&["watch stopped:"])?;
+        Ok(())
+    }
+}
 
 impl Drop for Watch {
     fn drop(&mut self) {
@@ -127,20 +153,15 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
         &catalog,
         line("quick", "ok", "") + &line("slow", "sleep", "2500"),
     )?;
-    let mut child = ingest_command(&catalog, &data, &model)
-        .args(["--watch", "--poll-ms", "100", "--concurrency", "2"])
-        .args(["--plugin-deadline-ms", "20000"])
-        .arg("--plugin")
-        .arg(&probe_manifest)
-        .arg("--plugin")
-        .arg(&embedder)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let lines = Lines::default();
-    lines.follow(child.stdout.take().ok_or("no stdout")?, "");
-    lines.follow(child.stderr.take().ok_or("no stderr")?, "stderr: ");
-    let mut watch = Watch(child);
+    let (watch, lines) = Watch::start(
+        ingest_command(&catalog, &data, &model)
+            .args(["--watch", "--poll-ms", "100", "--concurrency", "2"])
+            .args(["--plugin-deadline-ms", "20000"])
+            .arg("--plugin")
+            .arg(&probe_manifest)
+            .arg("--plugin")
+            .arg(&embedder),
+    )?;
 
     // While `slow` is in the plugin, a new version of the probe is deployed.
     lines.wait_for(&["stored", "quick"])?;
@@ -212,11 +233,7 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
     lines.wait_for(&["2 of 3 titles stored, 1 failed"])?;
     assert_eq!(lines.count(&["FAILED", "broken"]), 2, "{:?}", lines.all());
 
-    let pid = watch.0.id().to_string();
-    run_ok(std::process::Command::new("kill").args(["-TERM", &pid]));
-    let status = watch.0.wait()?;
-    assert!(status.success(), "{status}\n{}", lines.all().join("\n"));
-    lines.wait_for(&["watch stopped:"])?;
+    watch.stop(&lines)?;
 
     let store = EdgeStore::open_existing(&data.join("store"))?;
     let ids: Vec<String> = ["quick", "slow", "fresh", "later", "broken"]
@@ -332,5 +349,93 @@ fn plugin_enable_and_disable_switch_batch_ingests_too() -> TestResult {
     );
     let out = run_ok(&mut ingest_command(&catalog, &data, &model));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 1 titles stored"));
+    Ok(())
+}
+
+#[test]
+fn a_watch_with_serve_answers_rankers_as_titles_are_stored() -> TestResult {
+    use tessera::grpc::proto::{
+        GetEntitiesRequest, SearchRequest, WatchEntitiesRequest, entities_client::EntitiesClient,
+        search_request::Query,
+    };
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let data = tmp.path().join("data");
+    let catalog = tmp.path().join("catalog.jsonl");
+    std::fs::write(&catalog, line("first", "ok", ""))?;
+    let (watch, lines) = Watch::start(ingest_command(&catalog, &data, &model).args([
+        "--watch",
+        "--poll-ms",
+        "100",
+        "--serve",
+        "127.0.0.1:0",
+    ]))?;
+    let at = lines.wait_for(&["tessera: serving gRPC on "])?;
+    let addr = lines.all()[at]
+        .trim_start_matches("tessera: serving gRPC on ")
+        .split_whitespace()
+        .next()
+        .ok_or("no address")?
+        .to_string();
+    lines.wait_for(&["stored", "first"])?;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut client = EntitiesClient::connect(format!("http://{addr}")).await?;
+        let get = |ids: &[&str]| GetEntitiesRequest {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let found: Vec<bool> = client
+            .get_entities(get(&["first", "second"]))
+            .await?
+            .into_inner()
+            .results
+            .iter()
+            .map(|r| r.found)
+            .collect();
+        assert_eq!(found, [true, false]);
+        // A followed change feed sees the next pass as it is written.
+        let mut feed = client
+            .watch_entities(WatchEntitiesRequest {
+                after_seq: 0,
+                page_size: 0,
+                follow: true,
+            })
+            .await?
+            .into_inner();
+        append(&catalog, &line("second", "ok", ""))?;
+        let mut seen = Vec::new();
+        while !seen.iter().any(|id| id == "second") {
+            let message = tokio::time::timeout(Duration::from_secs(60), feed.message())
+                .await
+                .map_err(|_| format!("no change for `second` within 60 s; seen {seen:?}"))??
+                .ok_or("the followed feed ended")?;
+            seen.extend(message.changes.into_iter().map(|c| c.id));
+        }
+        assert_eq!(seen.first().map(String::as_str), Some("first"));
+        let second = client.get_entities(get(&["second"])).await?.into_inner();
+        let entity = second.results[0]
+            .entity
+            .as_ref()
+            .ok_or("second not found")?;
+        assert!(entity.vectors.contains_key("synopsis"), "{entity:?}");
+        // Text queries are embedded by the ingest's own text model.
+        let hits = client
+            .search(SearchRequest {
+                vector_name: "synopsis".into(),
+                query: Some(Query::Text("The story of second.".into())),
+                limit: 2,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .hits;
+        assert_eq!(hits.len(), 2);
+        assert_eq!(hits[0].id, "second");
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+
+    watch.stop(&lines)?;
     Ok(())
 }

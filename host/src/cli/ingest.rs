@@ -87,11 +87,21 @@ pub struct IngestArgs {
         requires = "watch"
     )]
     pub poll_ms: u64,
+    /// With `--watch`: also serve the gRPC API on this address from the same process (port 0
+    /// picks a free port, printed on stdout), so rankers read titles as they are stored and a
+    /// followed WatchEntities stream sees each pass. The only way to serve the embedded store
+    /// while it is written, since one process holds it. Text queries use the ingest's text
+    /// model.
+    #[arg(long, env = "TESSERA_SERVE", requires = "watch")]
+    pub serve: Option<std::net::SocketAddr>,
     /// Print a line per title on stdout.
     #[arg(long, short)]
     pub verbose: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    // Last: the heading applies to the flags after it.
+    #[command(flatten, next_help_heading = "gRPC API (with --serve)")]
+    pub api: super::serve::ApiArgs,
 }
 
 /// How often `--metrics-file` is rewritten during a run.

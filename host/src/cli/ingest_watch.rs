@@ -13,7 +13,11 @@
 //!   other plugin versions. A title that failed is not retried until its inputs or the plugins
 //!   change, so a broken title does not spin.
 //!
-//! SIGINT or SIGTERM stops it after the titles in flight are stored.
+//! With `--serve`, the gRPC API serves the same store from this process (the embedded store
+//! has one process at a time), so rankers see titles as they are stored.
+//!
+//! SIGINT or SIGTERM stops it after the titles in flight are stored (and the API's calls in
+//! flight are answered).
 
 use super::ingest::{self, IngestArgs, Loaded, MetricsFile, Selection, Setup};
 use super::ingest_report::FailureReport;
@@ -472,6 +476,27 @@ pub fn run(
         setup.loaded.iter().filter(|l| l.source.is_some()).count(),
         poll.as_millis()
     );
+    // The API, when asked, serves the same store from a thread of its own; it stops on the same
+    // signals, and when it cannot serve (an address in use) it stops the watch too.
+    let server = match args.serve {
+        Some(listen) => {
+            let (mut config, metrics) = args.api.config()?;
+            config.text_model = setup.text.clone();
+            let store = setup.store.clone();
+            let stop = stop.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("tessera-api".into())
+                    .spawn(move || {
+                        let served = super::serve::serve_store(store, listen, config, metrics);
+                        stop.store(true, Ordering::Relaxed);
+                        served
+                    })
+                    .context("starting the gRPC server")?,
+            )
+        }
+        None => None,
+    };
     std::thread::scope(|scope| {
         scope.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
@@ -484,6 +509,12 @@ pub fn run(
         stop.store(true, Ordering::Relaxed);
     });
     setup.store.flush()?;
+    if let Some(server) = server {
+        match server.join() {
+            Ok(served) => served.context("the gRPC API")?,
+            Err(_) => anyhow::bail!("the gRPC API thread panicked"),
+        }
+    }
     println!(
         "watch stopped: {} titles stored, {} failed over {} passes",
         catalog.totals.stored, catalog.totals.failed, catalog.totals.passes

@@ -49,7 +49,7 @@ enum Command {
     /// Ingest the example catalog with the built-in plugin, print a summary, then serve gRPC.
     Demo(demo::DemoArgs),
     /// Run the plugins over a catalog and store the results.
-    Ingest(ingest::IngestArgs),
+    Ingest(Box<ingest::IngestArgs>),
     /// A static HTML page for people: posters, tags, nearest titles and a 2-D map of the catalog.
     Report(report::ReportArgs),
     /// Export every stored title (vectors, semantic ID, tags) for training: JSON Lines or Parquet.
@@ -228,7 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     match args.command {
         Command::Demo(a) => demo::run(a),
-        Command::Ingest(a) => ingest::run(a),
+        Command::Ingest(a) => ingest::run(*a),
         Command::Catalog(c) => catalog_cmd::run(c),
         Command::Tags(c) => tags::run(c),
         Command::Export(a) => export::run(a),

@@ -22,15 +22,26 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
     #[command(flatten)]
+    pub api: ApiArgs,
+    /// Text model directory for text queries in Search; it must be the model that made the
+    /// searched vector. Without it, text queries are refused.
+    #[arg(long, env = "TESSERA_TEXT_MODEL")]
+    pub text_model: Option<PathBuf>,
+    /// Device for the text model.
+    #[arg(long, env = "TESSERA_DEVICE", default_value = "auto")]
+    pub device: tessera_models::DeviceChoice,
+}
+
+/// How the gRPC API is served: limits, tokens, TLS and the metrics endpoint (`tessera serve`,
+/// and `tessera ingest --watch --serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
     pub limits: LimitArgs,
     /// File of accepted bearer tokens, one `NAME:TOKEN` per line; without it (and without
     /// TESSERA_TOKENS) the API is open to anyone who can reach the address.
     #[arg(long, env = "TESSERA_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
-    /// Text model directory for text queries in Search; it must be the model that made the
-    /// searched vector. Without it, text queries are refused.
-    #[arg(long, env = "TESSERA_TEXT_MODEL")]
-    pub text_model: Option<PathBuf>,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -44,9 +55,24 @@ pub struct ServeArgs {
     /// (printed on stdout). Off unless given.
     #[arg(long, env = "TESSERA_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Device for the text model.
-    #[arg(long, env = "TESSERA_DEVICE", default_value = "auto")]
-    pub device: tessera_models::DeviceChoice,
+}
+
+impl ApiArgs {
+    /// The server configuration (limits, tokens, TLS) and metrics endpoint these flags ask
+    /// for; without a text model.
+    pub fn config(&self) -> anyhow::Result<(ServeConfig, Option<MetricsEndpoint>)> {
+        let mut config = self.limits.config();
+        config.tokens = tokens(self.tokens_file.as_deref())?;
+        config.tls = tls(self)?;
+        if config.tokens.is_none() {
+            eprintln!("tessera: warning: no bearer tokens configured; the API is open");
+        }
+        let metrics = self.metrics_listen.map(|listen| MetricsEndpoint {
+            listen,
+            queue_depth: None,
+        });
+        Ok((config, metrics))
+    }
 }
 
 /// Request limits of the gRPC server.
@@ -121,7 +147,7 @@ fn read_pem(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The TLS settings the flags ask for.
-fn tls(args: &ServeArgs) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+fn tls(args: &ApiArgs) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
     use tonic::transport::{Certificate, Identity, ServerTlsConfig};
     let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
         return Ok(None);
@@ -146,13 +172,7 @@ fn tls(args: &ServeArgs) -> anyhow::Result<Option<tonic::transport::ServerTlsCon
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = args.store.open_existing(&args.data)?;
-    let mut config = args.limits.config();
-    config.tokens = tokens(args.tokens_file.as_deref())?;
-    config.tls = tls(&args)?;
-    let mut metrics = args.metrics_listen.map(|listen| MetricsEndpoint {
-        listen,
-        queue_depth: None,
-    });
+    let (mut config, mut metrics) = args.api.config()?;
     if let Some(dir) = &args.text_model {
         let name = text_model::model_name(&text_model::TextSource::Dir(dir.clone()));
         let model = text_model::load_query_model(dir, &name, args.device)
@@ -166,9 +186,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             endpoint.queue_depth = Some(Arc::new(move || queue.depth()));
         }
         config.text_model = Some(model);
-    }
-    if config.tokens.is_none() {
-        eprintln!("tessera: warning: no bearer tokens configured; the API is open");
     }
     serve_store(store, args.listen, config, metrics)?;
     Ok(ExitCode::SUCCESS)
