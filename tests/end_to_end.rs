@@ -616,20 +616,20 @@ fn plugin_inspect_prints_the_contract_and_refuses_non_components()
         .ok_or("synopsis-embedder is not built")?;
     let output = run_ok(tessera().args(["plugin", "inspect", path]));
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("contract: tessera:plugin 1.0.0"), "{text}");
+    assert!(text.contains("contract: tessera:plugin 1.1.0"), "{text}");
     assert!(text.contains("world: tagger"), "{text}");
     assert!(
-        text.contains("instance tessera:plugin/models@1.0.0: embed-text"),
+        text.contains("instance tessera:plugin/models@1.1.0: embed-text"),
         "{text}"
     );
     let output = run_ok(tessera().args(["plugin", "inspect", "--json", path]));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     assert_eq!(json["tagger"], true);
-    assert_eq!(json["contract_versions"], serde_json::json!(["1.0.0"]));
+    assert_eq!(json["contract_versions"], serde_json::json!(["1.1.0"]));
     assert!(
         json["host_support"]
             .as_str()
-            .is_some_and(|s| s.starts_with("yes: linked as tessera:plugin 1.0.0")),
+            .is_some_and(|s| s.starts_with("yes: linked as tessera:plugin 1.1.0")),
         "{json}"
     );
 

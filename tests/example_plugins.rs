@@ -367,7 +367,7 @@ fn a_plugin_written_in_python_runs_through_the_same_contract() {
         .load_with("synopsis-keywords (Python)", &bytes, settings)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plugin.info().name, "synopsis-keywords");
-    assert_eq!(plugin.info().contract.to_string(), "1.0.0");
+    assert_eq!(plugin.info().contract.to_string(), "1.1.0");
     let keywords = tags(
         &plugin,
         &title(

@@ -48,7 +48,7 @@ fn new_build_inspect_and_run_a_plugin() -> Result<(), Box<dyn std::error::Error>
     let inspected = run_ok(tessera().args(["plugin", "inspect", &wasm]));
     let text = String::from_utf8_lossy(&inspected.stdout);
     assert!(
-        text.contains("world: tagger") && text.contains("tessera:plugin 1.0.0"),
+        text.contains("world: tagger") && text.contains("tessera:plugin 1.1.0"),
         "{text}"
     );
 
@@ -158,7 +158,7 @@ fn manifests_pin_the_component_and_carry_models_limits_and_config()
     );
     let mut manifest = String::from_utf8(written.stdout)?;
     assert!(manifest.contains("name = \"sandbox-probe\""), "{manifest}");
-    assert!(manifest.contains("contract = \"1.0.0\""), "{manifest}");
+    assert!(manifest.contains("contract = \"1.1.0\""), "{manifest}");
     manifest.push_str("labels = \"space,sea\"\n");
     let manifest_path = tmp.path().join("probe.toml");
     std::fs::write(&manifest_path, &manifest)?;

@@ -4,7 +4,7 @@
 //! ```toml
 //! name = "poster-tagger"
 //! version = "1.2.0"
-//! contract = "1.0.0"            # the tessera:plugin version the component was built against
+//! contract = "1.1.0"            # the tessera:plugin version the component was built against
 //! sha256 = "9f86d0…"            # of the component file
 //! models = ["clip", "text"]     # the models it may call; any other is denied
 //!

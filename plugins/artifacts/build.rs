@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Guest crates (package names) that are components; the SDK is a library only.
-const PLUGINS: [&str; 6] = [
+const PLUGINS: [&str; 7] = [
     "synopsis-embedder",
     "sandbox-probe",
     "legacy-v0",
+    "legacy-v1-0",
     "genre-tagger",
     "audio-mood",
     "content-advisory",
@@ -37,6 +38,7 @@ fn main() {
         "sdk/Cargo.toml",
         "../wit/v0",
         "../wit/v1",
+        "legacy-v1-0/wit",
     ] {
         println!(
             "cargo:rerun-if-changed={}",

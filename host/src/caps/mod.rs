@@ -3,6 +3,7 @@
 //! alone. Where a capability exists in both contract versions, it has one `add_to_linker_v0` and
 //! one `add_to_linker_v1` over the same state.
 
+pub mod budget;
 pub mod config;
 pub mod log;
 pub mod media;

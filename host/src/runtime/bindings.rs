@@ -2,7 +2,8 @@
 //! [`v1`] (`wit/v1`, the current contract) and [`v0`] (`wit/v0`, kept so that plugins built
 //! against 0.1 keep working). Callers use these modules, never `bindgen!` elsewhere.
 
-/// `tessera:plugin@1.x` (wit/v1): media resources, image/audio/zero-shot models, config, chaining.
+/// `tessera:plugin@1.x` (wit/v1): media resources, image/audio/zero-shot models, config, chaining;
+/// since 1.1, the call's time budget. Plugins built against 1.0 link to the same bindings.
 pub mod v1 {
     mod generated {
         wasmtime::component::bindgen!({
@@ -14,11 +15,11 @@ pub mod v1 {
         });
     }
 
-    pub use generated::tessera::plugin::{config, log, media, models, types};
+    pub use generated::tessera::plugin::{budget, config, log, media, models, types};
     pub use generated::{Tagger, TaggerPre};
 
     /// The contract version these bindings were generated from (wit/v1's package version).
-    pub const VERSION: semver::Version = semver::Version::new(1, 0, 0);
+    pub const VERSION: semver::Version = semver::Version::new(1, 1, 0);
 }
 
 /// `tessera:plugin@0.1.x` (wit/v0): the first contract, text models and log only.

@@ -141,7 +141,7 @@ mod tests {
         let major = select(&[v("2.0.0")]).err().unwrap_or_default();
         assert!(major.contains("2.0.0") && major.contains("0.1.x") && major.contains("1.x"));
         let newer = select(&[v("1.7.0")]).err().unwrap_or_default();
-        assert!(newer.contains("newer than this host's 1.0.0"), "{newer}");
+        assert!(newer.contains("newer than this host's 1.1.0"), "{newer}");
         assert!(select(&[v("0.2.0")]).is_err(), "0.2 is its own major line");
         assert!(select(&[v("0.1.0"), v("1.0.0")]).is_err());
     }

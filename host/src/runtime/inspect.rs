@@ -148,7 +148,7 @@ mod tests {
         let bytes = tessera_plugin_artifacts::component("synopsis-embedder")?;
         let summary = inspect("synopsis-embedder", &bytes)?;
         assert!(summary.tagger);
-        assert_eq!(summary.contract_versions, ["1.0.0"]);
+        assert_eq!(summary.contract_versions, ["1.1.0"]);
         assert!(
             summary.host_support.starts_with("yes"),
             "{}",
@@ -157,7 +157,7 @@ mod tests {
         let models = summary
             .imports
             .iter()
-            .find(|i| i.name == "tessera:plugin/models@1.0.0")
+            .find(|i| i.name == "tessera:plugin/models@1.1.0")
             .ok_or("no models import")?;
         assert_eq!(models.kind, "instance");
         assert_eq!(models.functions, ["embed-text"]);

@@ -7,7 +7,8 @@ use crate::caps::models::ModelsView;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
-/// Contract 1.x: WASI and every capability.
+/// Contract 1.x: WASI and every capability (`budget` since 1.1; plugins built against 1.0 do
+/// not import it).
 pub(super) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::<PluginState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -22,6 +23,7 @@ pub(super) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<PluginState>
     })?;
     crate::caps::log::add_to_linker_v1(&mut linker, |s: &mut PluginState| &mut s.log)?;
     crate::caps::config::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.config)?;
+    crate::caps::budget::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.budget)?;
     Ok(linker)
 }
 

@@ -138,6 +138,7 @@ pub struct PluginState {
     media: MediaCtx,
     config: ConfigCtx,
     log: LogCtx,
+    budget: crate::caps::budget::BudgetCtx,
     /// When the component finished instantiating (set by the call), for the call's timing.
     instantiated_at: Option<std::time::Instant>,
 }
@@ -662,6 +663,7 @@ impl Plugin {
                 title: title.map(str::to_string),
                 lines: vec![],
             },
+            budget: crate::caps::budget::BudgetCtx::new(started, self.deadline),
             instantiated_at: None,
         };
         let mut store = Store::new(&host.engine, state);

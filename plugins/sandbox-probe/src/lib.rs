@@ -15,7 +15,7 @@
 
 use std::hint::black_box;
 use tessera_plugin_sdk::{
-    Analysis, Input, MediaKind, Plugin, PluginError, PluginInfo, TimeSpan, Title, config,
+    Analysis, Input, MediaKind, Plugin, PluginError, PluginInfo, TimeSpan, Title, budget, config,
     export_plugin, log, models,
 };
 
@@ -41,6 +41,12 @@ impl Plugin for SandboxProbe {
         let target = title.meta("target").unwrap_or("").to_string();
         match mode.as_str() {
             "ok" => Ok(Analysis::new().tag("probe", Some("ok"), 1.0)),
+            // What the host says is left of this call's time (contract 1.1).
+            "budget" => Ok(Analysis::new().tag(
+                "probe",
+                Some(&format!("left-ms={}", budget::time_left().as_millis())),
+                1.0,
+            )),
             // Blocks for `target` milliseconds: a call that is still in flight while the host
             // swaps plugins.
             "sleep" => {

@@ -234,6 +234,17 @@ pub mod config {
     }
 }
 
+/// What is left of the current call's time (contract 1.1): a plugin with long work checks it
+/// between steps and answers with what it has before the host stops it at its deadline.
+pub mod budget {
+    use crate::bindings::tessera::plugin::budget as raw;
+
+    /// Time until the call's deadline (zero once it has passed).
+    pub fn time_left() -> std::time::Duration {
+        std::time::Duration::from_millis(raw::time_left_ms())
+    }
+}
+
 /// Logging into the host's log, attributed to the plugin and the current title.
 pub mod log {
     use crate::bindings::tessera::plugin::log as raw;
