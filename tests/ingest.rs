@@ -201,6 +201,53 @@ fn catalog_check_lists_every_problem_in_each_layout() -> TestResult {
         "{out}"
     );
     assert!(!out.contains("folder t1"), "{out}");
+
+    // A title folder that cannot be listed (its title.json still readable) costs that title
+    // alone. Root ignores permission bits, so as root the check runs without the capabilities
+    // that let it (setpriv, util-linux).
+    std::fs::create_dir_all(dir.join("t3"))?;
+    std::fs::write(dir.join("t3/title.json"), "{\"id\":\"t3\",\"name\":\"T3\"}")?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("t3"), std::fs::Permissions::from_mode(0o311))?;
+    let root = std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|uids| uids.split_whitespace().nth(1))
+        == Some("0");
+    let mut command = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--bounding-set", "-dac_override,-dac_read_search"])
+            .arg(env!("CARGO_BIN_EXE_tessera"));
+        c
+    } else {
+        tessera()
+    };
+    let out = command
+        .args(["catalog", "check", "--json"])
+        .arg(&dir)
+        .output()?;
+    std::fs::set_permissions(dir.join("t3"), std::fs::Permissions::from_mode(0o755))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let problems: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let t3: Vec<&serde_json::Value> = problems.iter().filter(|p| p["at"] == "folder t3").collect();
+    assert_eq!(t3.len(), 1, "{stdout}");
+    assert_eq!(t3[0]["kind"], "unreadable", "{stdout}");
+    assert!(
+        t3[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot list")),
+        "{stdout}"
+    );
+    assert!(problems.iter().any(|p| p["at"] == "folder t2"), "{stdout}");
     Ok(())
 }
 

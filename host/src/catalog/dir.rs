@@ -65,7 +65,12 @@ pub(super) fn load(root: &Path) -> Result<Catalog, CatalogError> {
             Ok(text) => text,
             Err(e) => {
                 let message = format!("{}: {e}", json.display());
-                builder.problem(&at, None, None, ProblemKind::Malformed, message);
+                let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                    ProblemKind::Malformed
+                } else {
+                    ProblemKind::Unreadable
+                };
+                builder.problem(&at, None, None, kind, message);
                 continue;
             }
         };
@@ -77,7 +82,16 @@ pub(super) fn load(root: &Path) -> Result<Catalog, CatalogError> {
                 continue;
             }
         };
-        let files = sorted_entries(&folder).map_err(io)?;
+        // One folder that cannot be listed costs its title, not the whole catalog.
+        let files = match sorted_entries(&folder) {
+            Ok(files) => files,
+            Err(e) => {
+                let message = format!("cannot list {}: {e}", folder.display());
+                let id = title.id.clone();
+                builder.problem(&at, Some(&id), None, ProblemKind::Unreadable, message);
+                continue;
+            }
+        };
         for file in files.iter().filter(|f| f.is_file()) {
             let file_name = file
                 .file_name()

@@ -149,6 +149,9 @@ pub enum ProblemKind {
     /// An asset whose file does not exist: reported, the asset is kept (plugins that read it
     /// fail for that title).
     MissingFile,
+    /// A title's folder or `title.json` that cannot be read (permissions, I/O): the title is
+    /// skipped, the rest of the catalog is read.
+    Unreadable,
 }
 
 impl ProblemKind {
@@ -156,7 +159,10 @@ impl ProblemKind {
     pub fn drops_title(self) -> bool {
         matches!(
             self,
-            ProblemKind::Malformed | ProblemKind::EmptyId | ProblemKind::DuplicateId
+            ProblemKind::Malformed
+                | ProblemKind::EmptyId
+                | ProblemKind::DuplicateId
+                | ProblemKind::Unreadable
         )
     }
 }
