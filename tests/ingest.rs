@@ -492,6 +492,26 @@ fn tags_follow_the_taxonomy_and_peoples_decisions_outlive_machine_runs() -> Test
         assert!(shown.contains("decision: unset script by ana"), "{shown}");
     };
     check(&tessera_ok(&["tags", "show", "tt-0001"], &data));
+    // A decision about an alias is recorded as the taxonomy's tag, which machine runs produce.
+    let aliased = tessera_ok(
+        &[
+            "tags",
+            "set",
+            "tt-0001",
+            "synopsis-length=epic",
+            "--reason",
+            "house style",
+            "--taxonomy",
+            &tax,
+        ],
+        &data,
+    );
+    assert!(aliased.contains("recorded as length=epic"), "{aliased}");
+    let shown = tessera_ok(&["tags", "show", "tt-0001"], &data);
+    assert!(
+        shown.contains("length=epic") && !shown.contains("synopsis-length=epic"),
+        "{shown}"
+    );
     // A later machine run (forced, so every title is redone) keeps them.
     let run3 = ingested_run(&ingest(
         &catalog,

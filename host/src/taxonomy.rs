@@ -160,6 +160,29 @@ impl Taxonomy {
         })
     }
 
+    /// The taxonomy's name and value for a tag a person names (an alias becomes its canonical
+    /// tag, the way machine tags are renamed), or `None` when the tag is not an alias.
+    pub fn rename(&self, name: &str, value: Option<&str>) -> Option<(String, Option<String>)> {
+        let probe = Tag {
+            name: name.to_string(),
+            value: value.map(str::to_string),
+            confidence: 1.0,
+            plugin: String::new(),
+            plugin_version: String::new(),
+            span: None,
+            evidence: None,
+            run: None,
+        };
+        let canonical = self.canonical(&probe)?;
+        let (new_name, canonical_value) = split(&canonical);
+        let new_value = if canonical.contains('=') || value.is_none() {
+            canonical_value
+        } else {
+            value.map(str::to_string)
+        };
+        (new_name != name || new_value.as_deref() != value).then_some((new_name, new_value))
+    }
+
     /// Applies the taxonomy to one title's machine tags: renames aliases, drops tags below
     /// their threshold (and, when strict, tags it does not name), adds implied ancestors.
     pub fn apply(&self, tags: Vec<Tag>) -> Vec<Tag> {
@@ -245,6 +268,27 @@ threshold = 0.6
 [tags."genre=sci-fi"]
 aliases = ["genre=science-fiction"]
 "#;
+
+    #[test]
+    fn a_persons_tag_is_renamed_like_a_machine_tag() -> Result<(), TaxonomyError> {
+        let taxonomy = Taxonomy::parse(Path::new("t.toml"), TOML)?;
+        assert_eq!(
+            taxonomy.rename("criminal", None),
+            Some(("crime".into(), None))
+        );
+        assert_eq!(
+            taxonomy.rename("criminal", Some("yes")),
+            Some(("crime".into(), Some("yes".into())))
+        );
+        assert_eq!(
+            taxonomy.rename("genre", Some("science-fiction")),
+            Some(("genre".into(), Some("sci-fi".into())))
+        );
+        assert_eq!(taxonomy.rename("crime", None), None);
+        assert_eq!(taxonomy.rename("genre", Some("sci-fi")), None);
+        assert_eq!(taxonomy.rename("mood", Some("dark")), None);
+        Ok(())
+    }
 
     #[test]
     fn renames_thresholds_and_implies_parents() -> Result<(), TaxonomyError> {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tessera::taxonomy as crate_taxonomy;
 use tessera_indexes::{Entity, EntityStore, Tag, TagOverride};
 
 /// Tag governance commands.
@@ -68,6 +69,11 @@ pub struct Decision {
     data: PathBuf,
     #[command(flatten)]
     store: super::store_cmd::StoreArg,
+    /// Tag taxonomy, as ingest uses it: an alias is recorded as its canonical tag, so the
+    /// decision applies to the tag machine runs produce. Default: DATA/taxonomy.toml when it
+    /// exists.
+    #[arg(long, env = "TESSERA_TAXONOMY")]
+    taxonomy: Option<PathBuf>,
 }
 
 fn split_tag(tag: &str) -> anyhow::Result<(String, Option<String>)> {
@@ -94,7 +100,27 @@ fn decide(decision: Decision, present: bool) -> anyhow::Result<ExitCode> {
     if decision.reason.trim().is_empty() {
         bail!("--reason is empty: say why, it is kept with the decision");
     }
-    let (name, value) = split_tag(&decision.tag)?;
+    let (mut name, mut value) = split_tag(&decision.tag)?;
+    let taxonomy = decision
+        .taxonomy
+        .clone()
+        .or_else(|| Some(decision.data.join("taxonomy.toml")).filter(|p| p.is_file()));
+    if let Some(path) = &taxonomy {
+        let taxonomy = crate_taxonomy::Taxonomy::read(path)?;
+        if let Some((canonical, canonical_value)) = taxonomy.rename(&name, value.as_deref()) {
+            let label = |n: &str, v: Option<&str>| match v {
+                Some(v) => format!("{n}={v}"),
+                None => n.to_string(),
+            };
+            println!(
+                "{} is an alias in the taxonomy {}: recorded as {}",
+                label(&name, value.as_deref()),
+                path.display(),
+                label(&canonical, canonical_value.as_deref())
+            );
+            (name, value) = (canonical, canonical_value);
+        }
+    }
     let store = decision.store.open_existing(&decision.data)?;
     let mut entity = stored(&*store, &decision.title)?;
     let by = decision
