@@ -363,13 +363,13 @@ fn a_watch_with_serve_answers_rankers_as_titles_are_stored() -> TestResult {
     let data = tmp.path().join("data");
     let catalog = tmp.path().join("catalog.jsonl");
     std::fs::write(&catalog, line("first", "ok", ""))?;
-    let (watch, lines) = Watch::start(ingest_command(&catalog, &data, &model).args([
-        "--watch",
-        "--poll-ms",
-        "100",
-        "--serve",
-        "127.0.0.1:0",
-    ]))?;
+    let metrics = tmp.path().join("metrics/ingest.prom");
+    let (watch, lines) = Watch::start(
+        ingest_command(&catalog, &data, &model)
+            .args(["--watch", "--poll-ms", "100", "--serve", "127.0.0.1:0"])
+            .arg("--metrics-file")
+            .arg(&metrics),
+    )?;
     let at = lines.wait_for(&["tessera: serving gRPC on "])?;
     let addr = lines.all()[at]
         .trim_start_matches("tessera: serving gRPC on ")
@@ -437,5 +437,23 @@ fn a_watch_with_serve_answers_rankers_as_titles_are_stored() -> TestResult {
     })?;
 
     watch.stop(&lines)?;
+    // The metrics file counts the whole session's titles.
+    let prom = std::fs::read_to_string(&metrics)?;
+    assert!(
+        prom.lines()
+            .any(|l| l.starts_with("tessera_ingest_titles_done{") && l.ends_with(" 2")),
+        "{prom}"
+    );
+
+    // An address in use stops the watch before any title is processed.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let out = ingest_command(&catalog, &data, &model)
+        .args(["--watch", "--serve"])
+        .arg(taken.local_addr()?.to_string())
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("binding 127.0.0.1:"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("pass 1"));
     Ok(())
 }

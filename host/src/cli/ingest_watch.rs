@@ -480,6 +480,8 @@ pub fn run(
     // signals, and when it cannot serve (an address in use) it stops the watch too.
     let server = match args.serve {
         Some(listen) => {
+            // Bound before the first pass: an address in use stops the watch before it starts.
+            let listener = super::serve::bind(listen)?;
             let (mut config, metrics) = args.api.config()?;
             config.text_model = setup.text.clone();
             let store = setup.store.clone();
@@ -488,7 +490,7 @@ pub fn run(
                 std::thread::Builder::new()
                     .name("tessera-api".into())
                     .spawn(move || {
-                        let served = super::serve::serve_store(store, listen, config, metrics);
+                        let served = super::serve::serve_bound(store, listener, config, metrics);
                         stop.store(true, Ordering::Relaxed);
                         served
                     })

@@ -207,14 +207,32 @@ pub fn serve_store(
     config: ServeConfig,
     metrics: Option<MetricsEndpoint>,
 ) -> anyhow::Result<()> {
+    serve_bound(store, bind(listen)?, config, metrics)
+}
+
+/// Binds the API's address; binding apart from serving lets a caller fail before it starts
+/// other work (`ingest --watch --serve`).
+pub fn bind(listen: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))
+}
+
+/// [`serve_store`] on a socket bound already.
+pub fn serve_bound(
+    store: Arc<dyn EntityStore>,
+    listener: std::net::TcpListener,
+    config: ServeConfig,
+    metrics: Option<MetricsEndpoint>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
+        listener
+            .set_nonblocking(true)
+            .context("making the API socket non-blocking")?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .context("handing the API socket to the runtime")?;
         let addr = listener.local_addr()?;
         let (stop, stopping) = tokio::sync::watch::channel(false);
         if let Some(endpoint) = metrics {
