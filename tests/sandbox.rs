@@ -104,6 +104,136 @@ fn infinite_loop_hits_the_deadline() {
     );
 }
 
+/// A text model that takes `delay` per batch (a slow or overloaded model), behind the batching
+/// queue the host puts every model behind.
+#[derive(Debug)]
+struct SlowModel {
+    delay: Duration,
+    /// The largest batch it was given.
+    largest: std::sync::atomic::AtomicUsize,
+    /// The most threads the process had while a batch ran.
+    peak_threads: std::sync::atomic::AtomicUsize,
+}
+
+/// Threads of this process now.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+impl TextEmbedder for SlowModel {
+    fn name(&self) -> &str {
+        "text"
+    }
+    fn dimension(&self) -> usize {
+        4
+    }
+    fn max_batch(&self) -> usize {
+        64
+    }
+    fn is_placeholder(&self) -> bool {
+        true
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, tessera_models::ModelError> {
+        self.largest
+            .fetch_max(texts.len(), std::sync::atomic::Ordering::SeqCst);
+        self.peak_threads
+            .fetch_max(thread_count(), std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        Ok(texts.iter().map(|_| vec![1.0, 0.0, 0.0, 0.0]).collect())
+    }
+}
+
+fn slow_host(delay: Duration, deadline: Duration) -> (Arc<PluginHost>, Plugin, Arc<SlowModel>) {
+    let model = Arc::new(SlowModel {
+        delay,
+        largest: Default::default(),
+        peak_threads: Default::default(),
+    });
+    let batched = tessera_models::BatchedText::start(
+        model.clone(),
+        tessera_models::batching::BatchConfig::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut registry = Registry::default();
+    registry.insert_text("text", Arc::new(batched) as Arc<dyn TextEmbedder>);
+    let limits = SandboxLimits {
+        deadline,
+        ..SandboxLimits::default()
+    };
+    let host =
+        Arc::new(PluginHost::new(Arc::new(registry), limits).unwrap_or_else(|e| panic!("{e}")));
+    let bytes =
+        tessera_plugin_artifacts::component("synopsis-embedder").unwrap_or_else(|e| panic!("{e}"));
+    let plugin = host
+        .load("synopsis-embedder", &bytes)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (host, plugin, model)
+}
+
+#[test]
+fn a_plugin_waiting_on_a_model_is_stopped_at_its_deadline() {
+    // The model takes 5 s; the deadline is 300 ms. The guest is not running (it waits in the
+    // host for its batch), so epoch interruption cannot reach it: the call's timer does.
+    let (_host, plugin, _) = slow_host(Duration::from_secs(5), Duration::from_millis(300));
+    let started = Instant::now();
+    let e = plugin
+        .analyze(&title("ok", ""))
+        .err()
+        .unwrap_or_else(|| panic!("a 5 s model call fit a 300 ms deadline"));
+    assert!(matches!(e, PluginError::Deadline { .. }), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn titles_waiting_on_models_hold_no_thread() {
+    // 32 titles in flight, each waiting for a slow model, on a runtime of one thread per core
+    // and a few writer threads: nearly all 32 requests queue while the first batch runs and go
+    // together in the next, and the process does not grow a thread per waiting title (it did
+    // before plugin calls were async: 32 titles in flight were 32 threads).
+    let (host, plugin, model) = slow_host(Duration::from_millis(300), Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(
+        tessera_indexes::EdgeStore::open(
+            &dir.path().join("store"),
+            tessera::pipeline::schema_for(std::slice::from_ref(&plugin), host.registry())
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let pipeline = tessera::pipeline::Pipeline::new(vec![plugin], store)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_workers(32);
+    let titles: Vec<Title> = (0..32)
+        .map(|i| Title {
+            id: format!("t{i}"),
+            ..title("ok", "")
+        })
+        .collect();
+    // The plugin runtime's threads exist once per process: start them before counting.
+    tessera::runtime::handle().unwrap_or_else(|e| panic!("{e}"));
+    let before = thread_count();
+    let report = pipeline
+        .ingest(&titles, |_, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.stored, 32, "{:?}", report.failures);
+    let largest = model.largest.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(largest >= 8, "the largest batch held {largest} texts");
+    let grew = model
+        .peak_threads
+        .load(std::sync::atomic::Ordering::SeqCst)
+        .saturating_sub(before);
+    println!("32 titles in flight: largest batch {largest}, {grew} more threads");
+    // Writers (at most twice the cores) and a little slack for tests running beside this one.
+    assert!(
+        grew < 16,
+        "the process grew {grew} threads for 32 titles in flight"
+    );
+}
+
 #[test]
 fn a_fuel_budget_stops_a_loop_whatever_the_deadline() {
     let f = fixture();

@@ -4,16 +4,16 @@
 //! stored data with partial output; the failure is reported and the run goes on with the next
 //! title.
 
-use crate::caps::media::{DecodeCounts, Decoded};
+use crate::caps::media::DecodeCounts;
 use crate::catalog::Title;
-use crate::runtime::{Analysis, Plugin, PluginError};
+use crate::runtime::{Plugin, PluginError};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use tessera_indexes::sid::Codebook;
 use tessera_indexes::sid_store::IngestIds;
 use tessera_indexes::{
-    Entity, EntityStore, IndexError, Output, Schema, TagOverride, VectorKind, VectorSpec,
+    Entity, EntityStore, IndexError, Schema, TagOverride, VectorKind, VectorSpec,
 };
 use tessera_models::Registry;
 
@@ -154,23 +154,23 @@ pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, Pip
 /// Most times a title moves to another semantic ID because other writers took its choice.
 const CONFIRM_ROUNDS: u32 = 16;
 
+mod analyzer;
+mod concurrent;
+
+use analyzer::Analyzer;
+
 /// Plugins plus a store.
 #[derive(Debug)]
 pub struct Pipeline {
-    /// The plugins in the order they run. Swapped as a whole by [`Pipeline::swap_plugins`];
-    /// each title takes one snapshot, so it never mixes two versions of the set.
-    plugins: RwLock<Arc<[Plugin]>>,
+    /// Runs the plugins on a title (on the plugin runtime's threads).
+    analyzer: Analyzer,
     store: Arc<dyn EntityStore>,
     /// Titles in flight at once during [`Pipeline::ingest`].
     workers: usize,
     /// Gives titles their semantic IDs as they are stored, once a codebook exists.
     semantic_ids: Option<IngestIds>,
-    /// This run's id, recorded on every output it writes.
-    run: String,
     /// Governs machine tags (names, thresholds, hierarchy), when the team has one.
     taxonomy: Option<crate::taxonomy::Taxonomy>,
-    /// Assets decoded and decodes reused, over all titles.
-    decode_counts: Arc<(AtomicUsize, AtomicUsize)>,
     /// Once set, [`Pipeline::ingest`] starts no more titles (those in flight finish).
     stop: Option<Arc<AtomicBool>>,
 }
@@ -189,41 +189,27 @@ pub fn new_run_id() -> String {
     )
 }
 
-/// Adds a title's decode counts to the run's totals when the title is done, however it ends.
-fn scopeguard_counts<'a>(
-    totals: &'a (AtomicUsize, AtomicUsize),
-    decoded: &'a Decoded,
-) -> impl Drop + 'a {
-    struct AddOnDrop<'a>(&'a (AtomicUsize, AtomicUsize), &'a Decoded);
-    impl Drop for AddOnDrop<'_> {
-        fn drop(&mut self) {
-            let c = self.1.counts();
-            self.0.0.fetch_add(c.decodes, Ordering::Relaxed);
-            self.0.1.fetch_add(c.reuses, Ordering::Relaxed);
-        }
-    }
-    AddOnDrop(totals, decoded)
-}
-
 impl Pipeline {
     /// A pipeline running `plugins` (in the given order, except that a plugin runs after those
     /// whose tags it reads) and writing to `store`.
     pub fn new(plugins: Vec<Plugin>, store: Arc<dyn EntityStore>) -> Result<Self, PipelineError> {
         Ok(Pipeline {
-            plugins: RwLock::new(order_plugins(plugins)?.into()),
+            analyzer: Analyzer {
+                plugins: Arc::new(RwLock::new(order_plugins(plugins)?.into())),
+                run: new_run_id(),
+                decode_counts: Arc::default(),
+            },
             store,
             workers: 1,
             semantic_ids: None,
-            run: new_run_id(),
             taxonomy: None,
-            decode_counts: Arc::default(),
             stop: None,
         })
     }
 
     /// Analyses up to `workers` titles at once (at least one). Concurrent titles share the
-    /// models' batching schedulers, so their model calls merge into batches, and their media
-    /// decoding runs on their own threads.
+    /// models' batching schedulers, so their model calls merge into batches; a title waiting
+    /// for a batch holds no thread, so `workers` may be far above the number of cores.
     pub fn with_workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
@@ -250,13 +236,13 @@ impl Pipeline {
 
     /// Records `run` as this run's id instead of a generated one.
     pub fn with_run(mut self, run: impl Into<String>) -> Self {
-        self.run = run.into();
+        self.analyzer.run = run.into();
         self
     }
 
     /// This run's id.
     pub fn run(&self) -> &str {
-        &self.run
+        &self.analyzer.run
     }
 
     /// What a title's outputs are made from: its catalog fields and asset contents, and the
@@ -273,18 +259,14 @@ impl Pipeline {
     /// Assets decoded for plugins so far, and decodes that a later plugin (or call) reused.
     pub fn decode_counts(&self) -> DecodeCounts {
         DecodeCounts {
-            decodes: self.decode_counts.0.load(Ordering::Relaxed),
-            reuses: self.decode_counts.1.load(Ordering::Relaxed),
+            decodes: self.analyzer.decode_counts.0.load(Ordering::Relaxed),
+            reuses: self.analyzer.decode_counts.1.load(Ordering::Relaxed),
         }
     }
 
     /// The plugins, in the order they run: the set titles start with from now on.
     pub fn plugins(&self) -> Arc<[Plugin]> {
-        // A poisoned lock still holds a whole set: swaps replace the Arc in one assignment.
-        self.plugins
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.analyzer.plugins()
     }
 
     /// Replaces the plugin set while titles may be in flight (hot reload): titles that started
@@ -293,18 +275,29 @@ impl Pipeline {
     /// the store holds (`schema_for`). Returns the set it replaced.
     pub fn swap_plugins(&self, plugins: Vec<Plugin>) -> Result<Arc<[Plugin]>, PipelineError> {
         let ordered: Arc<[Plugin]> = order_plugins(plugins)?.into();
-        let mut guard = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self
+            .analyzer
+            .plugins
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         Ok(std::mem::replace(&mut *guard, ordered))
     }
 
-    /// Analyses a title and stores its entity.
-    fn process(&self, title: &Title) -> Result<Entity, Failure> {
-        let mut entity = self.analyze(title).map_err(|(plugin, e)| Failure {
+    /// Stores a title the plugins analysed (or reports why not): its input fingerprint, the
+    /// taxonomy, people's decisions, a semantic ID, then the write. Synchronous: it runs on a
+    /// writer thread, off the plugin runtime.
+    fn store_title(
+        &self,
+        title: &Title,
+        analyzed: Result<Entity, (String, PluginError)>,
+    ) -> Result<Entity, Failure> {
+        let mut entity = analyzed.map_err(|(plugin, e)| Failure {
             title: title.id.clone(),
             plugin,
             kind: e.kind().to_string(),
             message: e.to_string(),
         })?;
+        entity.input = Some(self.input_fingerprint(title));
         if let Some(taxonomy) = &self.taxonomy {
             entity.tags = taxonomy.apply(std::mem::take(&mut entity.tags));
         }
@@ -371,106 +364,14 @@ impl Pipeline {
 
     /// Runs every plugin on one title and builds its entity.
     pub fn analyze(&self, title: &Title) -> Result<Entity, (String, PluginError)> {
-        let mut entity = Entity {
-            id: title.id.clone(),
-            name: title.name.clone(),
-            year: title.year,
-            language: title.language.clone(),
-            metadata: title.metadata.clone(),
-            vectors: BTreeMap::new(),
-            multivectors: BTreeMap::new(),
-            tags: Vec::new(),
-            semantic_id: None,
-            outputs: Vec::new(),
-            input: Some(self.input_fingerprint(title)),
-            overrides: Vec::new(),
-        };
-        // Every plugin on this title reads the same decoded assets.
-        let decoded = Decoded::new();
-        let _count_on_drop = scopeguard_counts(&self.decode_counts, &decoded);
-        let plugins = self.plugins();
-        for plugin in plugins.iter() {
-            let Analysis {
-                tags,
-                embeddings,
-                token_sequences,
-            } = plugin
-                .analyze_shared(title, &entity.tags, &decoded)
-                .map_err(|e| (plugin.info().name.clone(), e))?;
-            entity.tags.extend(tags.into_iter().map(|mut t| {
-                t.run = Some(self.run.clone());
-                t
-            }));
-            entity.outputs.push(Output {
-                plugin: plugin.info().name.clone(),
-                version: plugin.info().version.clone(),
-                models: plugin.output_models(),
-                run: self.run.clone(),
-            });
-            entity
-                .vectors
-                .extend(embeddings.into_iter().map(|e| (e.name, e.vector)));
-            entity.multivectors.extend(
-                token_sequences
-                    .into_iter()
-                    .filter(|t| !t.vectors.is_empty())
-                    .map(|t| (t.name, t.vectors)),
-            );
-        }
-        Ok(entity)
+        crate::runtime::block_on(async { Ok(self.analyze_async(title).await) })
+            .unwrap_or_else(|e| Err((String::new(), e)))
     }
 
-    /// Ingests `titles`, calling `on_title` after each with the title and its outcome (in the
-    /// order titles finish). Failures in the report are in catalog order.
-    pub fn ingest(
-        &self,
-        titles: &[Title],
-        on_title: impl FnMut(&Title, Result<&Entity, &Failure>) + Send,
-    ) -> Result<IngestReport, IndexError> {
-        let next = AtomicUsize::new(0);
-        let progress = Mutex::new((0usize, Vec::<(usize, Failure)>::new(), on_title));
-        let worker = || {
-            loop {
-                if self
-                    .stop
-                    .as_ref()
-                    .is_some_and(|s| s.load(Ordering::Relaxed))
-                {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(title) = titles.get(i) else { break };
-                let outcome = self.process(title);
-                // A panicking `on_title` must not stop the other workers from reporting.
-                let mut guard = progress.lock().unwrap_or_else(|p| p.into_inner());
-                let (stored, failures, on_title) = &mut *guard;
-                match outcome {
-                    Ok(entity) => {
-                        *stored += 1;
-                        on_title(title, Ok(&entity));
-                    }
-                    Err(failure) => {
-                        tracing::warn!(title = %failure.title, plugin = %failure.plugin, kind = %failure.kind, "{}", failure.message);
-                        on_title(title, Err(&failure));
-                        failures.push((i, failure));
-                    }
-                }
-            }
-        };
-        let workers = self.workers.min(titles.len()).max(1);
-        std::thread::scope(|scope| {
-            for _ in 1..workers {
-                scope.spawn(worker);
-            }
-            worker();
-        });
-        let (stored, mut failures, _) = progress.into_inner().unwrap_or_else(|p| p.into_inner());
-        failures.sort_by_key(|(i, _)| *i);
-        let report = IngestReport {
-            stored,
-            failures: failures.into_iter().map(|(_, f)| f).collect(),
-        };
-        self.store.flush()?;
-        Ok(report)
+    /// [`Pipeline::analyze`], awaited: while a plugin waits for a model it holds no thread.
+    pub async fn analyze_async(&self, title: &Title) -> Result<Entity, (String, PluginError)> {
+        let mut entity = self.analyzer.analyze(title).await?;
+        entity.input = Some(self.input_fingerprint(title));
+        Ok(entity)
     }
 }

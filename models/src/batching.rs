@@ -11,12 +11,18 @@
 //! Admission comes first: when `queue_capacity` requests are waiting, `submit` fails at once with
 //! [`ModelError::Overloaded`] instead of growing the queue. A caller that drops its `Pending`
 //! before the batch is formed has its request dropped, never computed.
+//!
+//! A `Pending` is waited for by blocking ([`Pending::wait`]) or by awaiting it: an async caller
+//! (a plugin call waiting for its batch) holds no thread while it waits.
 
 use crate::ModelError;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Which queue a request waits in.
@@ -55,7 +61,64 @@ impl Default for BatchConfig {
     }
 }
 
-type Reply<O> = SyncSender<Result<Vec<O>, String>>;
+/// Where a request's outcome goes: filled once by the scheduler, read by the caller by blocking
+/// or as a future.
+struct Slot<T> {
+    state: Mutex<SlotState<T>>,
+    ready: Condvar,
+}
+
+struct SlotState<T> {
+    value: Option<T>,
+    /// The scheduler's side is done (filled, or dropped unfilled).
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+impl<T> Slot<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState {
+                value: None,
+                closed: false,
+                waker: None,
+            }),
+            ready: Condvar::new(),
+        })
+    }
+
+    /// Fills (or, with `None`, closes) the slot once and wakes its waiter.
+    fn close(&self, value: Option<T>) {
+        // Only this module writes the state, and never panics holding the lock.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.closed {
+            return;
+        }
+        state.value = value;
+        state.closed = true;
+        let waker = state.waker.take();
+        drop(state);
+        self.ready.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The scheduler's end of a [`Slot`]; dropped unfilled, it tells the caller the batch failed.
+struct Reply<O>(Arc<Slot<Result<Vec<O>, String>>>);
+
+impl<O> Reply<O> {
+    fn send(self, outcome: Result<Vec<O>, String>) {
+        self.0.close(Some(outcome));
+    }
+}
+
+impl<O> Drop for Reply<O> {
+    fn drop(&mut self) {
+        self.0.close(None);
+    }
+}
 
 struct Request<I, O> {
     items: Vec<I>,
@@ -64,27 +127,99 @@ struct Request<I, O> {
     alive: Weak<()>,
 }
 
-/// A submitted request: wait for it, or drop it to cancel.
-#[derive(Debug)]
+/// A submitted request: wait for it (blocking, or by awaiting it), or drop it to cancel.
 pub struct Pending<O> {
     model: String,
-    rx: Receiver<Result<Vec<O>, String>>,
+    slot: Arc<Slot<Result<Vec<O>, String>>>,
     _alive: Arc<()>,
+}
+
+impl<O> std::fmt::Debug for Pending<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<O> Pending<O> {
     /// Blocks until the request's batch has run.
     pub fn wait(self) -> Result<Vec<O>, ModelError> {
-        match self.rx.recv() {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(reason)) => Err(ModelError::Batch {
-                model: self.model,
+        let mut state = self.slot.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !state.closed {
+            state = self
+                .slot
+                .ready
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        let value = state.value.take();
+        drop(state);
+        self.outcome(value)
+    }
+
+    fn outcome(&self, value: Option<Result<Vec<O>, String>>) -> Result<Vec<O>, ModelError> {
+        match value {
+            Some(Ok(out)) => Ok(out),
+            Some(Err(reason)) => Err(ModelError::Batch {
+                model: self.model.clone(),
                 reason,
             }),
-            Err(_) => Err(ModelError::Batch {
-                model: self.model,
+            None => Err(ModelError::Batch {
+                model: self.model.clone(),
                 reason: "the batching thread stopped".into(),
             }),
+        }
+    }
+}
+
+impl<O> Future for Pending<O> {
+    type Output = Result<Vec<O>, ModelError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.slot.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.closed {
+            let value = state.value.take();
+            drop(state);
+            return Poll::Ready(self.outcome(value));
+        }
+        state.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A model call started without waiting: computed already (a model without a batcher runs on
+/// the caller), or queued for a batch. Await [`Submitted::outcome`], or [`Submitted::wait`].
+#[derive(Debug)]
+pub enum Submitted<O> {
+    /// The outcome, computed on the caller's thread.
+    Ready(Result<Vec<O>, ModelError>),
+    /// Waiting for its batch.
+    Queued(Pending<O>),
+}
+
+impl<O> Submitted<O> {
+    /// A submission's outcome: queued, or refused at once (overloaded).
+    pub fn from_queue(pending: Result<Pending<O>, ModelError>) -> Self {
+        match pending {
+            Ok(pending) => Submitted::Queued(pending),
+            Err(e) => Submitted::Ready(Err(e)),
+        }
+    }
+
+    /// Blocks until the outcome is there.
+    pub fn wait(self) -> Result<Vec<O>, ModelError> {
+        match self {
+            Submitted::Ready(outcome) => outcome,
+            Submitted::Queued(pending) => pending.wait(),
+        }
+    }
+
+    /// Waits for the outcome without holding a thread.
+    pub async fn outcome(self) -> Result<Vec<O>, ModelError> {
+        match self {
+            Submitted::Ready(outcome) => outcome,
+            Submitted::Queued(pending) => pending.await,
         }
     }
 }
@@ -154,12 +289,12 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                 capacity: self.capacity,
             });
         }
-        let (reply, rx) = mpsc::sync_channel(1);
+        let slot = Slot::new();
         let alive = Arc::new(());
         let request = Request {
             items,
             lane,
-            reply,
+            reply: Reply(slot.clone()),
             alive: Arc::downgrade(&alive),
         };
         if self.tx.send(request).is_err() {
@@ -171,7 +306,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         }
         Ok(Pending {
             model: self.model.clone(),
-            rx,
+            slot,
             _alive: alive,
         })
     }
@@ -301,7 +436,7 @@ impl<I, O> Scheduler<I, O> {
                 }
                 for (reply, slot) in requests.into_iter().zip(slots) {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    let _ = reply.send(Ok(slot.into_iter().flatten().collect()));
+                    reply.send(Ok(slot.into_iter().flatten().collect()));
                 }
             }
             other => {
@@ -315,7 +450,7 @@ impl<I, O> Scheduler<I, O> {
                 };
                 for reply in requests {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    let _ = reply.send(Err(reason.clone()));
+                    reply.send(Err(reason.clone()));
                 }
             }
         }
@@ -393,6 +528,57 @@ mod tests {
             queue_capacity: 64,
             bulk_every: 2,
         }
+    }
+
+    /// Polls `future` on this thread until it is ready, parking between polls: the least
+    /// executor there is, enough to show a `Pending` wakes whoever awaits it.
+    fn block_on<F: Future>(future: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn an_awaited_request_is_woken_when_its_batch_has_run() -> Result<(), ModelError> {
+        let gate = Gate::new();
+        let b = batcher(&gate, config());
+        let pending = b.submit(vec![4, 5], Lane::Bulk)?;
+        // Poll once while the batch is held: not ready, and nothing blocks.
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut pending = Box::pin(pending);
+        assert!(pending.as_mut().poll(&mut cx).is_pending());
+        let opener = {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                gate.open();
+            })
+        };
+        assert_eq!(block_on(pending)?, vec![40, 50]);
+        let _ = opener.join();
+        // A submission the queue refuses is an outcome at once, awaited or not.
+        let refused: Submitted<u32> = Submitted::from_queue(Err(ModelError::Overloaded {
+            model: "fake".into(),
+            capacity: 0,
+        }));
+        assert!(matches!(
+            block_on(refused.outcome()),
+            Err(ModelError::Overloaded { .. })
+        ));
+        Ok(())
     }
 
     #[test]

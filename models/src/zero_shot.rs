@@ -138,6 +138,28 @@ impl ZeroShot {
         let prompts = taxonomy.prompts();
         let flat: Vec<&str> = prompts.iter().flatten().map(String::as_str).collect();
         let embedded = text.embed(&flat)?;
+        Self::from_prompt_vectors(text, taxonomy, embedded, scoring)
+    }
+
+    /// [`ZeroShot::new`] without holding a thread while the prompts wait for their batch.
+    pub async fn new_async(
+        text: &dyn TextEmbedder,
+        taxonomy: &Taxonomy,
+        scoring: Scoring,
+    ) -> Result<Self, ModelError> {
+        let flat: Vec<String> = taxonomy.prompts().into_iter().flatten().collect();
+        let embedded = text.submit(flat).outcome().await?;
+        Self::from_prompt_vectors(text, taxonomy, embedded, scoring)
+    }
+
+    /// Pools `embedded` (one vector per prompt, in [`Taxonomy::prompts`] order) per tag.
+    fn from_prompt_vectors(
+        text: &dyn TextEmbedder,
+        taxonomy: &Taxonomy,
+        embedded: Vec<Vec<f32>>,
+        scoring: Scoring,
+    ) -> Result<Self, ModelError> {
+        let prompts = taxonomy.prompts();
         let mut vectors = Vec::with_capacity(prompts.len());
         let mut next = embedded.into_iter();
         for tag_prompts in &prompts {

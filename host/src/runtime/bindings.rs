@@ -12,6 +12,10 @@ pub mod v1 {
             with: {
                 "tessera:plugin/media.asset": crate::caps::media::Asset,
             },
+            // Model calls wait for batches: async, so a waiting plugin holds no thread. The
+            // other imports answer at once and stay plain functions.
+            imports: { "tessera:plugin/models": async },
+            exports: { default: async },
         });
     }
 
@@ -28,6 +32,8 @@ pub mod v0 {
         wasmtime::component::bindgen!({
             world: "tagger",
             path: "../wit/v0",
+            imports: { "tessera:plugin/models": async },
+            exports: { default: async },
         });
     }
 

@@ -11,7 +11,7 @@ use wasmtime::component::{HasSelf, Linker};
 /// not import it).
 pub(super) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::<PluginState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     v1::types::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     crate::caps::media::add_to_linker(&mut linker, |s: &mut PluginState| MediaView {
         ctx: &mut s.media,
@@ -30,7 +30,7 @@ pub(super) fn linker_v1(engine: &Engine) -> wasmtime::Result<Linker<PluginState>
 /// Contract 0.1: WASI, text models and log.
 pub(super) fn linker_v0(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::<PluginState>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     v0::types::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
     crate::caps::models::add_to_linker_v0(&mut linker, |s: &mut PluginState| &mut s.models)?;
     crate::caps::log::add_to_linker_v0(&mut linker, |s: &mut PluginState| &mut s.log)?;

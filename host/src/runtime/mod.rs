@@ -4,10 +4,17 @@
 //! Every call gets a fresh [`Store`] and instance, so one title's failure can never leak state into
 //! the next. Each store starts with nothing: no preopened directories, no environment, no network,
 //! stdin empty, stdout discarded and stderr captured into a small buffer (a panic message ends up
-//! in the error). A wall-clock deadline (epoch interruption, driven by a ticker thread) and a
-//! memory cap (a [`ResourceLimiter`]) bound every call, instantiation included.
+//! in the error). A wall-clock deadline (epoch interruption, driven by a ticker thread, for guest
+//! code; a timer for time spent waiting in the host) and a memory cap (a [`ResourceLimiter`])
+//! bound every call, instantiation included.
+//!
+//! Calls are async (wasmtime's async support: each call runs on a fiber). The model imports are
+//! async host functions that await their batch, so a plugin waiting for a model yields and its
+//! thread runs other calls; the pipeline keeps many titles in flight on one thread per core.
+//! Synchronous callers wait with [`block_on`].
 
 pub mod bindings;
+mod call;
 mod compile_cache;
 pub mod contract;
 mod convert;
@@ -16,6 +23,7 @@ pub mod inspect;
 mod linkers;
 mod stats;
 
+pub use call::{block_on, handle};
 pub use contract::Contract;
 pub use error::PluginError;
 pub use stats::{CallTiming, PluginStats, StatsSnapshot, render_prometheus};
@@ -109,6 +117,8 @@ fn engine(limits: &SandboxLimits) -> Result<(Engine, bool), PluginError> {
         .total_core_instances(POOL_COMPONENTS * 4)
         .total_memories(POOL_COMPONENTS * 2)
         .total_tables(POOL_COMPONENTS * 4)
+        // Every call in flight runs on a fiber with its own stack.
+        .total_stacks(POOL_COMPONENTS)
         .max_memory_size(limits.memory);
     // Returning a slot to the pool decommits its memory with madvise, and every madvise shoots
     // down TLBs on all cores; batching 16 slots per call took a fresh instance + call from
@@ -498,261 +508,5 @@ impl Plugin {
     /// The contract line the plugin is linked against.
     pub fn contract(&self) -> Contract {
         self.pre.contract()
-    }
-
-    /// Calls `describe` again in a fresh instance (the cheapest full call: used by benchmarks and
-    /// health checks).
-    pub fn describe_fresh(&self) -> Result<PluginInfo, PluginError> {
-        self.describe_fresh_as(&self.info.name, self.info.contract.clone())
-    }
-
-    fn describe_fresh_as(
-        &self,
-        name: &str,
-        contract: semver::Version,
-    ) -> Result<PluginInfo, PluginError> {
-        let invalid = |reason| PluginError::InvalidOutput {
-            plugin: name.to_string(),
-            reason,
-        };
-        match &self.pre {
-            Pre::V1(pre) => {
-                let raw = self.call(None, "describe", Decoded::new(), |store| {
-                    let instance = pre.instantiate(&mut *store)?;
-                    mark_instantiated(store);
-                    instance.call_describe(store)
-                })?;
-                PluginInfo::from_v1(raw, contract).map_err(invalid)
-            }
-            Pre::V0(pre) => {
-                let raw = self.call(None, "describe", Decoded::new(), |store| {
-                    let instance = pre.instantiate(&mut *store)?;
-                    mark_instantiated(store);
-                    instance.call_describe(store)
-                })?;
-                PluginInfo::from_v0(raw, contract).map_err(invalid)
-            }
-        }
-    }
-
-    /// Runs the plugin on one title in a fresh instance, with no earlier plugins' tags.
-    pub fn analyze(&self, title: &Title) -> Result<Analysis, PluginError> {
-        self.analyze_after(title, &[])
-    }
-
-    /// Runs the plugin on one title in a fresh instance. `prior` holds the tags that plugins
-    /// before it produced for the title; the plugin sees those of the plugins it lists in
-    /// `after`. Each of the title's assets becomes an `asset` handle (contract 1.x).
-    #[tracing::instrument(level = "debug", skip_all, fields(plugin = %self.info.name, title = %title.id))]
-    pub fn analyze_after(&self, title: &Title, prior: &[Tag]) -> Result<Analysis, PluginError> {
-        self.analyze_shared(title, prior, &Decoded::new())
-    }
-
-    /// [`Plugin::analyze_after`] with the title's decoded assets shared with the other plugins
-    /// that run on it (each asset is decoded once per title).
-    pub fn analyze_shared(
-        &self,
-        title: &Title,
-        prior: &[Tag],
-        decoded: &Arc<Decoded>,
-    ) -> Result<Analysis, PluginError> {
-        // The guest's own error, as (kind, message), or its raw output.
-        let raw: Result<convert::RawAnalysis, (&'static str, String)> = match &self.pre {
-            Pre::V1(pre) => {
-                let wit_title = convert::title_to_v1(title);
-                let prior: Vec<v1::types::PriorTag> = prior
-                    .iter()
-                    .filter(|t| self.info.after.contains(&t.plugin))
-                    .map(convert::prior_tag_to_v1)
-                    .collect();
-                self.call(Some(&title.id), "analyze", decoded.clone(), |store| {
-                    let assets = title
-                        .assets
-                        .iter()
-                        .map(|a| {
-                            store.data_mut().table.push(Asset {
-                                role: a.kind.clone(),
-                                path: a.path.clone(),
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let instance = pre.instantiate(&mut *store)?;
-                    mark_instantiated(store);
-                    instance.call_analyze(store, &wit_title, &assets, &prior)
-                })?
-                .map(convert::RawAnalysis::from)
-                .map_err(convert::plugin_error_parts_v1)
-            }
-            Pre::V0(pre) => {
-                let wit_title = convert::title_to_v0(title);
-                self.call(Some(&title.id), "analyze", decoded.clone(), |store| {
-                    let instance = pre.instantiate(&mut *store)?;
-                    mark_instantiated(store);
-                    instance.call_analyze(store, &wit_title)
-                })?
-                .map(convert::RawAnalysis::from)
-                .map_err(convert::plugin_error_parts_v0)
-            }
-        };
-        let plugin = || self.info.name.clone();
-        match raw {
-            Ok(raw) => {
-                Analysis::validate(raw, &self.info).map_err(|reason| PluginError::InvalidOutput {
-                    plugin: plugin(),
-                    reason,
-                })
-            }
-            Err((kind, message)) => Err(PluginError::Guest {
-                plugin: plugin(),
-                kind,
-                message,
-            }),
-        }
-    }
-
-    /// Instantiates the plugin in a fresh, limited store and runs `f` on it.
-    fn call<R>(
-        &self,
-        title: Option<&str>,
-        call: &'static str,
-        decoded: Arc<Decoded>,
-        f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginError> {
-        let started = std::time::Instant::now();
-        let span = tracing::debug_span!(
-            "plugin_call",
-            plugin = %self.info.name,
-            version = %self.info.version,
-            call,
-            title = title.unwrap_or("-"),
-            instantiate_us = tracing::field::Empty,
-            guest_us = tracing::field::Empty,
-            model_calls = tracing::field::Empty,
-            model_us = tracing::field::Empty,
-            fuel = tracing::field::Empty,
-        );
-        let _entered = span.enter();
-        let host = &self.host;
-        let limits = &host.limits;
-        let stderr = MemoryOutputPipe::new(limits.stderr);
-        let wasi = WasiCtxBuilder::new()
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let state = PluginState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryCap {
-                limit: self.memory,
-                refused: None,
-            },
-            models: ModelsCtx {
-                plugin: self.info.name.clone(),
-                registry: host.registry.clone(),
-                allowed: self.allowed_models.clone(),
-                limits: limits.models.clone(),
-                media: limits.media.clone(),
-                usage: Default::default(),
-                decoded: decoded.clone(),
-            },
-            media: MediaCtx {
-                plugin: self.info.name.clone(),
-                limits: limits.media.clone(),
-                decoded,
-            },
-            config: ConfigCtx {
-                values: self.config.clone(),
-            },
-            log: LogCtx {
-                plugin: self.info.name.clone(),
-                title: title.map(str::to_string),
-                lines: vec![],
-            },
-            budget: crate::caps::budget::BudgetCtx::new(started, self.deadline),
-            instantiated_at: None,
-        };
-        let mut store = Store::new(&host.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        let ticks = self.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        let fuel = self.fuel.unwrap_or(u64::MAX);
-        store
-            .set_fuel(fuel)
-            .map_err(|e| PluginError::Host(format!("setting fuel: {e:#}")))?;
-
-        let outcome = f(&mut store);
-        let timing = {
-            let data = store.data();
-            let total = started.elapsed();
-            let instantiate = data
-                .instantiated_at
-                .map_or(total, |at| at.saturating_duration_since(started));
-            let model = data.models.usage;
-            CallTiming {
-                instantiate,
-                guest: total.saturating_sub(instantiate).saturating_sub(model.busy),
-                model_calls: model.calls,
-                model: model.busy,
-                fuel: fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
-            }
-        };
-        span.record("fuel", timing.fuel);
-        span.record("instantiate_us", timing.instantiate.as_micros() as u64);
-        span.record("guest_us", timing.guest.as_micros() as u64);
-        span.record("model_calls", timing.model_calls);
-        span.record("model_us", timing.model.as_micros() as u64);
-        tracing::debug!(
-            instantiate_us = timing.instantiate.as_micros() as u64,
-            guest_us = timing.guest.as_micros() as u64,
-            model_calls = timing.model_calls,
-            model_us = timing.model.as_micros() as u64,
-            fuel = timing.fuel,
-            ok = outcome.is_ok(),
-            "plugin call"
-        );
-        self.stats.record(&timing, outcome.is_err());
-        outcome.map_err(|error| self.classify(error, call, &store, &stderr))
-    }
-
-    fn classify(
-        &self,
-        error: wasmtime::Error,
-        call: &'static str,
-        store: &Store<PluginState>,
-        stderr: &MemoryOutputPipe,
-    ) -> PluginError {
-        let plugin = self.info.name.clone();
-        if let Some(requested) = store.data().limiter.refused {
-            return PluginError::MemoryLimit {
-                plugin,
-                call,
-                requested,
-                limit: self.memory,
-            };
-        }
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => PluginError::Deadline {
-                plugin,
-                call,
-                deadline: self.deadline,
-            },
-            Some(Trap::StackOverflow) => PluginError::StackOverflow { plugin, call },
-            Some(Trap::OutOfFuel) => PluginError::Fuel {
-                plugin,
-                call,
-                fuel: self.fuel.unwrap_or(u64::MAX),
-            },
-            other => PluginError::Trap {
-                plugin,
-                call,
-                trap: other
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| format!("{error:#}")),
-                stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
-            },
-        }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{AudioEmbedder, WindowFeatures};
 use crate::ModelError;
-use crate::batching::{BatchConfig, Batcher, Lane, RunBatch};
+use crate::batching::{BatchConfig, Batcher, Lane, RunBatch, Submitted};
 use std::sync::Arc;
 
 /// A batched view of an audio model. Clones share the queue; each submits to its own lane.
@@ -78,6 +78,9 @@ impl AudioEmbedder for BatchedAudio {
     }
     fn embed_windows(&self, windows: &[WindowFeatures]) -> Result<Vec<Vec<f32>>, ModelError> {
         self.batcher.call(windows.to_vec(), self.lane)
+    }
+    fn submit_windows(&self, windows: Vec<WindowFeatures>) -> Submitted<Vec<f32>> {
+        Submitted::from_queue(self.batcher.submit(windows, self.lane))
     }
 }
 

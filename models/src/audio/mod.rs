@@ -55,31 +55,79 @@ pub trait AudioEmbedder: Send + Sync + std::fmt::Debug {
     fn embed_windows(&self, windows: &[WindowFeatures]) -> Result<Vec<Vec<f32>>, ModelError>;
     /// Embeds mono clips at [`AudioEmbedder::sample_rate`], windows of all clips batched together.
     fn embed(&self, clips: &[&[f32]]) -> Result<Vec<AudioEmbedding>, ModelError> {
-        let window = self.window_samples().max(1);
-        // (clip, features) for every window of every clip; an empty clip still has one window.
+        let windows = ClipWindows::of(self, clips);
+        let vectors = self.embed_windows(&windows.features)?;
+        Ok(windows.assemble(clips.len(), vectors))
+    }
+    /// Starts [`AudioEmbedder::embed_windows`] without waiting: a batched model queues the
+    /// windows (await the result, holding no thread); any other computes them now.
+    fn submit_windows(&self, windows: Vec<WindowFeatures>) -> crate::batching::Submitted<Vec<f32>> {
+        crate::batching::Submitted::Ready(self.embed_windows(&windows))
+    }
+}
+
+/// [`AudioEmbedder::embed`] without holding a thread while the windows wait for their batch.
+pub async fn embed_async(
+    model: &dyn AudioEmbedder,
+    clips: &[&[f32]],
+) -> Result<Vec<AudioEmbedding>, ModelError> {
+    let ClipWindows { owners, features } = ClipWindows::of(model, clips);
+    let positions: Vec<usize> = features.iter().map(|w| w.positions).collect();
+    let vectors = model.submit_windows(features).outcome().await?;
+    Ok(ClipWindows::assemble_parts(
+        &owners,
+        &positions,
+        clips.len(),
+        vectors,
+    ))
+}
+
+/// Every window of every clip, with the clip each belongs to.
+struct ClipWindows {
+    owners: Vec<usize>,
+    features: Vec<WindowFeatures>,
+}
+
+impl ClipWindows {
+    fn of(model: &(impl AudioEmbedder + ?Sized), clips: &[&[f32]]) -> Self {
+        let window = model.window_samples().max(1);
         let mut owners = Vec::new();
-        let mut windows = Vec::new();
+        let mut features = Vec::new();
         for (c, clip) in clips.iter().enumerate() {
+            // An empty clip still has one (all-padding) window.
             if clip.is_empty() {
                 owners.push(c);
-                windows.push(self.window_features(clip));
+                features.push(model.window_features(clip));
             }
             for piece in clip.chunks(window) {
                 owners.push(c);
-                windows.push(self.window_features(piece));
+                features.push(model.window_features(piece));
             }
         }
-        let vectors = self.embed_windows(&windows)?;
-        let mut out: Vec<AudioEmbedding> =
-            clips.iter().map(|_| AudioEmbedding::default()).collect();
-        for ((clip, window), vector) in owners.into_iter().zip(&windows).zip(vectors) {
+        ClipWindows { owners, features }
+    }
+
+    fn assemble(self, clips: usize, vectors: Vec<Vec<f32>>) -> Vec<AudioEmbedding> {
+        let positions: Vec<usize> = self.features.iter().map(|w| w.positions).collect();
+        Self::assemble_parts(&self.owners, &positions, clips, vectors)
+    }
+
+    /// Each clip's window vectors, their real positions, and their pooled vector.
+    fn assemble_parts(
+        owners: &[usize],
+        positions: &[usize],
+        clips: usize,
+        vectors: Vec<Vec<f32>>,
+    ) -> Vec<AudioEmbedding> {
+        let mut out: Vec<AudioEmbedding> = (0..clips).map(|_| AudioEmbedding::default()).collect();
+        for ((&clip, &position), vector) in owners.iter().zip(positions).zip(vectors) {
             out[clip].windows.push(vector);
-            out[clip].window_positions.push(window.positions);
+            out[clip].window_positions.push(position);
         }
         for embedding in &mut out {
             embedding.pooled = pool_windows(&embedding.windows, &embedding.window_positions);
         }
-        Ok(out)
+        out
     }
 }
 

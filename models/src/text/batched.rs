@@ -3,7 +3,7 @@
 
 use super::TextEmbedder;
 use crate::ModelError;
-use crate::batching::{BatchConfig, Batcher, Lane, RunBatch};
+use crate::batching::{BatchConfig, Batcher, Lane, RunBatch, Submitted};
 use std::sync::Arc;
 
 /// A batched view of a text model. Clones share the queue; each clone submits to its own lane.
@@ -68,6 +68,9 @@ impl TextEmbedder for BatchedText {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
         self.batcher
             .call(texts.iter().map(|t| t.to_string()).collect(), self.lane)
+    }
+    fn submit(&self, texts: Vec<String>) -> Submitted<Vec<f32>> {
+        Submitted::from_queue(self.batcher.submit(texts, self.lane))
     }
 }
 

@@ -29,4 +29,10 @@ pub trait TextEmbedder: Send + Sync + std::fmt::Debug {
     fn is_placeholder(&self) -> bool;
     /// One vector per text, in order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError>;
+    /// Starts embedding `texts` without waiting: a batched model queues them (await the
+    /// result, holding no thread); any other computes them now.
+    fn submit(&self, texts: Vec<String>) -> crate::batching::Submitted<Vec<f32>> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        crate::batching::Submitted::Ready(self.embed(&refs))
+    }
 }

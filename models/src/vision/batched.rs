@@ -4,7 +4,7 @@
 
 use super::ImageEmbedder;
 use crate::ModelError;
-use crate::batching::{BatchConfig, Batcher, Lane, RunBatch};
+use crate::batching::{BatchConfig, Batcher, Lane, RunBatch, Submitted};
 use image::RgbImage;
 use std::sync::Arc;
 
@@ -74,6 +74,9 @@ impl ImageEmbedder for BatchedImage {
     }
     fn embed_pixels(&self, pixels: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, ModelError> {
         self.batcher.call(pixels.to_vec(), self.lane)
+    }
+    fn submit_pixels(&self, pixels: Vec<Vec<f32>>) -> Submitted<Vec<f32>> {
+        Submitted::from_queue(self.batcher.submit(pixels, self.lane))
     }
 }
 

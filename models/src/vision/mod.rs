@@ -32,6 +32,11 @@ pub trait ImageEmbedder: Send + Sync + std::fmt::Debug {
         let pixels: Vec<Vec<f32>> = images.iter().map(|i| self.preprocess(i)).collect();
         self.embed_pixels(&pixels)
     }
+    /// Starts [`ImageEmbedder::embed_pixels`] without waiting: a batched model queues the
+    /// images (await the result, holding no thread); any other computes them now.
+    fn submit_pixels(&self, pixels: Vec<Vec<f32>>) -> crate::batching::Submitted<Vec<f32>> {
+        crate::batching::Submitted::Ready(self.embed_pixels(&pixels))
+    }
 }
 
 /// Runs `forward` over `pixels` (each `3 × side × side`) in batches of at most `max_batch`:

@@ -4,6 +4,10 @@
 //! Shared state is the model [`Registry`] (built once); each plugin instance gets a [`ModelsCtx`]
 //! that knows which plugin is calling and which models it may use. Permissions and input caps are
 //! checked before any model runs. [`v1`] implements contract 1.x, [`v0`] the text-only 0.1.
+//!
+//! The model functions are async: a call submits to the model's batching queue and awaits its
+//! batch, so a plugin waiting on a model holds no thread (decoding and preprocessing, which are
+//! CPU work, run on the caller).
 
 mod v0;
 mod v1;
@@ -96,14 +100,6 @@ impl ModelsCtx {
             }
         ))
     }
-
-    /// Runs one model call, counting it and its time in [`ModelsCtx::usage`].
-    pub(crate) fn timed<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        let start = std::time::Instant::now();
-        let out = f(self);
-        self.usage.record(start);
-        out
-    }
 }
 
 /// What the 1.x models functions see: their state and the store's resource table, where the
@@ -116,11 +112,12 @@ pub struct ModelsView<'a> {
     pub table: &'a mut ResourceTable,
 }
 
-/// `embed-text`, shared by both contract versions: permission, model, caps, then the model.
-pub(crate) fn embed_text(
+/// `embed-text`, shared by both contract versions: permission, model, caps, then the model,
+/// whose batch is awaited without holding a thread.
+pub(crate) async fn embed_text(
     ctx: &ModelsCtx,
     model: &str,
-    texts: &[String],
+    texts: Vec<String>,
 ) -> Result<Vec<Vec<f32>>, ModelError> {
     ctx.check_allowed(model)?;
     let Some(encoder) = ctx.registry.text(model) else {
@@ -143,8 +140,7 @@ pub(crate) fn embed_text(
             ctx.limits.max_bytes
         )));
     }
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    encoder.embed(&refs).map_err(model_error)
+    encoder.submit(texts).outcome().await.map_err(model_error)
 }
 
 struct ModelsV0;
@@ -161,7 +157,7 @@ impl HasData for ModelsV1 {
 
 /// Links contract 0.1's `models` interface, with `get` picking the [`ModelsCtx`] out of the
 /// store data.
-pub fn add_to_linker_v0<T: 'static>(
+pub fn add_to_linker_v0<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut ModelsCtx,
 ) -> wasmtime::Result<()> {
@@ -169,7 +165,7 @@ pub fn add_to_linker_v0<T: 'static>(
 }
 
 /// Links contract 1.x's `models` interface, with `get` building a [`ModelsView`].
-pub fn add_to_linker_v1<T: 'static>(
+pub fn add_to_linker_v1<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> ModelsView<'_>,
 ) -> wasmtime::Result<()> {

@@ -7,19 +7,21 @@ use crate::runtime::bindings::v1::types::ModelError as ModelErrorV1;
 
 impl models::Host for ModelsCtx {
     #[tracing::instrument(level = "debug", skip(self, texts), fields(plugin = %self.plugin, texts = texts.len()))]
-    fn embed_text(
+    async fn embed_text(
         &mut self,
         model: String,
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        self.timed(|ctx| super::embed_text(ctx, &model, &texts))
-            .map_err(|e| match e {
-                ModelErrorV1::UnknownModel(m) => ModelError::UnknownModel(m),
-                ModelErrorV1::Denied(m) => ModelError::Denied(m),
-                ModelErrorV1::InvalidInput(m) => ModelError::InvalidInput(m),
-                ModelErrorV1::Media(m) => ModelError::InvalidInput(format!("{m:?}")),
-                ModelErrorV1::Overloaded(m) | ModelErrorV1::Failed(m) => ModelError::Failed(m),
-            })
+        let start = std::time::Instant::now();
+        let out = super::embed_text(self, &model, texts).await;
+        self.usage.record(start);
+        out.map_err(|e| match e {
+            ModelErrorV1::UnknownModel(m) => ModelError::UnknownModel(m),
+            ModelErrorV1::Denied(m) => ModelError::Denied(m),
+            ModelErrorV1::InvalidInput(m) => ModelError::InvalidInput(m),
+            ModelErrorV1::Media(m) => ModelError::InvalidInput(format!("{m:?}")),
+            ModelErrorV1::Overloaded(m) | ModelErrorV1::Failed(m) => ModelError::Failed(m),
+        })
     }
 }
 
@@ -70,10 +72,22 @@ mod tests {
         }
     }
 
+    /// Calls `embed-text` the way a plugin does, waiting for it here.
+    fn embed(
+        ctx: &mut ModelsCtx,
+        model: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        runtime.block_on(ctx.embed_text(model.into(), texts))
+    }
+
     #[test]
     fn embeds_in_order_and_counts_the_call() {
         let mut ctx = ctx(None);
-        let out = ctx.embed_text("text".into(), vec!["ab".into(), "abcd".into()]);
+        let out = embed(&mut ctx, "text", vec!["ab".into(), "abcd".into()]);
         assert_eq!(out.ok(), Some(vec![vec![2.0], vec![4.0]]));
         assert_eq!(ctx.usage.calls, 1);
     }
@@ -81,12 +95,11 @@ mod tests {
     #[test]
     fn unknown_denied_and_oversized_are_errors_for_the_guest() {
         let msg = |r: Result<Vec<Vec<f32>>, ModelError>| format!("{:?}", r.err());
-        assert!(msg(ctx(None).embed_text("vision".into(), vec![])).contains("UnknownModel"));
-        assert!(msg(ctx(Some(vec![])).embed_text("text".into(), vec![])).contains("Denied"));
-        assert!(msg(ctx(None).embed_text("text".into(), vec!["a".into(); 3])).contains("3 texts"));
+        assert!(msg(embed(&mut ctx(None), "vision", vec![])).contains("UnknownModel"));
+        assert!(msg(embed(&mut ctx(Some(vec![])), "text", vec![])).contains("Denied"));
+        assert!(msg(embed(&mut ctx(None), "text", vec!["a".into(); 3])).contains("3 texts"));
         assert!(
-            msg(ctx(None).embed_text("text".into(), vec!["0123456789x".into()]))
-                .contains("11 bytes")
+            msg(embed(&mut ctx(None), "text", vec!["0123456789x".into()])).contains("11 bytes")
         );
     }
 }

@@ -32,9 +32,15 @@ impl ModelsView<'_> {
             ModelError::InvalidInput(format!("plugin {}: bad asset handle: {e}", self.ctx.plugin))
         })
     }
+}
 
-    fn embed_image_asset(&self, model: &str, asset: &Asset) -> Result<Vec<f32>, ModelError> {
-        let ctx = &self.ctx;
+/// Decodes and preprocesses the image on the caller (CPU work), then awaits the model's batch.
+async fn embed_image_asset(
+    ctx: &super::ModelsCtx,
+    model: &str,
+    asset: &Asset,
+) -> Result<Vec<f32>, ModelError> {
+    {
         let encoder = ctx
             .registry
             .image(model)
@@ -43,7 +49,12 @@ impl ModelsView<'_> {
             .decoded
             .image(&asset.path, &ctx.media.image)
             .map_err(model_error)?;
-        let mut vectors = encoder.embed(&[(*image).clone()]).map_err(model_error)?;
+        let pixels = encoder.preprocess(&image);
+        let mut vectors = encoder
+            .submit_pixels(vec![pixels])
+            .outcome()
+            .await
+            .map_err(model_error)?;
         vectors
             .pop()
             .ok_or_else(|| ModelError::Failed(format!("model {model} returned no vector")))
@@ -51,54 +62,59 @@ impl ModelsView<'_> {
 }
 
 impl models::Host for ModelsView<'_> {
-    fn list_models(&mut self) -> Vec<ModelInfo> {
+    async fn list_models(&mut self) -> Vec<ModelInfo> {
         self.list()
     }
 
-    fn embed_text(
+    async fn embed_text(
         &mut self,
         model: String,
         texts: Vec<String>,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        self.ctx.timed(|ctx| super::embed_text(ctx, &model, &texts))
+        let start = std::time::Instant::now();
+        let out = super::embed_text(self.ctx, &model, texts).await;
+        self.ctx.usage.record(start);
+        out
     }
 
-    fn embed_image(
+    async fn embed_image(
         &mut self,
         model: String,
         image: Resource<Asset>,
     ) -> Result<Vec<f32>, ModelError> {
-        self.timed(|v| v.image(model, image))
+        let start = std::time::Instant::now();
+        let out = self.image(model, image).await;
+        self.ctx.usage.record(start);
+        out
     }
 
-    fn embed_audio(
+    async fn embed_audio(
         &mut self,
         model: String,
         audio: Resource<Asset>,
         options: AudioOptions,
     ) -> Result<AudioEmbedding, ModelError> {
-        self.timed(|v| v.audio(model, audio, options))
+        let start = std::time::Instant::now();
+        let out = self.audio(model, audio, options).await;
+        self.ctx.usage.record(start);
+        out
     }
 
-    fn zero_shot(
+    async fn zero_shot(
         &mut self,
         model: String,
         input: ZeroShotInput,
         labels: Vec<ZeroShotLabel>,
     ) -> Result<Vec<LabelScore>, ModelError> {
-        self.timed(|v| v.score(model, input, labels))
+        let start = std::time::Instant::now();
+        let out = self.score(model, input, labels).await;
+        self.ctx.usage.record(start);
+        out
     }
 }
 
 /// The calls' bodies; the trait methods above time them.
 impl ModelsView<'_> {
-    fn timed<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        let start = std::time::Instant::now();
-        let out = f(self);
-        self.ctx.usage.record(start);
-        out
-    }
-
     fn list(&mut self) -> Vec<ModelInfo> {
         let registry = &self.ctx.registry;
         let mut out = Vec::new();
@@ -137,15 +153,17 @@ impl ModelsView<'_> {
         out
     }
 
-    #[tracing::instrument(level = "debug", skip(self, image), fields(plugin = %self.ctx.plugin))]
-    fn image(&mut self, model: String, image: Resource<Asset>) -> Result<Vec<f32>, ModelError> {
+    async fn image(
+        &mut self,
+        model: String,
+        image: Resource<Asset>,
+    ) -> Result<Vec<f32>, ModelError> {
         self.ctx.check_allowed(&model)?;
         let asset = self.asset(&image)?;
-        self.embed_image_asset(&model, &asset)
+        embed_image_asset(self.ctx, &model, &asset).await
     }
 
-    #[tracing::instrument(level = "debug", skip(self, audio, options), fields(plugin = %self.ctx.plugin))]
-    fn audio(
+    async fn audio(
         &mut self,
         model: String,
         audio: Resource<Asset>,
@@ -178,8 +196,8 @@ impl ModelsView<'_> {
         };
         let samples = &decoded.samples[..keep];
         let seconds = keep as f64 / f64::from(decoded.sample_rate.max(1));
-        let mut out = encoder
-            .embed(&[samples])
+        let mut out = tessera_models::audio::embed_async(encoder.as_ref(), &[samples])
+            .await
             .map_err(model_error)?
             .pop()
             .ok_or_else(|| ModelError::Failed(format!("model {model} returned no vector")))?;
@@ -205,8 +223,7 @@ impl ModelsView<'_> {
         })
     }
 
-    #[tracing::instrument(level = "debug", skip(self, input, labels), fields(plugin = %self.ctx.plugin, labels = labels.len()))]
-    fn score(
+    async fn score(
         &mut self,
         model: String,
         input: ZeroShotInput,
@@ -249,16 +266,20 @@ impl ModelsView<'_> {
                 })
                 .collect(),
         };
-        let zero_shot = ZeroShot::new(text.as_ref(), &taxonomy, scoring).map_err(model_error)?;
+        let zero_shot = ZeroShot::new_async(text.as_ref(), &taxonomy, scoring)
+            .await
+            .map_err(model_error)?;
         let query = match input {
             ZeroShotInput::Text(t) => text
-                .embed(&[t.as_str()])
+                .submit(vec![t])
+                .outcome()
+                .await
                 .map_err(model_error)?
                 .pop()
                 .ok_or_else(|| ModelError::Failed(format!("model {model} returned no vector")))?,
             ZeroShotInput::Image(handle) => {
                 let asset = self.asset(&handle)?;
-                self.embed_image_asset(&model, &asset)?
+                embed_image_asset(self.ctx, &model, &asset).await?
             }
         };
         let mut scores = zero_shot.score(&query).map_err(model_error)?;

@@ -1,0 +1,103 @@
+//! Running one title through the plugins: the part of ingestion that runs on the plugin
+//! runtime, as a task of its own, so it owns what it needs.
+
+use crate::caps::media::Decoded;
+use crate::catalog::Title;
+use crate::runtime::{Analysis, Plugin, PluginError};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use tessera_indexes::{Entity, Output};
+
+/// The plugin set and what every title's analysis records; cheap to clone into a task.
+#[derive(Debug, Clone)]
+pub(super) struct Analyzer {
+    /// The plugins in the order they run. Swapped as a whole by `Pipeline::swap_plugins`; each
+    /// title takes one snapshot, so it never mixes two versions of the set.
+    pub(super) plugins: Arc<RwLock<Arc<[Plugin]>>>,
+    /// This run's id, recorded on every output it writes.
+    pub(super) run: String,
+    /// Assets decoded and decodes reused, over all titles.
+    pub(super) decode_counts: Arc<(AtomicUsize, AtomicUsize)>,
+}
+
+/// Adds a title's decode counts to the run's totals when the title is done, however it ends.
+fn scopeguard_counts<'a>(
+    totals: &'a (AtomicUsize, AtomicUsize),
+    decoded: &'a Decoded,
+) -> impl Drop + 'a {
+    struct AddOnDrop<'a>(&'a (AtomicUsize, AtomicUsize), &'a Decoded);
+    impl Drop for AddOnDrop<'_> {
+        fn drop(&mut self) {
+            let c = self.1.counts();
+            self.0.0.fetch_add(c.decodes, Ordering::Relaxed);
+            self.0.1.fetch_add(c.reuses, Ordering::Relaxed);
+        }
+    }
+    AddOnDrop(totals, decoded)
+}
+
+impl Analyzer {
+    /// The plugin set titles start with from now on.
+    pub(super) fn plugins(&self) -> Arc<[Plugin]> {
+        // A poisoned lock still holds a whole set: swaps replace the Arc in one assignment.
+        self.plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every plugin on `title`, in order, each seeing the tags of those before it; the entity
+    /// has no input fingerprint yet (reading the assets for it is the caller's, off the
+    /// runtime's threads).
+    pub(super) async fn analyze(&self, title: &Title) -> Result<Entity, (String, PluginError)> {
+        let mut entity = Entity {
+            id: title.id.clone(),
+            name: title.name.clone(),
+            year: title.year,
+            language: title.language.clone(),
+            metadata: title.metadata.clone(),
+            vectors: BTreeMap::new(),
+            multivectors: BTreeMap::new(),
+            tags: Vec::new(),
+            semantic_id: None,
+            outputs: Vec::new(),
+            input: None,
+            overrides: Vec::new(),
+        };
+        // Every plugin on this title reads the same decoded assets.
+        let decoded = Decoded::new();
+        let _count_on_drop = scopeguard_counts(&self.decode_counts, &decoded);
+        let plugins = self.plugins();
+        for plugin in plugins.iter() {
+            let Analysis {
+                tags,
+                embeddings,
+                token_sequences,
+            } = plugin
+                .analyze_async(title, &entity.tags, &decoded)
+                .await
+                .map_err(|e| (plugin.info().name.clone(), e))?;
+            entity.tags.extend(tags.into_iter().map(|mut t| {
+                t.run = Some(self.run.clone());
+                t
+            }));
+            entity.outputs.push(Output {
+                plugin: plugin.info().name.clone(),
+                version: plugin.info().version.clone(),
+                models: plugin.output_models(),
+                run: self.run.clone(),
+            });
+            entity
+                .vectors
+                .extend(embeddings.into_iter().map(|e| (e.name, e.vector)));
+            entity.multivectors.extend(
+                token_sequences
+                    .into_iter()
+                    .filter(|t| !t.vectors.is_empty())
+                    .map(|t| (t.name, t.vectors)),
+            );
+        }
+        Ok(entity)
+    }
+}
