@@ -184,19 +184,22 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
     // The new version makes both titles stale: a second pass redoes them.
     lines.wait_for(&["pass 2: 2 of 2 titles stored, 0 failed"])?;
 
-    // An operator switches the embedder off; titles from now on run the probe alone.
+    // An operator switches the embedder off; titles from now on run the probe alone. `quick`
+    // is edited meanwhile: it is redone with the probe and keeps what the embedder stored.
     run_ok(
         tessera()
             .args(["plugin", "disable", "synopsis-embedder", "--data"])
             .arg(&data),
     );
     lines.wait_for(&["plugin synopsis-embedder disabled"])?;
-    append(
-        &catalog,
-        &(line("fresh", "ok", "") + &line("broken", "panic", "")),
-    )?;
+    let edited = std::fs::read_to_string(&catalog)?
+        .replace("The story of quick.", "The new story of quick.")
+        + &line("fresh", "ok", "")
+        + &line("broken", "panic", "");
+    replace(&catalog, &edited)?;
     lines.wait_for(&["stored", "fresh"])?;
     lines.wait_for(&["FAILED", "broken"])?;
+    assert_eq!(lines.count(&["stored", "quick"]), 3, "{:?}", lines.all());
 
     // A manifest whose sha256 is not the component's is refused; the running version stays.
     let bad = std::fs::read_to_string(&probe_manifest)?;
@@ -258,7 +261,8 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
     assert!(got[4].is_none(), "a failed title is not stored");
 
     // The run log holds each version of a title as it was stored: `slow` first from the probe
-    // version its call started on; `fresh` first without the disabled embedder.
+    // version its call started on; `quick`, edited while the embedder was off, with the
+    // embedder's earlier tags; `fresh` first without the embedder.
     let run = run_id(&lines.all().join("\n")).ok_or("no run id")?;
     let log = std::fs::read_to_string(data.join("runs").join(format!("{run}.tags.jsonl")))?;
     let stored: Vec<serde_json::Value> = log
@@ -298,6 +302,13 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
         slow[1].contains(&"sandbox-probe@9.0.0".to_string()),
         "{slow:?}"
     );
+    let quick = plugins_of("quick");
+    assert_eq!(quick.len(), 3, "{quick:?}");
+    assert!(
+        quick[2].contains(&"sandbox-probe@9.0.0".to_string())
+            && quick[2].iter().any(|p| p.starts_with("synopsis-embedder@")),
+        "redone while the embedder was off, `quick` keeps the embedder's tags: {quick:?}"
+    );
     let fresh = plugins_of("fresh");
     assert_eq!(fresh.len(), 2, "{fresh:?}");
     assert!(
@@ -336,7 +347,7 @@ fn plugin_enable_and_disable_switch_batch_ingests_too() -> TestResult {
         "{stderr}"
     );
     let bad = tessera()
-        .args(["plugin", "disable", "Not/A/Name", "--data"])
+        .args(["plugin", "disable", "two\nlines", "--data"])
         .arg(&data)
         .output()?;
     assert_eq!(bad.status.code(), Some(2));

@@ -28,6 +28,9 @@ pub struct Failure {
     pub kind: String,
     /// Human-readable message.
     pub message: String,
+    /// The title's input fingerprint as it was read for this attempt (catalog fields, asset
+    /// contents): a retry is worth it once the inputs differ from it.
+    pub input: Option<String>,
 }
 
 /// What a run did.
@@ -63,9 +66,6 @@ pub enum PipelineError {
     /// The plugins' `after` declarations cannot be satisfied.
     #[error("plugin order: {0}")]
     Ordering(String),
-    /// A plugin set to swap in declares other vectors than the store holds.
-    #[error("the plugins would write vectors the store does not hold: {0}")]
-    Schema(String),
 }
 
 /// Orders `plugins` so that each runs after the plugins it lists in `after` (a stable
@@ -164,6 +164,8 @@ use analyzer::Analyzer;
 pub struct Pipeline {
     /// Runs the plugins on a title (on the plugin runtime's threads).
     analyzer: Analyzer,
+    /// Plugins loaded but switched off: a title stored meanwhile keeps their earlier outputs.
+    dormant: RwLock<Arc<[crate::runtime::PluginInfo]>>,
     store: Arc<dyn EntityStore>,
     /// Titles in flight at once during [`Pipeline::ingest`].
     workers: usize,
@@ -198,7 +200,9 @@ impl Pipeline {
                 plugins: Arc::new(RwLock::new(order_plugins(plugins)?.into())),
                 run: new_run_id(),
                 decode_counts: Arc::default(),
+                taxonomy_digest: None,
             },
+            dormant: RwLock::new(Arc::from(Vec::new())),
             store,
             workers: 1,
             semantic_ids: None,
@@ -211,7 +215,15 @@ impl Pipeline {
     /// models' batching schedulers, so their model calls merge into batches; a title waiting
     /// for a batch holds no thread, so `workers` may be far above the number of cores.
     pub fn with_workers(mut self, workers: usize) -> Self {
-        self.workers = workers.max(1);
+        // Each title in flight holds one plugin instance; the pool has a fixed number.
+        self.workers = workers.clamp(1, crate::runtime::MAX_INSTANCES as usize);
+        self
+    }
+
+    /// Plugins that are loaded but switched off (`tessera plugin disable`): titles stored while
+    /// they are off keep the outputs these plugins stored earlier (tags, vectors, provenance).
+    pub fn with_dormant(self, dormant: Vec<crate::runtime::PluginInfo>) -> Self {
+        *self.dormant.write().unwrap_or_else(|p| p.into_inner()) = dormant.into();
         self
     }
 
@@ -223,6 +235,7 @@ impl Pipeline {
 
     /// Applies `taxonomy` to every title's machine tags before they are stored.
     pub fn with_taxonomy(mut self, taxonomy: crate::taxonomy::Taxonomy) -> Self {
+        self.analyzer.taxonomy_digest = Some(taxonomy.digest().to_string());
         self.taxonomy = Some(taxonomy);
         self
     }
@@ -249,11 +262,7 @@ impl Pipeline {
     /// taxonomy the tags go through. Equal fingerprints (and current plugin versions) mean a
     /// re-run would store the same thing.
     pub fn input_fingerprint(&self, title: &Title) -> String {
-        let base = crate::catalog::fingerprint(title);
-        match &self.taxonomy {
-            Some(t) => format!("{base}+taxonomy:{}", t.digest()),
-            None => base,
-        }
+        self.analyzer.input_fingerprint(title)
     }
 
     /// Assets decoded for plugins so far, and decodes that a later plugin (or call) reused.
@@ -272,9 +281,15 @@ impl Pipeline {
     /// Replaces the plugin set while titles may be in flight (hot reload): titles that started
     /// before finish with the set they started with; titles after run `plugins` (ordered as
     /// [`Pipeline::new`] orders them). The caller checks that the new set writes the vectors
-    /// the store holds (`schema_for`). Returns the set it replaced.
-    pub fn swap_plugins(&self, plugins: Vec<Plugin>) -> Result<Arc<[Plugin]>, PipelineError> {
+    /// the store holds (`schema_for`). `dormant` are the loaded plugins left out (see
+    /// [`Pipeline::with_dormant`]). Returns the set it replaced.
+    pub fn swap_plugins(
+        &self,
+        plugins: Vec<Plugin>,
+        dormant: Vec<crate::runtime::PluginInfo>,
+    ) -> Result<Arc<[Plugin]>, PipelineError> {
         let ordered: Arc<[Plugin]> = order_plugins(plugins)?.into();
+        *self.dormant.write().unwrap_or_else(|p| p.into_inner()) = dormant.into();
         let mut guard = self
             .analyzer
             .plugins
@@ -289,53 +304,42 @@ impl Pipeline {
     fn store_title(
         &self,
         title: &Title,
+        input: &str,
         analyzed: Result<Entity, (String, PluginError)>,
     ) -> Result<Entity, Failure> {
-        let mut entity = analyzed.map_err(|(plugin, e)| Failure {
+        let failure = |plugin: String, kind: &str, message: String| Failure {
             title: title.id.clone(),
             plugin,
-            kind: e.kind().to_string(),
-            message: e.to_string(),
-        })?;
-        entity.input = Some(self.input_fingerprint(title));
+            kind: kind.to_string(),
+            message,
+            input: Some(input.to_string()),
+        };
+        let store_failure = |kind: &str, e: IndexError| failure(String::new(), kind, e.to_string());
+        let mut entity =
+            analyzed.map_err(|(plugin, e)| failure(plugin, e.kind(), e.to_string()))?;
         if let Some(taxonomy) = &self.taxonomy {
             entity.tags = taxonomy.apply(std::mem::take(&mut entity.tags));
         }
-        // People's tag decisions outlive machine runs: carry them over and apply them.
         let stored = self
             .store
             .get(std::slice::from_ref(&title.id))
-            .map_err(|e| Failure {
-                title: title.id.clone(),
-                plugin: String::new(),
-                kind: "store".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| store_failure("store", e))?;
         let previous = stored.into_iter().flatten().next();
         if let Some(previous) = &previous {
+            self.keep_dormant_outputs(previous, &mut entity);
+            // People's tag decisions outlive machine runs: carry them over and apply them.
             TagOverride::apply(&previous.overrides, &mut entity.tags);
             entity.overrides = previous.overrides.clone();
         }
         if let Some(ids) = &self.semantic_ids {
             let stored_sid = previous.as_ref().and_then(|p| p.semantic_id.as_ref());
-            entity.semantic_id =
-                ids.assign(&*self.store, &entity, stored_sid)
-                    .map_err(|e| Failure {
-                        title: title.id.clone(),
-                        plugin: String::new(),
-                        kind: "semantic-id".into(),
-                        message: e.to_string(),
-                    })?;
+            entity.semantic_id = ids
+                .assign(&*self.store, &entity, stored_sid)
+                .map_err(|e| store_failure("semantic-id", e))?;
         }
-        let failure = |kind: &str, e: IndexError| Failure {
-            title: title.id.clone(),
-            plugin: String::new(),
-            kind: kind.into(),
-            message: e.to_string(),
-        };
         self.store
             .upsert(std::slice::from_ref(&entity))
-            .map_err(|e| failure("store", e))?;
+            .map_err(|e| store_failure("store", e))?;
         // Another writer of the same store (an ingest worker on another machine) may have given
         // this semantic ID to another title at the same moment: then this title takes another
         // and is written again.
@@ -343,7 +347,7 @@ impl Pipeline {
             for round in 0u32.. {
                 match ids
                     .confirm(&*self.store, &entity, round)
-                    .map_err(|e| failure("semantic-id", e))?
+                    .map_err(|e| store_failure("semantic-id", e))?
                 {
                     None => break,
                     Some(_) if round >= CONFIRM_ROUNDS => {
@@ -354,12 +358,45 @@ impl Pipeline {
                         entity.semantic_id = Some(new);
                         self.store
                             .upsert(std::slice::from_ref(&entity))
-                            .map_err(|e| failure("store", e))?;
+                            .map_err(|e| store_failure("store", e))?;
                     }
                 }
             }
         }
         Ok(entity)
+    }
+
+    /// Copies what switched-off plugins stored for this title earlier (their provenance, tags,
+    /// vectors and token sequences) into its new version: a write replaces the whole title,
+    /// and switching a plugin off must not erase its work.
+    fn keep_dormant_outputs(&self, previous: &Entity, entity: &mut Entity) {
+        let dormant = self
+            .dormant
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for info in dormant.iter() {
+            if entity.outputs.iter().any(|o| o.plugin == info.name) {
+                continue;
+            }
+            let mine = |plugin: &str| plugin == info.name;
+            entity
+                .outputs
+                .extend(previous.outputs.iter().filter(|o| mine(&o.plugin)).cloned());
+            entity
+                .tags
+                .extend(previous.tags.iter().filter(|t| mine(&t.plugin)).cloned());
+            for (name, _) in &info.embeddings {
+                if let Some(v) = previous.vectors.get(name) {
+                    entity.vectors.insert(name.clone(), v.clone());
+                }
+            }
+            for (name, _) in &info.token_sequences {
+                if let Some(v) = previous.multivectors.get(name) {
+                    entity.multivectors.insert(name.clone(), v.clone());
+                }
+            }
+        }
     }
 
     /// Runs every plugin on one title and builds its entity.
@@ -370,8 +407,7 @@ impl Pipeline {
 
     /// [`Pipeline::analyze`], awaited: while a plugin waits for a model it holds no thread.
     pub async fn analyze_async(&self, title: &Title) -> Result<Entity, (String, PluginError)> {
-        let mut entity = self.analyzer.analyze(title).await?;
-        entity.input = Some(self.input_fingerprint(title));
-        Ok(entity)
+        let input = self.input_fingerprint(title);
+        self.analyzer.analyze(title, input).await
     }
 }

@@ -3,7 +3,8 @@
 //! a running `ingest --watch` picks a change up within its poll interval, without a restart.
 //!
 //! A disabled plugin is still loaded (its vectors stay part of the store's schema, and enabling
-//! it again is instant) but runs on no title. The file is replaced atomically (temp file and
+//! it again is instant) but runs on no title; a title redone meanwhile keeps what the plugin
+//! stored for it before. The file is replaced atomically (temp file and
 //! rename), so a watching host never reads half of it.
 
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ pub enum ControlError {
         reason: String,
     },
     /// A plugin name that no plugin can have.
-    #[error("{name:?} is not a plugin name (lowercase letters, digits and `-`)")]
+    #[error("{name:?} is not a plugin name (1 to 128 bytes, no control characters)")]
     BadName {
         /// The name given.
         name: String,
@@ -83,10 +84,8 @@ impl PluginControl {
     /// Switches `name` on or off in `data`'s control file (created when missing). Returns
     /// whether that changed anything.
     pub fn set(data: &Path, name: &str, enabled: bool) -> Result<bool, ControlError> {
-        let valid = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        // As loose as the names plugins may give themselves, short of what cannot be typed.
+        let valid = !name.is_empty() && name.len() <= 128 && !name.chars().any(char::is_control);
         if !valid {
             return Err(ControlError::BadName { name: name.into() });
         }
@@ -109,11 +108,16 @@ impl PluginControl {
             reason: e.to_string(),
         };
         std::fs::create_dir_all(data).map_err(io)?;
-        // JSON string literals are valid TOML basic strings (the same escapes).
+        // JSON string literals are TOML basic strings with the same escapes, except that TOML
+        // also wants DEL escaped.
         let names: Vec<String> = self
             .disabled
             .iter()
-            .map(|n| serde_json::Value::from(n.as_str()).to_string())
+            .map(|n| {
+                serde_json::Value::from(n.as_str())
+                    .to_string()
+                    .replace('\u{7f}', "\\u007F")
+            })
             .collect();
         let body = format!("disabled = [{}]\n", names.join(", "));
         let text = format!(
@@ -151,7 +155,8 @@ mod tests {
     #[test]
     fn bad_names_and_bad_files_are_typed_errors() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        for bad in ["", "Audio", "a/b", "../x"] {
+        let long = "x".repeat(129);
+        for bad in ["", "a\nb", "tab\there", long.as_str()] {
             assert!(
                 matches!(
                     PluginControl::set(dir.path(), bad, false),
@@ -168,6 +173,13 @@ mod tests {
         PluginControl::set(dir.path(), "x", false)?;
         let control = PluginControl::read(dir.path())?;
         assert!(!control.enabled("we\"ird") && !control.enabled("x"));
+        // So does one with a DEL (which TOML wants escaped).
+        std::fs::write(
+            PluginControl::path(dir.path()),
+            "disabled = [\"a\\u007Fb\"]\n",
+        )?;
+        PluginControl::set(dir.path(), "y", false)?;
+        assert!(!PluginControl::read(dir.path())?.enabled("a\u{7f}b"));
         std::fs::write(PluginControl::path(dir.path()), "disabled = 3\n")?;
         let err = PluginControl::read(dir.path())
             .err()

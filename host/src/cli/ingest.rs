@@ -244,6 +244,16 @@ pub fn schema_of(
     })
 }
 
+/// What the plugins of `loaded` that `control` switched off say about themselves (a title
+/// stored while they are off keeps their earlier outputs).
+pub fn disabled(loaded: &[Loaded], control: &PluginControl) -> Vec<tessera::runtime::PluginInfo> {
+    loaded
+        .iter()
+        .filter(|l| !control.enabled(&l.plugin.info().name))
+        .map(|l| l.plugin.info().clone())
+        .collect()
+}
+
 /// The plugins of `loaded` that `control` lets run.
 pub fn enabled(loaded: &[Loaded], control: &PluginControl) -> Vec<Plugin> {
     loaded

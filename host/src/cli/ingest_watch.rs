@@ -62,13 +62,19 @@ fn plugin_stamp(source: &Path) -> Vec<FileStamp> {
 }
 
 /// A digest of the catalog's own files: the file, or every entry under the directory. Stat
-/// calls only.
+/// calls only; links are not followed below the catalog itself, so a link back into the tree
+/// cannot make the walk endless.
 fn tree_stamp(catalog: &Path) -> u64 {
     let mut hash = std::collections::hash_map::DefaultHasher::new();
     let mut walk = vec![catalog.to_path_buf()];
     while let Some(path) = walk.pop() {
         path.hash(&mut hash);
         file_stamp(&path).hash(&mut hash);
+        let linked = path != catalog
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if linked {
+            continue;
+        }
         if let Ok(entries) = std::fs::read_dir(&path) {
             let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             children.sort();
@@ -176,6 +182,9 @@ impl PluginWatch<'_> {
         let control_now = file_stamp(&PluginControl::path(self.data));
         if control_now != self.control_stamp {
             self.control_stamp = control_now;
+            // An operator's change may make a refused reload acceptable (a plugin it reads the
+            // tags of, switched on again): give every refused reload another try.
+            self.refused.iter_mut().for_each(|r| *r = None);
             match PluginControl::read(self.data) {
                 Ok(read) => control = read,
                 Err(e) => eprintln!("{e}; the plugin switches stay as they were"),
@@ -192,10 +201,10 @@ impl PluginWatch<'_> {
         if news.is_empty() {
             return;
         }
-        match self
-            .pipeline
-            .swap_plugins(ingest::enabled(&candidate, &control))
-        {
+        match self.pipeline.swap_plugins(
+            ingest::enabled(&candidate, &control),
+            ingest::disabled(&candidate, &control),
+        ) {
             Ok(_) => {
                 for line in &news {
                     println!("{line}");
@@ -212,11 +221,12 @@ impl PluginWatch<'_> {
                     "plugin changes not applied ({}): {e}; the running plugins stay",
                     news.join("; ")
                 );
+                // Not retried until their files change, or the operator changes the switches.
                 for (i, stamp) in reloaded {
                     self.refused[i] = Some(stamp);
                 }
-                // Seen: the file is not re-read until it changes again.
-                self.control = control;
+                // `self.control` stays the set in force; the control file is read again only
+                // when it changes.
             }
         }
     }
@@ -490,7 +500,13 @@ pub fn run(
                 std::thread::Builder::new()
                     .name("tessera-api".into())
                     .spawn(move || {
-                        let served = super::serve::serve_bound(store, listener, config, metrics);
+                        let served = super::serve::serve_bound(
+                            store,
+                            listener,
+                            config,
+                            metrics,
+                            Some(stop.clone()),
+                        );
                         stop.store(true, Ordering::Relaxed);
                         served
                     })
@@ -506,6 +522,14 @@ pub fn run(
                 nap(poll, &stop);
             }
         });
+        // However the catalog loop ends (a panic included), the plugin watcher and the API stop.
+        struct StopOnDrop<'a>(&'a AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop_on_drop = StopOnDrop(&stop);
         catalog.follow(&generation, &stop, poll);
         // Also stops the plugin watcher.
         stop.store(true, Ordering::Relaxed);

@@ -71,7 +71,8 @@ pub enum PluginCommand {
     },
     /// Switch a plugin off for every `tessera ingest` into a data directory; a running
     /// `tessera ingest --watch` stops starting it within its poll interval (calls in flight
-    /// finish). It stays loaded, so the store's vectors do not change; its stored outputs stay.
+    /// finish). It stays loaded, so the store's vectors do not change, and a title redone while
+    /// it is off keeps what it stored before.
     Disable {
         /// The plugin's name (as `tessera plugin inspect` shows it).
         name: String,
@@ -79,8 +80,8 @@ pub enum PluginCommand {
         #[arg(long, env = "TESSERA_DATA", default_value = "tessera-data")]
         data: PathBuf,
     },
-    /// Switch a disabled plugin on again; titles stored meanwhile lack its outputs, so the next
-    /// ingest (or a running watch) processes them.
+    /// Switch a disabled plugin on again; titles new since it was switched off lack its
+    /// outputs, so the next ingest (or a running watch) processes them.
     Enable {
         /// The plugin's name.
         name: String,

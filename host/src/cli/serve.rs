@@ -207,7 +207,7 @@ pub fn serve_store(
     config: ServeConfig,
     metrics: Option<MetricsEndpoint>,
 ) -> anyhow::Result<()> {
-    serve_bound(store, bind(listen)?, config, metrics)
+    serve_bound(store, bind(listen)?, config, metrics, None)
 }
 
 /// Binds the API's address; binding apart from serving lets a caller fail before it starts
@@ -216,12 +216,14 @@ pub fn bind(listen: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))
 }
 
-/// [`serve_store`] on a socket bound already.
+/// [`serve_store`] on a socket bound already; it also stops (draining calls in flight) once
+/// `stop_flag` is set, when given.
 pub fn serve_bound(
     store: Arc<dyn EntityStore>,
     listener: std::net::TcpListener,
     config: ServeConfig,
     metrics: Option<MetricsEndpoint>,
+    stop_flag: Option<Arc<std::sync::atomic::AtomicBool>>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -259,8 +261,22 @@ pub fn serve_bound(
         println!("tessera: serving gRPC on {addr} (Ctrl-C to stop)");
         use std::io::Write;
         std::io::stdout().flush()?;
+        let flag = stop_flag;
         let shutdown = async move {
-            shutdown_signal().await;
+            let flagged = async {
+                match flag {
+                    Some(flag) => {
+                        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = flagged => {}
+            }
             let _ = stop.send(true);
         };
         grpc::serve(listener, store, config, shutdown)

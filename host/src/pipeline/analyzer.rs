@@ -19,6 +19,8 @@ pub(super) struct Analyzer {
     pub(super) run: String,
     /// Assets decoded and decodes reused, over all titles.
     pub(super) decode_counts: Arc<(AtomicUsize, AtomicUsize)>,
+    /// The taxonomy's digest, part of every input fingerprint when there is one.
+    pub(super) taxonomy_digest: Option<String>,
 }
 
 /// Adds a title's decode counts to the run's totals when the title is done, however it ends.
@@ -47,10 +49,24 @@ impl Analyzer {
             .clone()
     }
 
-    /// Every plugin on `title`, in order, each seeing the tags of those before it; the entity
-    /// has no input fingerprint yet (reading the assets for it is the caller's, off the
-    /// runtime's threads).
-    pub(super) async fn analyze(&self, title: &Title) -> Result<Entity, (String, PluginError)> {
+    /// What a title's outputs are made from: its catalog fields and asset contents, and the
+    /// taxonomy the tags go through. Taken before the plugins read the assets, so a file
+    /// replaced during the analysis makes the title stale rather than wrongly current.
+    pub(super) fn input_fingerprint(&self, title: &Title) -> String {
+        let base = crate::catalog::fingerprint(title);
+        match &self.taxonomy_digest {
+            Some(digest) => format!("{base}+taxonomy:{digest}"),
+            None => base,
+        }
+    }
+
+    /// Every plugin on `title`, in order, each seeing the tags of those before it; `input` is
+    /// the fingerprint taken before (see [`Analyzer::input_fingerprint`]).
+    pub(super) async fn analyze(
+        &self,
+        title: &Title,
+        input: String,
+    ) -> Result<Entity, (String, PluginError)> {
         let mut entity = Entity {
             id: title.id.clone(),
             name: title.name.clone(),
@@ -62,7 +78,7 @@ impl Analyzer {
             tags: Vec::new(),
             semantic_id: None,
             outputs: Vec::new(),
-            input: None,
+            input: Some(input),
             overrides: Vec::new(),
         };
         // Every plugin on this title reads the same decoded assets.

@@ -43,7 +43,48 @@ impl Permits {
     }
 }
 
-type Analyzed = (usize, Result<Entity, (String, PluginError)>);
+/// A title's index, its input fingerprint, and what the plugins made of it.
+type Analyzed = (usize, String, Result<Entity, (String, PluginError)>);
+
+/// Sends a title's outcome when the task ends, however it ends: a task that panics (a decoder
+/// bug on a corrupt asset) still reports its title, as failed, so its permit comes back and
+/// the run does not wait for it for ever.
+struct Report {
+    done: Option<mpsc::Sender<Analyzed>>,
+    index: usize,
+    input: String,
+}
+
+impl Report {
+    fn send(mut self, outcome: Result<Entity, (String, PluginError)>) {
+        if let Some(done) = self.done.take() {
+            // The writers are gone only when the run is over.
+            let _ = done.send((self.index, std::mem::take(&mut self.input), outcome));
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let panicked = PluginError::Host("the title's analysis panicked".into());
+            let _ = done.send((
+                self.index,
+                std::mem::take(&mut self.input),
+                Err((String::new(), panicked)),
+            ));
+        }
+    }
+}
+
+/// Gives a permit back when dropped, so a writer that panics still frees its title's slot.
+struct Release<'a>(&'a Permits);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.give();
+    }
+}
 
 impl Pipeline {
     /// Ingests `titles`, calling `on_title` after each with the title and its outcome (in the
@@ -66,10 +107,22 @@ impl Pipeline {
             loop {
                 // One writer waits on the channel at a time; the others wait for the lock.
                 let next = analyzed.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((i, outcome)) = next else { break };
+                let Ok((i, input, outcome)) = next else { break };
+                let _release = Release(&permits);
                 let title = &titles[i];
-                let outcome = self.store_title(title, outcome);
-                permits.give();
+                // A panic while storing one title fails that title, not the run.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.store_title(title, &input, outcome)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Failure {
+                        title: title.id.clone(),
+                        plugin: String::new(),
+                        kind: "host".into(),
+                        message: "storing the title panicked".into(),
+                        input: Some(input.clone()),
+                    })
+                });
                 // A panicking `on_title` must not stop the other writers from reporting.
                 let mut guard = progress.lock().unwrap_or_else(|p| p.into_inner());
                 let (stored, failures, on_title) = &mut *guard;
@@ -107,14 +160,20 @@ impl Pipeline {
                         let title = title.clone();
                         let done = done.clone();
                         runtime.spawn(async move {
-                            let outcome = analyzer.analyze(&title).await;
-                            // The writers are gone only when the run is over.
-                            let _ = done.send((i, outcome));
+                            // The inputs as they are before any plugin reads them.
+                            let input = analyzer.input_fingerprint(&title);
+                            let report = Report {
+                                done: Some(done),
+                                index: i,
+                                input: input.clone(),
+                            };
+                            report.send(analyzer.analyze(&title, input).await);
                         });
                     }
                     Err(e) => {
                         let failed = Err((String::new(), PluginError::Host(e.to_string())));
-                        let _ = done.send((i, failed));
+                        let input = self.input_fingerprint(title);
+                        let _ = done.send((i, input, failed));
                     }
                 }
             }

@@ -21,7 +21,7 @@ pub(super) struct CallScope {
 }
 
 impl CallScope {
-    /// Runs `work` on the store under `deadline`. Epoch interruption stops guest code at the
+    /// Runs `work` on the store under `deadline`. The epoch callback stops guest code at the
     /// deadline; the timeout also stops a call that is waiting in the host (for a model's
     /// batch), which epochs cannot reach.
     pub(super) async fn run<R>(
@@ -255,9 +255,22 @@ impl Plugin {
         };
         let mut store = Store::new(&host.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = self.deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // At every epoch tick a running guest yields its thread to the other calls in flight
+        // (a busy guest would otherwise hold one of the runtime's few threads for its whole
+        // deadline, and the titles waiting behind it would miss theirs), and is stopped once
+        // its wall-clock deadline has passed.
+        let deadline_at = started + self.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if std::time::Instant::now() >= deadline_at {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                Ok(wasmtime::UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
         let fuel = self.fuel.unwrap_or(u64::MAX);
         store
             .set_fuel(fuel)
@@ -360,6 +373,9 @@ impl Plugin {
     }
 }
 
+/// The name of the plugin runtime's threads.
+const RUNTIME_THREAD: &str = "tessera-plugins";
+
 /// The runtime plugin calls run on when a synchronous caller waits for one: worker threads as
 /// many as cores, timers on (the WASI clocks and call deadlines use them).
 fn runtime() -> Result<&'static tokio::runtime::Runtime, PluginError> {
@@ -367,7 +383,7 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, PluginError> {
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
-                .thread_name("tessera-plugins")
+                .thread_name(RUNTIME_THREAD)
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
@@ -376,14 +392,22 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, PluginError> {
         .map_err(|e| PluginError::Host(format!("cannot start the plugin runtime: {e}")))
 }
 
-/// Waits for a plugin call from synchronous code. Inside an async runtime already (where
-/// blocking its thread would be wrong), the wait moves to a scoped thread of its own.
+/// Waits for a plugin call from synchronous code, blocking the calling thread. Called from a
+/// thread inside another async runtime, the wait runs on a scoped thread of its own (tokio
+/// refuses to nest runtimes), still blocking the caller. Called from one of the plugin
+/// runtime's own threads it would wait for work that thread has to do: that is refused.
 pub fn block_on<T, F>(future: F) -> Result<T, PluginError>
 where
     T: Send,
     F: Future<Output = Result<T, PluginError>> + Send,
 {
     let runtime = runtime()?;
+    if std::thread::current().name() == Some(RUNTIME_THREAD) {
+        return Err(PluginError::Host(
+            "a plugin call was waited for from the plugin runtime's own thread; await it instead"
+                .into(),
+        ));
+    }
     if tokio::runtime::Handle::try_current().is_ok() {
         std::thread::scope(|scope| {
             scope

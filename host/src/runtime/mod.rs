@@ -87,7 +87,11 @@ impl Default for SandboxLimits {
 
 /// Instances the pool holds at once: every plugin call in flight uses one component instance
 /// (with a few core instances, memories and tables inside).
-const POOL_COMPONENTS: u32 = 256;
+const POOL_COMPONENTS: u32 = MAX_INSTANCES;
+
+/// Plugin instances alive at once, each call in flight holding one: the pool's size, and the
+/// most titles a pipeline keeps in flight.
+pub const MAX_INSTANCES: u32 = 256;
 
 /// Pool slots whose memory is decommitted together (one madvise round instead of one each).
 const DECOMMIT_BATCH: usize = 16;
