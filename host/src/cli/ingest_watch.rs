@@ -361,7 +361,13 @@ impl Catalog<'_> {
                     run_log.title(entity)
                 }
                 Err(failure) => {
-                    failed.insert(title.id.clone(), pipeline.input_fingerprint(title));
+                    // The inputs as this attempt read them: a file still being copied then
+                    // differs next time, and the title is tried again.
+                    let input = failure
+                        .input
+                        .clone()
+                        .unwrap_or_else(|| pipeline.input_fingerprint(title));
+                    failed.insert(title.id.clone(), input);
                     report.failure(failure)
                 }
             };
