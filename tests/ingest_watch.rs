@@ -233,7 +233,7 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
             .arg(&data),
     );
     lines.wait_for(&["plugin synopsis-embedder enabled"])?;
-    lines.wait_for(&["2 of 3 titles stored, 1 failed"])?;
+    lines.wait_for(&["pass 5: 2 of 3 titles stored, 1 failed"])?;
     assert_eq!(lines.count(&["FAILED", "broken"]), 2, "{:?}", lines.all());
 
     watch.stop(&lines)?;
