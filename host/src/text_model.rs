@@ -91,19 +91,17 @@ pub fn load_registry(
     dir: &Path,
     name: &str,
     device: DeviceChoice,
-) -> Result<(Registry, Arc<SentenceEncoder>), ModelError> {
+) -> Result<(Registry, BatchedText), ModelError> {
     let device = select_device(device)?;
     let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
-    // Plugin calls run one title each, on many threads; the batcher merges them (bulk lane:
+    // Plugin calls run one title each, many at once; the batcher merges them (bulk lane:
     // plugins do ingestion work).
-    let batched: Arc<dyn TextEmbedder> = Arc::new(BatchedText::start(
-        encoder.clone() as Arc<dyn TextEmbedder>,
-        BatchConfig::default(),
-    )?);
+    let batched = BatchedText::start(encoder as Arc<dyn TextEmbedder>, BatchConfig::default())?;
+    let shared: Arc<dyn TextEmbedder> = Arc::new(batched.clone());
     let mut registry = Registry::default();
-    registry.insert_text(DEFAULT_TEXT, batched.clone());
-    registry.insert_text(name, batched);
-    Ok((registry, encoder))
+    registry.insert_text(DEFAULT_TEXT, shared.clone());
+    registry.insert_text(name, shared);
+    Ok((registry, batched))
 }
 
 /// Loads the encoder in `dir` as `name` for ranker queries: behind its own batcher, on the

@@ -211,7 +211,8 @@ pub struct Setup {
     /// Runs the enabled plugins.
     pub pipeline: Pipeline,
     pub store: Arc<dyn EntityStore>,
-    /// The loaded text model (the one plugins call as `text`).
+    /// The loaded text model (the one plugins call as `text`), on the interactive lane of its
+    /// queue: for ranker queries.
     pub text: Option<Arc<dyn tessera_models::TextEmbedder>>,
     /// Every plugin loaded, enabled or not, in the order given.
     pub loaded: Vec<Loaded>,
@@ -284,7 +285,7 @@ pub fn setup(
         );
     }
     let name = text_model::model_name(&source);
-    let (mut registry, _) = text_model::load_registry(source.dir(), &name, sandbox.device)
+    let (mut registry, batched) = text_model::load_registry(source.dir(), &name, sandbox.device)
         .with_context(|| format!("loading text model from {}", source.dir().display()))?;
     text_model::load_extra(
         &mut registry,
@@ -292,7 +293,11 @@ pub fn setup(
         &sandbox.manifests,
         sandbox.device,
     )?;
-    let text = registry.text(text_model::DEFAULT_TEXT);
+    // Ranker queries (demo, `ingest --watch --serve`) share the model's queue on the
+    // interactive lane, ahead of the plugins' bulk work.
+    let text: Option<Arc<dyn tessera_models::TextEmbedder>> = Some(Arc::new(
+        batched.with_lane(tessera_models::batching::Lane::Interactive),
+    ));
     let registry = Arc::new(registry);
     let host = Arc::new(
         PluginHost::new(registry.clone(), sandbox.limits())?
