@@ -220,6 +220,8 @@ pub struct Setup {
     pub host: Arc<PluginHost>,
     /// The fused-vector recipe asked for.
     pub fusion: Option<tessera_indexes::Fusion>,
+    /// The operator's plugin switches the pipeline started with.
+    pub control: PluginControl,
 }
 
 /// A loaded plugin and where it came from.
@@ -368,6 +370,7 @@ pub fn setup(
         loaded,
         host,
         fusion,
+        control,
     })
 }
 
@@ -529,6 +532,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         catalog::load(&args.catalog)?
     };
+    let before = args
+        .watch
+        .then(|| super::ingest_watch::Before::take(&args.data, &args.plugins));
     let setup = setup(
         &args.data,
         &args.store.location(&args.data)?,
@@ -565,7 +571,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             .metrics_file
             .clone()
             .map(|path| MetricsFile::new(path, &run_id, 0));
-        return super::ingest_watch::run(&args, setup, stop, run_log, report, metrics);
+        let before =
+            before.unwrap_or_else(|| super::ingest_watch::Before::take(&args.data, &args.plugins));
+        return super::ingest_watch::run(&args, setup, before, stop, run_log, report, metrics);
     }
     if setup.pipeline.plugins().is_empty() {
         bail!(

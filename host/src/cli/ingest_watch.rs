@@ -442,10 +442,32 @@ impl Catalog<'_> {
     }
 }
 
-/// Watches until SIGINT or SIGTERM. `setup`'s pipeline must stop on `stop`.
+/// The plugin files and the control file as they were before the start-up loaded them: a
+/// change made while plugins compile is then seen at the first poll.
+pub struct Before {
+    plugins: HashMap<PathBuf, Vec<FileStamp>>,
+    control: FileStamp,
+}
+
+impl Before {
+    /// Stamps `plugins` and DATA's control file now.
+    pub fn take(data: &Path, plugins: &[PathBuf]) -> Self {
+        Before {
+            plugins: plugins
+                .iter()
+                .map(|p| (p.clone(), plugin_stamp(p)))
+                .collect(),
+            control: file_stamp(&PluginControl::path(data)),
+        }
+    }
+}
+
+/// Watches until SIGINT or SIGTERM. `setup`'s pipeline must stop on `stop`; `before` was taken
+/// before `setup` loaded the plugins.
 pub fn run(
     args: &IngestArgs,
     setup: Setup,
+    before: Before,
     stop: Arc<AtomicBool>,
     run_log: RunLog,
     report: FailureReport,
@@ -456,7 +478,12 @@ pub fn run(
     let stamps: Vec<Vec<FileStamp>> = setup
         .loaded
         .iter()
-        .map(|l| l.source.as_deref().map(plugin_stamp).unwrap_or_default())
+        .map(|l| {
+            l.source
+                .as_ref()
+                .and_then(|s| before.plugins.get(s).cloned())
+                .unwrap_or_default()
+        })
         .collect();
     let n = setup.loaded.len();
     let mut watch = PluginWatch {
@@ -470,8 +497,8 @@ pub fn run(
         stamps,
         settling: vec![None; n],
         refused: vec![None; n],
-        control: PluginControl::read(&args.data)?,
-        control_stamp: file_stamp(&PluginControl::path(&args.data)),
+        control: setup.control.clone(),
+        control_stamp: before.control,
     };
     let mut catalog = Catalog {
         args,
