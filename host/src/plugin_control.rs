@@ -89,6 +89,21 @@ impl PluginControl {
         if !valid {
             return Err(ControlError::BadName { name: name.into() });
         }
+        // Two operators switching plugins at once must not lose either change: the read,
+        // change and rewrite happen under an exclusive lock (released when the file closes).
+        let lock_path = data.join(format!("{FILE}.lock"));
+        let io = |e: std::io::Error| ControlError::Io {
+            path: lock_path.clone(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(data).map_err(io)?;
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io)?;
+        lock_file.lock().map_err(io)?;
         let mut control = Self::read(data)?;
         let changed = if enabled {
             control.disabled.remove(name)
@@ -149,6 +164,20 @@ mod tests {
         let control = PluginControl::read(dir.path())?;
         assert!(control.enabled("audio-mood") && !control.enabled("genre-tagger"));
         assert!(!dir.path().join("plugin-control.toml.tmp").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_switches_are_all_kept() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let data = dir.path();
+                scope.spawn(move || PluginControl::set(data, &format!("plugin-{i}"), false));
+            }
+        });
+        let control = PluginControl::read(dir.path())?;
+        assert_eq!(control.disabled.len(), 8, "{control:?}");
         Ok(())
     }
 
