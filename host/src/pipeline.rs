@@ -201,6 +201,7 @@ impl Pipeline {
                 run: new_run_id(),
                 decode_counts: Arc::default(),
                 taxonomy_digest: None,
+                digests: None,
             },
             dormant: RwLock::new(Arc::from(Vec::new())),
             store,
@@ -230,6 +231,14 @@ impl Pipeline {
     /// Gives every stored title a semantic ID from `codebook` (trained by `tessera sid train`).
     pub fn with_semantic_ids(mut self, codebook: Arc<Codebook>) -> Self {
         self.semantic_ids = Some(IngestIds::new(codebook));
+        self
+    }
+
+    /// Keeps asset digests between runs of this pipeline while a file's size and modification
+    /// time are unchanged (see [`crate::catalog::fingerprint_cached`]): for a long-running
+    /// ingest, which would otherwise read every asset again on every pass.
+    pub fn with_digest_cache(mut self) -> Self {
+        self.analyzer.digests = Some(Arc::default());
         self
     }
 

@@ -4,11 +4,66 @@
 
 use super::Title;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 /// `sha256:` + hex of the title's fields and its assets' kinds, URIs and content (a missing or
 /// unreadable file hashes as such, so the fingerprint changes once the file appears).
 pub fn fingerprint(title: &Title) -> String {
+    fingerprint_with(title, file_digest)
+}
+
+/// [`fingerprint`] with the asset files' digests from `digests`, which keeps each file's digest
+/// while its size and modification time stay the same: a long-running ingest (`--watch`) then
+/// reads a media file's contents once, not on every pass. A file rewritten with the same size
+/// within one timestamp tick keeps its old digest; batch runs use [`fingerprint`].
+pub fn fingerprint_cached(title: &Title, digests: &DigestCache) -> String {
+    fingerprint_with(title, |path| digests.digest(path))
+}
+
+/// A file's size and modification time, and its digest when it had them.
+type Known = (u64, SystemTime, Vec<u8>);
+
+/// File digests by path, valid while the file's size and modification time are unchanged.
+#[derive(Debug, Default)]
+pub struct DigestCache {
+    files: Mutex<HashMap<PathBuf, Known>>,
+}
+
+impl DigestCache {
+    fn digest(&self, path: &Path) -> Vec<u8> {
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
+        let Some((len, modified)) = stamp else {
+            return file_digest(path);
+        };
+        let cached = self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .filter(|(l, m, _)| *l == len && *m == modified)
+            .map(|(_, _, d)| d.clone());
+        if let Some(digest) = cached {
+            return digest;
+        }
+        let digest = file_digest(path);
+        // Only real contents are kept: a file that could not be read is tried again.
+        if digest.len() == 32 {
+            self.files
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path.to_path_buf(), (len, modified, digest.clone()));
+        }
+        digest
+    }
+}
+
+fn fingerprint_with(title: &Title, file_digest: impl Fn(&Path) -> Vec<u8>) -> String {
     let mut hash = Sha256::new();
     let mut field = |bytes: &[u8]| {
         // Length-prefixed, so field boundaries cannot shift ("ab","c" vs "a","bc").
@@ -34,7 +89,7 @@ pub fn fingerprint(title: &Title) -> String {
     format!("sha256:{hex}")
 }
 
-fn file_digest(path: &std::path::Path) -> Vec<u8> {
+fn file_digest(path: &Path) -> Vec<u8> {
     let Ok(mut file) = std::fs::File::open(path) else {
         return b"missing".to_vec();
     };
@@ -53,6 +108,46 @@ fn file_digest(path: &std::path::Path) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::catalog::AssetRef;
+
+    #[test]
+    fn the_cache_follows_size_and_time_and_agrees_with_the_plain_fingerprint()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let poster = dir.path().join("p.png");
+        std::fs::write(&poster, b"one")?;
+        let title = Title {
+            id: "t".into(),
+            name: "T".into(),
+            synopsis: String::new(),
+            year: None,
+            language: String::new(),
+            metadata: Default::default(),
+            assets: vec![AssetRef {
+                kind: "poster".into(),
+                uri: "p.png".into(),
+                path: poster.clone(),
+            }],
+        };
+        let cache = DigestCache::default();
+        assert_eq!(fingerprint_cached(&title, &cache), fingerprint(&title));
+        // Same size and time: the cached digest stands (the contents are not read again).
+        let stamp = std::fs::metadata(&poster)?.modified()?;
+        std::fs::write(&poster, b"two")?;
+        std::fs::File::options()
+            .write(true)
+            .open(&poster)?
+            .set_modified(stamp)?;
+        assert_ne!(fingerprint_cached(&title, &cache), fingerprint(&title));
+        // A new time (or size) reads it again.
+        std::fs::File::options()
+            .write(true)
+            .open(&poster)?
+            .set_modified(stamp + std::time::Duration::from_secs(1))?;
+        assert_eq!(fingerprint_cached(&title, &cache), fingerprint(&title));
+        std::fs::write(&poster, b"three")?;
+        assert_eq!(fingerprint_cached(&title, &cache), fingerprint(&title));
+        Ok(())
+    }
 
     #[test]
     fn changes_with_fields_and_asset_content_only() -> Result<(), Box<dyn std::error::Error>> {

@@ -14,7 +14,7 @@ mod dir;
 mod fingerprint;
 mod jsonl;
 
-pub use fingerprint::fingerprint;
+pub use fingerprint::{DigestCache, fingerprint, fingerprint_cached};
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};

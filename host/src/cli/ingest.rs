@@ -566,7 +566,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     if args.watch {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         super::ingest_watch::stop_on_signal(stop.clone())?;
-        setup.pipeline = setup.pipeline.with_stop(stop.clone());
+        setup.pipeline = setup.pipeline.with_stop(stop.clone()).with_digest_cache();
         let metrics = args
             .metrics_file
             .clone()

@@ -21,6 +21,8 @@ pub(super) struct Analyzer {
     pub(super) decode_counts: Arc<(AtomicUsize, AtomicUsize)>,
     /// The taxonomy's digest, part of every input fingerprint when there is one.
     pub(super) taxonomy_digest: Option<String>,
+    /// Asset digests kept across passes (`Pipeline::with_digest_cache`).
+    pub(super) digests: Option<Arc<crate::catalog::DigestCache>>,
 }
 
 /// Adds a title's decode counts to the run's totals when the title is done, however it ends.
@@ -53,7 +55,10 @@ impl Analyzer {
     /// taxonomy the tags go through. Taken before the plugins read the assets, so a file
     /// replaced during the analysis makes the title stale rather than wrongly current.
     pub(super) fn input_fingerprint(&self, title: &Title) -> String {
-        let base = crate::catalog::fingerprint(title);
+        let base = match &self.digests {
+            Some(cache) => crate::catalog::fingerprint_cached(title, cache),
+            None => crate::catalog::fingerprint(title),
+        };
         match &self.taxonomy_digest {
             Some(digest) => format!("{base}+taxonomy:{digest}"),
             None => base,
