@@ -54,7 +54,7 @@ impl Decoded {
             self.reuses.fetch_add(1, Ordering::Relaxed);
             return Ok(hit.clone());
         }
-        let value = Arc::new(decode()?);
+        let value = Arc::new(blocking(decode)?);
         self.decodes.fetch_add(1, Ordering::Relaxed);
         let size = bytes(&value);
         let kept = self.cached_bytes.load(Ordering::Relaxed);
@@ -100,6 +100,17 @@ impl Decoded {
             decodes: self.decodes.load(Ordering::Relaxed),
             reuses: self.reuses.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Runs CPU-heavy work (decoding a poster, seconds of audio) from a plugin call: on a thread of
+/// the plugin runtime, the runtime's other calls move to another thread meanwhile, so a long
+/// decode does not stall titles that are ready to run (their deadlines keep running). Outside
+/// a multi-threaded runtime it simply runs.
+pub(crate) fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

@@ -7,6 +7,7 @@
 mod decoded;
 mod host;
 
+pub(crate) use decoded::blocking;
 pub use decoded::{DecodeCounts, Decoded};
 
 use crate::runtime::bindings::v1::types::{MediaError, MediaKind};

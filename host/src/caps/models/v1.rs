@@ -49,7 +49,7 @@ async fn embed_image_asset(
             .decoded
             .image(&asset.path, &ctx.media.image)
             .map_err(model_error)?;
-        let pixels = encoder.preprocess(&image);
+        let pixels = crate::caps::media::blocking(|| encoder.preprocess(&image));
         let mut vectors = encoder
             .submit_pixels(vec![pixels])
             .outcome()
