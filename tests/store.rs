@@ -150,6 +150,49 @@ fn server_fixture(test: &str) -> Option<ServerFixture> {
     })
 }
 
+/// The shards of the multi-worker tests, one worker each.
+const SHARDS: [&str; 3] = ["0/3", "1/3", "2/3"];
+
+/// Worker `shard`'s data directory.
+fn worker_dir(dir: &tempfile::TempDir, shard: &str) -> std::path::PathBuf {
+    dir.path()
+        .join(format!("worker-{}", shard.replace('/', "of")))
+}
+
+/// Runs three ingest workers on shards 0/3..2/3 of `catalog` at the same time, each with its
+/// own data directory (prepared by `prepare`, as on its own machine), all writing
+/// `collection`; waits for all to succeed and opens the collection.
+fn shard_workers(
+    collection: &Collection,
+    dir: &tempfile::TempDir,
+    model: &Path,
+    catalog: &Path,
+    prepare: impl Fn(&Path),
+) -> std::sync::Arc<dyn tessera_indexes::EntityStore> {
+    let children: Vec<_> = ["0/3", "1/3", "2/3"]
+        .iter()
+        .map(|shard| {
+            let data = dir
+                .path()
+                .join(format!("worker-{}", shard.replace('/', "of")));
+            std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+            prepare(&data);
+            ingest_command(catalog, &data, model)
+                .args(["--shard", shard, "--store", &collection.0])
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    match tessera_indexes::StoreLocation::parse(&collection.0) {
+        Ok(location) => location.open_existing().unwrap_or_else(|e| panic!("{e}")),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Deletes a test collection when dropped.
 struct Collection(String);
 
@@ -332,26 +375,8 @@ fn shard_workers_share_one_server_collection() {
     let catalog = repeated_catalog(dir.path(), 240, usize::MAX, "rep");
     // One worker per shard, at the same time, each with its own data directory (as on separate
     // machines), all writing the one collection.
-    let worker = |shard: &str| {
-        let data = dir
-            .path()
-            .join(format!("worker-{}", shard.replace('/', "of")));
-        ingest_command(&catalog, &data, &model)
-            .args(["--shard", shard, "--store", &collection.0])
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"))
-    };
-    let shards = ["0/3", "1/3", "2/3"];
-    let children: Vec<_> = shards.iter().map(|s| worker(s)).collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    let store = shard_workers(&collection, &dir, &model, &catalog, |_| {});
     // Every title once: the count, and the change feed lists each title once, created.
-    let store = match tessera_indexes::StoreLocation::parse(&collection.0) {
-        Ok(location) => location.open_existing().unwrap_or_else(|e| panic!("{e}")),
-        Err(e) => panic!("{e}"),
-    };
     assert_eq!(store.count().unwrap_or_else(|e| panic!("{e}")), 240);
     let changes = store.changes(0, 1000).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(changes.len(), 240);
@@ -381,10 +406,8 @@ fn shard_workers_share_one_server_collection() {
     let runs: std::collections::HashSet<_> = changes.iter().filter_map(|c| c.run.clone()).collect();
     assert_eq!(runs.len(), 3, "{runs:?}");
     // Run again, every worker finds its share done.
-    for shard in shards {
-        let data = dir
-            .path()
-            .join(format!("worker-{}", shard.replace('/', "of")));
+    for shard in SHARDS {
+        let data = worker_dir(&dir, shard);
         let out = run_ok(ingest_command(&catalog, &data, &model).args([
             "--shard",
             shard,
@@ -513,34 +536,14 @@ fn workers_on_one_server_never_share_a_semantic_id() {
     // Ninety copies of one title: one vector, so one group of level codes, whose
     // disambiguation codes three workers hand out at the same time.
     let catalog = repeated_catalog(dir.path(), 90, 1, "copy");
-    let shards = ["0/3", "1/3", "2/3"];
-    let children: Vec<_> = shards
-        .iter()
-        .map(|shard| {
-            // Each worker has the codebook in its own data directory, as on its own machine.
-            let data = dir
-                .path()
-                .join(format!("worker-{}", shard.replace('/', "of")));
-            std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
-            std::fs::copy(
-                first.join("semantic-ids.sid"),
-                data.join("semantic-ids.sid"),
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-            ingest_command(&catalog, &data, &model)
-                .args(["--shard", shard, "--store", &collection.0])
-                .spawn()
-                .unwrap_or_else(|e| panic!("{e}"))
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
-    let store = match tessera_indexes::StoreLocation::parse(&collection.0) {
-        Ok(location) => location.open_existing().unwrap_or_else(|e| panic!("{e}")),
-        Err(e) => panic!("{e}"),
-    };
+    // Each worker has the codebook in its own data directory, as on its own machine.
+    let store = shard_workers(&collection, &dir, &model, &catalog, |data| {
+        std::fs::copy(
+            first.join("semantic-ids.sid"),
+            data.join("semantic-ids.sid"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    });
     let mut ids = std::collections::HashMap::new();
     let mut cursor: Option<String> = None;
     loop {

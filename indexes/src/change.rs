@@ -135,19 +135,14 @@ mod tests {
             name: "T".into(),
             year: Some(2000),
             language: "en".into(),
-            metadata: BTreeMap::new(),
             vectors: BTreeMap::from([("v".to_string(), vec![0.6, 0.8])]),
-            multivectors: BTreeMap::new(),
-            tags: Vec::new(),
-            semantic_id: None,
             outputs: vec![crate::Output {
                 plugin: "p".into(),
                 version: "1".into(),
                 models: vec![],
                 run: "run-1".into(),
             }],
-            input: None,
-            overrides: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -527,7 +527,6 @@ mod tests {
             language: "en".into(),
             metadata: BTreeMap::from([("genre".to_string(), "crime".to_string())]),
             vectors: BTreeMap::from([("synopsis".to_string(), v.to_vec())]),
-            multivectors: BTreeMap::new(),
             tags: vec![Tag {
                 name: "language".into(),
                 value: Some("en".into()),
@@ -538,15 +537,13 @@ mod tests {
                 evidence: Some("matched \"in French\"".into()),
                 run: Some("run-1".into()),
             }],
-            semantic_id: None,
             outputs: vec![Output {
                 plugin: "p".into(),
                 version: "1.0.0".into(),
                 models: vec!["m".into()],
                 run: "run-1".into(),
             }],
-            input: None,
-            overrides: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -140,7 +140,6 @@ impl Fusion {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn schema() -> Schema {
         Schema::new([
@@ -153,21 +152,12 @@ mod tests {
     fn entity(text: Option<Vec<f32>>, image: Option<Vec<f32>>) -> Entity {
         Entity {
             id: "t".into(),
-            name: String::new(),
-            year: None,
-            language: String::new(),
-            metadata: BTreeMap::new(),
             vectors: text
                 .map(|v| ("text".to_string(), v))
                 .into_iter()
                 .chain(image.map(|v| ("image".to_string(), v)))
                 .collect(),
-            multivectors: BTreeMap::new(),
-            tags: Vec::new(),
-            semantic_id: None,
-            outputs: Vec::new(),
-            input: None,
-            overrides: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -98,7 +98,7 @@ pub struct Needing {
 }
 
 /// Everything stored for one title.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Entity {
     /// Catalog title id.
     pub id: String,

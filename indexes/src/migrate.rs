@@ -206,14 +206,9 @@ mod tests {
             name: format!("T{i}"),
             year: Some(2000),
             language: "en".into(),
-            metadata: BTreeMap::new(),
             vectors: BTreeMap::from([("text".to_string(), vec![1.0, i as f32, 0.5])]),
             multivectors: BTreeMap::from([("tokens".to_string(), vec![vec![1.0, i as f32]])]),
-            tags: Vec::new(),
-            semantic_id: None,
-            outputs: Vec::new(),
-            input: None,
-            overrides: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -20,19 +20,14 @@ fn entity(id: &str, v: [f32; 3], run: &str) -> Entity {
         name: id.to_uppercase(),
         year: Some(2001),
         language: "en".into(),
-        metadata: BTreeMap::new(),
         vectors: BTreeMap::from([("text".to_string(), v.to_vec())]),
-        multivectors: BTreeMap::new(),
-        tags: Vec::new(),
-        semantic_id: None,
         outputs: vec![Output {
             plugin: "p".into(),
             version: "1".into(),
             models: vec!["m".into()],
             run: run.into(),
         }],
-        input: None,
-        overrides: Vec::new(),
+        ..Default::default()
     }
 }
 

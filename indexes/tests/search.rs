@@ -65,7 +65,6 @@ fn entity(i: usize) -> Entity {
         name: format!("Title {i}"),
         year: (!i.is_multiple_of(10)).then(|| 1990 + (i % 30) as u16),
         language: ["en", "fr", "de"][i % 3].into(),
-        metadata: BTreeMap::new(),
         vectors: BTreeMap::from([("text".to_string(), vector(i))]),
         multivectors: BTreeMap::from([("frames".to_string(), vec![vector(i), vector(i + 1)])]),
         tags,
@@ -73,9 +72,7 @@ fn entity(i: usize) -> Entity {
             codebook: "sid-test".into(),
             id: SemanticId(vec![(i % 4) as u16, i as u16]),
         }),
-        outputs: Vec::new(),
-        input: None,
-        overrides: Vec::new(),
+        ..Default::default()
     }
 }
 

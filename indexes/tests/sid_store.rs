@@ -30,16 +30,9 @@ fn entity(i: usize) -> Entity {
     Entity {
         id: format!("t{i:04}"),
         name: format!("Title {i}"),
-        year: None,
         language: "en".into(),
-        metadata: BTreeMap::new(),
         vectors: BTreeMap::from([("text".to_string(), vector(i))]),
-        multivectors: BTreeMap::new(),
-        tags: Vec::new(),
-        semantic_id: None,
-        outputs: Vec::new(),
-        input: None,
-        overrides: Vec::new(),
+        ..Default::default()
     }
 }
 

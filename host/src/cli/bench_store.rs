@@ -37,7 +37,6 @@ fn entity(i: usize, vector: Vec<f32>) -> Entity {
         language: ["en", "fr", "de", "ja"][i % 4].into(),
         metadata: BTreeMap::from([("kind".to_string(), "film".to_string())]),
         vectors: BTreeMap::from([("text".to_string(), vector)]),
-        multivectors: BTreeMap::new(),
         tags: vec![Tag {
             name: "genre".into(),
             value: Some(["crime", "comedy", "drama"][i % 3].into()),
@@ -48,10 +47,7 @@ fn entity(i: usize, vector: Vec<f32>) -> Entity {
             evidence: None,
             run: Some("bench".into()),
         }],
-        semantic_id: None,
-        outputs: Vec::new(),
-        input: None,
-        overrides: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -4,7 +4,6 @@
 use crate::caps::media::Decoded;
 use crate::catalog::Title;
 use crate::runtime::{Analysis, Plugin, PluginError};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use tessera_indexes::{Entity, Output};
@@ -78,13 +77,8 @@ impl Analyzer {
             year: title.year,
             language: title.language.clone(),
             metadata: title.metadata.clone(),
-            vectors: BTreeMap::new(),
-            multivectors: BTreeMap::new(),
-            tags: Vec::new(),
-            semantic_id: None,
-            outputs: Vec::new(),
             input: Some(input),
-            overrides: Vec::new(),
+            ..Default::default()
         };
         // Every plugin on this title reads the same decoded assets.
         let decoded = Decoded::new();

@@ -221,7 +221,6 @@ mod tests {
                 evidence: None,
                 run: Some("run-1".into()),
             }],
-            semantic_id: None,
             outputs: vec![Output {
                 plugin: "g".into(),
                 version: "1.0.0".into(),
@@ -229,7 +228,7 @@ mod tests {
                 run: "run-1".into(),
             }],
             input: Some("abc".into()),
-            overrides: Vec::new(),
+            ..Default::default()
         }
     }
 
