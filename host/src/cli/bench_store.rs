@@ -119,15 +119,15 @@ pub fn run(settings: StoreBench) -> anyhow::Result<ExitCode> {
         dim,
         batch,
         queries,
-        store: _,
+        store,
     } = settings;
     anyhow::ensure!(
         titles > 0 && dim > 0 && queries > 0,
         "--titles, --dim and --queries must be at least 1"
     );
     let dir = tempfile::tempdir()?;
-    let location = match &settings.store {
-        Some(spec) => StoreLocation::parse(spec)?,
+    let location = match &store {
+        Some(spec) => super::store_cmd::parse(spec)?,
         None => StoreLocation::Edge(dir.path().join("store")),
     };
     match &location {

@@ -20,7 +20,7 @@ pub struct StoreArg {
 }
 
 /// Reads a location, taking a server's API key from `QDRANT_API_KEY`.
-fn parse(spec: &str) -> anyhow::Result<StoreLocation> {
+pub(super) fn parse(spec: &str) -> anyhow::Result<StoreLocation> {
     let mut location = StoreLocation::parse(spec)?;
     if let StoreLocation::Server(config) = &mut location {
         config.api_key = std::env::var("QDRANT_API_KEY")

@@ -48,7 +48,7 @@ use qdrant_client::qdrant::{
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
 /// Collection metadata key holding the store's [`Schema`].
@@ -121,8 +121,6 @@ pub struct ServerStore {
     /// The last change number handed out; held for writing across a whole write and for
     /// reading across a change-feed read, as in the embedded store.
     last_change: RwLock<u64>,
-    /// Serialises number allocation (readers of `last_change` must not wait on the clock).
-    clock: Mutex<()>,
     /// Whether this `open` created the collection (another process may have at the same time).
     created: bool,
 }
@@ -282,7 +280,6 @@ impl ServerStore {
             schema,
             bridge,
             last_change: RwLock::new(0),
-            clock: Mutex::new(()),
             created: false,
         }
     }
@@ -481,8 +478,8 @@ impl ServerStore {
     }
 
     /// `count` consecutive change numbers after both the last one handed out and the clock.
+    /// `last` comes from the `last_change` write guard, which serialises the writers.
     fn allocate(&self, last: &mut u64, count: usize) -> Result<u64, IndexError> {
-        let _clock = self.clock.lock().map_err(|_| poisoned())?;
         let first = (*last + 1).max(now_micros());
         *last = first + count as u64 - 1;
         Ok(first)
@@ -591,18 +588,23 @@ impl EntityStore for ServerStore {
         vectors: Option<&[String]>,
     ) -> Result<Vec<Option<Entity>>, IndexError> {
         let mut found: HashMap<String, Entity> = HashMap::new();
+        // The vector selection is the same for every chunk: escape the names once.
+        let selector: Option<VectorsSelector> = match vectors {
+            Some(names) if !names.is_empty() => Some(VectorsSelector::from(
+                names.iter().map(|n| engine_name(n)).collect::<Vec<_>>(),
+            )),
+            _ => None,
+        };
         for chunk in ids.chunks(READ_CHUNK) {
             let request = GetPointsBuilder::new(
                 self.config.collection.clone(),
                 chunk.iter().map(|id| point_id(id)).collect::<Vec<_>>(),
             )
             .with_payload(true);
-            let request = match vectors {
-                None => request.with_vectors(true),
-                Some([]) => request.with_vectors(false),
-                Some(names) => request.with_vectors(VectorsSelector::from(
-                    names.iter().map(|n| engine_name(n)).collect::<Vec<_>>(),
-                )),
+            let request = match (vectors, &selector) {
+                (None, _) => request.with_vectors(true),
+                (Some(_), None) => request.with_vectors(false),
+                (Some(_), Some(selector)) => request.with_vectors(selector.clone()),
             }
             .build();
             let response = self.bridge.call("get", move |c| {
