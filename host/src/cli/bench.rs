@@ -58,6 +58,10 @@ pub enum BenchCommand {
         /// Where the model runs.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
+        /// Also measure this many callers at once, each decoding its own clips and submitting
+        /// their windows to the batching scheduler (as concurrent plugin calls do). 0 skips it.
+        #[arg(long, default_value_t = 0)]
+        concurrency: usize,
     },
     /// Images per second of CLIP vision encoders (tiny, and published shapes with random
     /// weights), split into decode, preprocess and encoder time, with peak RSS.
@@ -78,6 +82,11 @@ pub enum BenchCommand {
         /// Where the model runs.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
+        /// Also measure this many callers at once, each decoding and preprocessing its own
+        /// images and submitting them to the batching scheduler (as concurrent plugin calls do).
+        /// 0 skips it.
+        #[arg(long, default_value_t = 0)]
+        concurrency: usize,
     },
     /// The store: upsert rate, get-by-id of 100 titles and kNN latency, before and after
     /// optimisation; the embedded store in a temporary directory, or a new collection on a
@@ -151,13 +160,15 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             shapes,
             seconds,
             device,
-        } => super::bench_media::audio(&shapes, seconds, device),
+            concurrency,
+        } => super::bench_media::audio(&shapes, seconds, device, concurrency),
         BenchCommand::Image {
             shapes,
             images,
             batch,
             device,
-        } => super::bench_media::image(&shapes, images, batch, device),
+            concurrency,
+        } => super::bench_media::image(&shapes, images, batch, device, concurrency),
         BenchCommand::Store {
             titles,
             dim,

@@ -2,21 +2,31 @@
 //! and inference, for the tiny models and for published model shapes with random weights.
 //!
 //! Each model runs in its own child process so that its peak RSS (VmHWM) is its own.
+//!
+//! With `--concurrency N`, a second figure runs the way ingestion does: N callers each decode and
+//! preprocess their own media and submit to the model's batching scheduler, so CPU work overlaps
+//! with inference and batches fill from many callers at once.
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tessera_models::audio::{WindowFeatures, pool_windows};
+use tessera_models::batching::BatchConfig;
 use tessera_models::preprocess::audio::{AudioLimits, read_audio};
 use tessera_models::preprocess::image::{ImageLimits, decode_image};
 use tessera_models::tiny::{
     TinyClipSpec, TinyWhisperSpec, write_tiny_clip_vision, write_tiny_whisper,
 };
 use tessera_models::{
-    AudioEmbedder, ClipVisionEncoder, DeviceChoice, ImageEmbedder, WhisperAudioEncoder,
-    select_device,
+    AudioEmbedder, BatchedAudio, BatchedImage, ClipVisionEncoder, DeviceChoice, ImageEmbedder,
+    WhisperAudioEncoder, select_device,
 };
+
+/// Most concurrent callers: the batching queue refuses more than its capacity as overloaded.
+const MAX_CONCURRENCY: usize = 512;
 
 /// Published encoder shapes (random weights): name, d_model, layers, heads, ffn.
 const WHISPER_SHAPES: [(&str, usize, usize, usize, usize); 4] = [
@@ -45,7 +55,13 @@ const CLIP_SHAPES: [ClipShape; 3] = [
 ];
 
 /// Runs each named shape in a child process (`--one`), or this one when given one.
-pub fn audio(shapes: &[String], seconds: f64, device: DeviceChoice) -> anyhow::Result<ExitCode> {
+pub fn audio(
+    shapes: &[String],
+    seconds: f64,
+    device: DeviceChoice,
+    concurrency: usize,
+) -> anyhow::Result<ExitCode> {
+    check_concurrency(concurrency)?;
     for shape in shapes {
         let Some(&(_, d, layers, heads, ffn)) = WHISPER_SHAPES.iter().find(|s| s.0 == shape) else {
             bail!(
@@ -60,6 +76,10 @@ pub fn audio(shapes: &[String], seconds: f64, device: DeviceChoice) -> anyhow::R
                 shape,
                 "--seconds",
                 &seconds.to_string(),
+                "--device",
+                &device.to_string(),
+                "--concurrency",
+                &concurrency.to_string(),
             ])?;
             continue;
         }
@@ -114,9 +134,39 @@ pub fn audio(shapes: &[String], seconds: f64, device: DeviceChoice) -> anyhow::R
             rss_loaded / 1024,
             rss_kib("VmHWM") / 1024,
         );
+        if concurrency > 0 {
+            let clips = 4 * concurrency;
+            let rate = audio_concurrent(Arc::new(encoder), &wav, clips, concurrency)? * seconds;
+            println!(
+                "{shape:14} {concurrency} callers, {clips} clips, each decoded and turned into log-mel on \
+                 its caller's thread, windows batched across callers: {rate:.1} audio-s/s end to end"
+            );
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Clips per second when `callers` threads each decode, resample and featurise whole clips and
+/// submit their windows to one batching scheduler.
+fn audio_concurrent(
+    encoder: Arc<dyn AudioEmbedder>,
+    wav: &Path,
+    clips: usize,
+    callers: usize,
+) -> anyhow::Result<f64> {
+    let batched = BatchedAudio::start(encoder, BatchConfig::default())?;
+    let rate = batched.sample_rate();
+    concurrently(clips, callers, |_| {
+        let audio = read_audio(wav, rate, &AudioLimits::default())?;
+        let features: Vec<WindowFeatures> = audio
+            .samples
+            .chunks(batched.window_samples())
+            .map(|w| batched.window_features(w))
+            .collect();
+        batched.embed_windows(&features)?;
+        Ok(())
+    })
 }
 
 /// Images per second for each named CLIP shape, one child process each.
@@ -125,10 +175,12 @@ pub fn image(
     images: usize,
     batch: usize,
     device: DeviceChoice,
+    concurrency: usize,
 ) -> anyhow::Result<ExitCode> {
     if batch == 0 || images == 0 {
         bail!("--images and --batch must be positive");
     }
+    check_concurrency(concurrency)?;
     for shape in shapes {
         let Some(&(_, hidden, layers, heads, ffn, side, patch, projection)) =
             CLIP_SHAPES.iter().find(|s| s.0 == shape)
@@ -149,6 +201,8 @@ pub fn image(
                 &batch.to_string(),
                 "--device",
                 &device.to_string(),
+                "--concurrency",
+                &concurrency.to_string(),
             ])?;
             continue;
         }
@@ -200,9 +254,69 @@ pub fn image(
             rss_loaded / 1024,
             rss_kib("VmHWM") / 1024,
         );
+        if concurrency > 0 {
+            let batched = BatchedImage::start(
+                Arc::new(encoder),
+                BatchConfig {
+                    max_items: batch,
+                    ..BatchConfig::default()
+                },
+            )?;
+            let rate = concurrently(images, concurrency, |i| {
+                let image =
+                    decode_image(&jpeg, &format!("bench-{i}.jpg"), &ImageLimits::default())?;
+                let pixels = batched.preprocess(&image);
+                batched.embed_pixels(&[pixels])?;
+                Ok(())
+            })?;
+            println!(
+                "{shape:22} {concurrency} callers, each decoding and preprocessing its own image, \
+                 images batched across callers (at most {batch}): {rate:.1} images/s end to end"
+            );
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn check_concurrency(concurrency: usize) -> anyhow::Result<()> {
+    if concurrency > MAX_CONCURRENCY {
+        bail!(
+            "--concurrency {concurrency} is over {MAX_CONCURRENCY}, the batching queue's capacity"
+        );
+    }
+    Ok(())
+}
+
+/// Runs `work(0..jobs)` on `callers` threads, each taking the next job when it is done with one,
+/// and returns jobs per second.
+fn concurrently(
+    jobs: usize,
+    callers: usize,
+    work: impl Fn(usize) -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<f64> {
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..callers.min(jobs))
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let job = next.fetch_add(1, Ordering::Relaxed);
+                        if job >= jobs {
+                            return Ok(());
+                        }
+                        work(job)?;
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a benchmark caller panicked"))?
+        })
+    })?;
+    Ok(jobs as f64 / start.elapsed().as_secs_f64())
 }
 
 fn child(args: &[&str]) -> anyhow::Result<()> {
