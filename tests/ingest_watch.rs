@@ -192,6 +192,14 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
             .arg(&data),
     );
     lines.wait_for(&["plugin synopsis-embedder disabled"])?;
+    // A name that no loaded plugin has (a typo) switches nothing; the watch says so, once.
+    run_ok(
+        tessera()
+            .args(["plugin", "disable", "sandbox-prob", "--data"])
+            .arg(&data),
+    );
+    let typo = "disables \"sandbox-prob\", which is none of the loaded plugins";
+    lines.wait_for(&["stderr: ", typo])?;
     let edited = std::fs::read_to_string(&catalog)?
         .replace("The story of quick.", "The new story of quick.")
         + &line("fresh", "ok", "")
@@ -233,6 +241,7 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
             .arg(&data),
     );
     lines.wait_for(&["plugin synopsis-embedder enabled"])?;
+    assert_eq!(lines.count(&[typo]), 1, "{:?}", lines.all());
     lines.wait_for(&["pass 5: 2 of 3 titles stored, 1 failed"])?;
     assert_eq!(lines.count(&["FAILED", "broken"]), 2, "{:?}", lines.all());
 
@@ -360,6 +369,23 @@ fn plugin_enable_and_disable_switch_batch_ingests_too() -> TestResult {
     );
     let out = run_ok(&mut ingest_command(&catalog, &data, &model));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 1 titles stored"));
+
+    // A name that no loaded plugin has (a typo) is accepted by `disable`, which cannot know
+    // what a later ingest loads; the ingest runs every plugin and says which name matched none.
+    run_ok(
+        tessera()
+            .args(["plugin", "disable", "synopsis-embeder", "--data"])
+            .arg(&data),
+    );
+    std::fs::write(&catalog, line("one", "edited", ""))?;
+    let out = run_ok(&mut ingest_command(&catalog, &data, &model));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 1 titles stored"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("disables \"synopsis-embeder\", which is none of the loaded plugins")
+            && stderr.contains("synopsis-embedder"),
+        "{stderr}"
+    );
     Ok(())
 }
 

@@ -81,6 +81,35 @@ impl PluginControl {
         !self.disabled.contains(name)
     }
 
+    /// The switched-off names that none of `loaded` carries: most likely typos, since the file
+    /// is written without knowing which plugins a later ingest loads.
+    pub fn unknown_names<'a>(&'a self, loaded: &[&str]) -> Vec<&'a str> {
+        self.disabled
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !loaded.contains(name))
+            .collect()
+    }
+
+    /// One warning line per [`PluginControl::unknown_names`] entry, for a host to print.
+    pub fn unknown_warnings(&self, data: &Path, loaded: &[&str]) -> Vec<String> {
+        self.unknown_names(loaded)
+            .into_iter()
+            .map(|name| Self::unknown_warning(data, name, loaded))
+            .collect()
+    }
+
+    /// The warning for switched-off `name`, which none of `loaded` carries: it names the file,
+    /// the loaded plugins and the way out.
+    pub fn unknown_warning(data: &Path, name: &str, loaded: &[&str]) -> String {
+        format!(
+            "warning: {} disables {name:?}, which is none of the loaded plugins ({}); \
+             `tessera plugin enable {name:?}` removes it",
+            Self::path(data).display(),
+            loaded.join(", ")
+        )
+    }
+
     /// Switches `name` on or off in `data`'s control file (created when missing). Returns
     /// whether that changed anything.
     pub fn set(data: &Path, name: &str, enabled: bool) -> Result<bool, ControlError> {
@@ -164,6 +193,27 @@ mod tests {
         let control = PluginControl::read(dir.path())?;
         assert!(control.enabled("audio-mood") && !control.enabled("genre-tagger"));
         assert!(!dir.path().join("plugin-control.toml.tmp").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn names_no_loaded_plugin_has_are_reported() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        PluginControl::set(dir.path(), "genre-taggr", false)?;
+        PluginControl::set(dir.path(), "audio-mood", false)?;
+        let control = PluginControl::read(dir.path())?;
+        let loaded = ["audio-mood", "genre-tagger"];
+        assert_eq!(control.unknown_names(&loaded), ["genre-taggr"]);
+        let warnings = control.unknown_warnings(dir.path(), &loaded);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("\"genre-taggr\"")
+                && warnings[0].contains("plugin-control.toml")
+                && warnings[0].contains("(audio-mood, genre-tagger)"),
+            "{}",
+            warnings[0]
+        );
+        assert!(PluginControl::default().unknown_names(&loaded).is_empty());
         Ok(())
     }
 

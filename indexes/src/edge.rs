@@ -12,7 +12,8 @@ use crate::convert::{
     CHANGE_SEQ, INDEXED, Index, OUTPUT_KEYS, OUTPUT_PLUGINS, SID_PREFIXES, engine_name,
     entity_to_point, in_order, point_id, record_to_change, record_to_entity, scored_to_neighbor,
 };
-use crate::edge_filter::{self, keyword, path};
+use crate::edge_filter::{self, Edge, keyword, path};
+use crate::filter::Conditions;
 use crate::schema::{Schema, VectorKind};
 use crate::sid::SemanticId;
 use crate::{
@@ -249,7 +250,7 @@ impl EdgeStore {
         let mut last = self
             .last_change
             .write()
-            .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?;
+            .map_err(|_| IndexError::poisoned())?;
         let mut numbered = 0;
         loop {
             // Always the first page: numbered titles no longer match.
@@ -305,7 +306,7 @@ impl EdgeStore {
                 start_from: None,
             }));
         if let Some(after) = after {
-            request = request.filter(Filter::new_must(edge_filter::above(CHANGE_SEQ, after)?));
+            request = request.filter(Filter::new_must(Edge::above(CHANGE_SEQ, after)?));
         }
         let (records, _) = shard.scroll(request.build()).map_err(engine)?;
         let mut changes = Vec::with_capacity(records.len());
@@ -328,7 +329,7 @@ impl EntityStore for EdgeStore {
         let mut last = self
             .last_change
             .write()
-            .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?;
+            .map_err(|_| IndexError::poisoned())?;
         let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
         let previous = self.get(&ids)?;
         // Numbers are spent even if the write fails: the engine may have logged it, and a gap
@@ -358,7 +359,7 @@ impl EntityStore for EdgeStore {
         let _no_writes = self
             .last_change
             .read()
-            .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?;
+            .map_err(|_| IndexError::poisoned())?;
         Self::changes_in(&self.shard, Direction::Asc, Some(after), limit)
     }
 
@@ -366,7 +367,7 @@ impl EntityStore for EdgeStore {
         Ok(*self
             .last_change
             .read()
-            .map_err(|_| IndexError::Engine("a writer panicked; reopen the store".into()))?)
+            .map_err(|_| IndexError::poisoned())?)
     }
 
     fn get_selected(

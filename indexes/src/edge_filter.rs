@@ -21,17 +21,6 @@ pub(crate) fn keyword(field: &str, value: String) -> Result<Condition, IndexErro
     )))
 }
 
-/// `field` > `value`, for integer fields up to 2^53 (qdrant compares ranges as f64).
-pub(crate) fn above(field: &str, value: u64) -> Result<Condition, IndexError> {
-    Ok(Condition::Field(FieldCondition::new_range(
-        path(field)?,
-        Range {
-            gt: Some(OrderedFloat(value as f64)),
-            ..Range::default()
-        },
-    )))
-}
-
 fn range(field: &str, range: Range<OrderedFloat<f64>>) -> Result<Condition, IndexError> {
     Ok(Condition::Field(FieldCondition::new_range(
         path(field)?,
@@ -72,6 +61,16 @@ impl Conditions for Edge {
             field,
             Range {
                 lte: Some(OrderedFloat(max)),
+                ..Range::default()
+            },
+        )
+    }
+
+    fn above(field: &str, value: u64) -> Result<Condition, IndexError> {
+        range(
+            field,
+            Range {
+                gt: Some(OrderedFloat(value as f64)),
                 ..Range::default()
             },
         )

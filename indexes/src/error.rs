@@ -128,3 +128,11 @@ pub enum IndexError {
     #[error("qdrant-edge: {0}")]
     Engine(String),
 }
+
+impl IndexError {
+    /// A store's writer lock was poisoned: a writer panicked mid-write, so what this handle
+    /// holds in memory (the last change number) can no longer be trusted.
+    pub(crate) fn poisoned() -> Self {
+        IndexError::Engine("a writer panicked; reopen the store".into())
+    }
+}

@@ -23,6 +23,9 @@ pub(crate) trait Conditions {
     fn at_least(field: &str, min: f64) -> Result<Self::Condition, IndexError>;
     /// `field` ≤ `max`.
     fn at_most(field: &str, max: f64) -> Result<Self::Condition, IndexError>;
+    /// `field` > `value`, for integer fields up to 2^53 (Qdrant compares ranges as f64): the
+    /// change feed's "after this number".
+    fn above(field: &str, value: u64) -> Result<Self::Condition, IndexError>;
     /// Some element of the array `field` meets all of `inner`.
     fn nested(field: &str, inner: Vec<Self::Condition>) -> Result<Self::Condition, IndexError>;
     /// The point is the title `id`.

@@ -331,6 +331,13 @@ pub fn setup(
         .open(schema)
         .with_context(|| format!("opening the store at {location}"))?;
     let control = PluginControl::read(data)?;
+    let names: Vec<&str> = loaded
+        .iter()
+        .map(|l| l.plugin.info().name.as_str())
+        .collect();
+    for warning in control.unknown_warnings(data, &names) {
+        eprintln!("{warning}");
+    }
     for l in loaded
         .iter()
         .filter(|l| !control.enabled(&l.plugin.info().name))

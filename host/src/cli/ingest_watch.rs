@@ -186,7 +186,23 @@ impl PluginWatch<'_> {
             // tags of, switched on again): give every refused reload another try.
             self.refused.iter_mut().for_each(|r| *r = None);
             match PluginControl::read(self.data) {
-                Ok(read) => control = read,
+                Ok(read) => {
+                    let names: Vec<&str> = candidate
+                        .iter()
+                        .map(|l| l.plugin.info().name.as_str())
+                        .collect();
+                    // Only names this change added: the others were reported already.
+                    let before = self.control.unknown_names(&names);
+                    for name in read.unknown_names(&names) {
+                        if !before.contains(&name) {
+                            eprintln!(
+                                "{}",
+                                PluginControl::unknown_warning(self.data, name, &names)
+                            );
+                        }
+                    }
+                    control = read;
+                }
                 Err(e) => eprintln!("{e}; the plugin switches stay as they were"),
             }
         }
@@ -199,6 +215,8 @@ impl PluginWatch<'_> {
             }
         }
         if news.is_empty() {
+            // At most names that no loaded plugin has changed: nothing to swap.
+            self.control = control;
             return;
         }
         match self.pipeline.swap_plugins(

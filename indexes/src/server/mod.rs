@@ -35,7 +35,7 @@ use crate::{
     SearchQuery, StoredSid, VectorKind, change,
 };
 use bridge::Bridge;
-use points::{Server, above, entity_to_point, point_id, point_text, retrieved_to_entity};
+use points::{Server, entity_to_point, point_id, point_text, retrieved_to_entity};
 use qdrant_client::Qdrant;
 use qdrant_client::qdrant::{
     CollectionStatus, Condition, CountPointsBuilder, CreateCollectionBuilder,
@@ -133,10 +133,6 @@ impl std::fmt::Debug for ServerStore {
             .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
-}
-
-fn poisoned() -> IndexError {
-    IndexError::Engine("a writer panicked; reopen the store".into())
 }
 
 fn now_micros() -> u64 {
@@ -386,7 +382,10 @@ impl ServerStore {
     /// increasing even when the clock is behind the last writer's.
     fn resume_numbering(&self) -> Result<(), IndexError> {
         let last = EntityStore::last_change(self)?;
-        *self.last_change.write().map_err(|_| poisoned())? = last;
+        *self
+            .last_change
+            .write()
+            .map_err(|_| IndexError::poisoned())? = last;
         Ok(())
     }
 
@@ -515,7 +514,10 @@ impl EntityStore for ServerStore {
 
     fn upsert(&self, entities: &[Entity]) -> Result<(), IndexError> {
         let entities = &*self.schema.prepare(entities)?;
-        let mut last = self.last_change.write().map_err(|_| poisoned())?;
+        let mut last = self
+            .last_change
+            .write()
+            .map_err(|_| IndexError::poisoned())?;
         let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
         let previous = self.get(&ids)?;
         // Numbers are spent even if the write fails, as in the embedded store.
@@ -549,11 +551,14 @@ impl EntityStore for ServerStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let _no_writes = self.last_change.read().map_err(|_| poisoned())?;
+        let _no_writes = self
+            .last_change
+            .read()
+            .map_err(|_| IndexError::poisoned())?;
         // One entry more than the page: it shows whether a tie crosses the page's end.
         let mut changes = self.changes_in(
             Direction::Asc,
-            Some(Filter::must([above(CHANGE_SEQ, after)])),
+            Some(Filter::must([Server::above(CHANGE_SEQ, after)?])),
             limit.saturating_add(1),
         )?;
         if let Some(tied) = trim_tie(&mut changes, limit) {

@@ -165,6 +165,16 @@ impl Conditions for Server {
         ))
     }
 
+    fn above(field: &str, value: u64) -> Result<Condition, IndexError> {
+        Ok(Condition::range(
+            field,
+            Range {
+                gt: Some(value as f64),
+                ..Range::default()
+            },
+        ))
+    }
+
     fn nested(field: &str, inner: Vec<Condition>) -> Result<Condition, IndexError> {
         Ok(Condition::nested(field, Filter::must(inner)))
     }
@@ -180,17 +190,6 @@ impl Conditions for Server {
             ..Filter::default()
         }
     }
-}
-
-/// `field` > `value`, for integer fields up to 2^53 (Qdrant compares ranges as f64).
-pub(crate) fn above(field: &str, value: u64) -> Condition {
-    Condition::range(
-        field,
-        Range {
-            gt: Some(value as f64),
-            ..Range::default()
-        },
-    )
 }
 
 #[cfg(test)]
