@@ -44,10 +44,39 @@ impl Rng {
     }
 }
 
+/// Independent partial sums in [`dot`] and [`sq_dist`]. A single running sum is a chain of
+/// dependent additions that the compiler must keep in order (reordering float additions changes
+/// the result), one lane at a time; 32 lanes written out are 32 independent chains, which it maps
+/// onto SIMD registers. The result is the same on every machine: the order is the one written.
+const LANES: usize = 32;
+
+/// `Σ a·b` over the common length, summed in [`LANES`] interleaved lanes.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    lanes_sum(a, b, |x, y| x * y)
+}
+
+/// `Σ (a − b)²` over the common length, summed like [`dot`].
+pub(crate) fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
+    lanes_sum(a, b, |x, y| (x - y) * (x - y))
+}
+
+#[inline(always)]
+fn lanes_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
+    let n = a.len().min(b.len());
+    let (a_chunks, a_tail) = a[..n].as_chunks::<LANES>();
+    let (b_chunks, b_tail) = b[..n].as_chunks::<LANES>();
+    let mut acc = [0f32; LANES];
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
+        for i in 0..LANES {
+            acc[i] += term(x[i], y[i]);
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(&x, &y)| term(x, y)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 pub(crate) fn sq_norms(rows: &[f32], dim: usize) -> Vec<f32> {
-    rows.chunks_exact(dim)
-        .map(|r| r.iter().map(|x| x * x).sum())
-        .collect()
+    rows.chunks_exact(dim).map(|r| dot(r, r)).collect()
 }
 
 /// How a row picks its centroid.
@@ -142,9 +171,9 @@ fn for_each_dot_row(
         let mut dots = vec![0f32; k];
         for x in rows.chunks_exact(dim) {
             for (d, c) in dots.iter_mut().zip(centroids.chunks_exact(dim)) {
-                *d = x.iter().zip(c).map(|(a, b)| a * b).sum();
+                *d = dot(x, c);
             }
-            f(x.iter().map(|v| v * v).sum(), &dots);
+            f(dot(x, x), &dots);
         }
         return Ok(());
     }
@@ -160,7 +189,7 @@ fn for_each_dot_row(
             .and_then(|d| d.to_vec1::<f32>())
             .map_err(math)?;
         for (x, dot) in chunk.chunks_exact(dim).zip(dots.chunks_exact(k)) {
-            f(x.iter().map(|v| v * v).sum(), dot);
+            f(self::dot(x, x), dot);
         }
     }
     Ok(())
@@ -192,12 +221,13 @@ fn seed(rows: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
         (0..SEED_SAMPLE).map(|_| rng.below(n)).collect()
     };
     let row = |i: usize| &rows[i * dim..(i + 1) * dim];
-    let dist =
-        |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
     let mut centroids = Vec::with_capacity(k * dim);
     let first = sample[rng.below(sample.len())];
     centroids.extend_from_slice(row(first));
-    let mut d2: Vec<f32> = sample.iter().map(|&i| dist(row(i), row(first))).collect();
+    let mut d2: Vec<f32> = sample
+        .iter()
+        .map(|&i| sq_dist(row(i), row(first)))
+        .collect();
     for _ in 1..k {
         let total: f64 = d2.iter().map(|&d| f64::from(d)).sum();
         let pick = if total > 0.0 {
@@ -217,7 +247,7 @@ fn seed(rows: &[f32], dim: usize, k: usize, rng: &mut Rng) -> Vec<f32> {
         };
         let c = row(sample[pick]).to_vec();
         for (j, &i) in sample.iter().enumerate() {
-            d2[j] = d2[j].min(dist(row(i), &c));
+            d2[j] = d2[j].min(sq_dist(row(i), &c));
         }
         centroids.extend_from_slice(&c);
     }
@@ -314,6 +344,31 @@ pub(crate) fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_sums_match_plain_sums() {
+        let mut rng = Rng::new(9);
+        for n in [0, 1, 5, 31, 32, 33, 384, 1000] {
+            let a: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 - 0.5).collect();
+            let b: Vec<f32> = (0..n).map(|_| rng.next_f64() as f32 - 0.5).collect();
+            let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(x * y)).sum();
+            assert!(
+                (f64::from(dot(&a, &b)) - plain).abs() < 1e-4,
+                "dot, n = {n}"
+            );
+            let plain: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| f64::from((x - y) * (x - y)))
+                .sum();
+            assert!(
+                (f64::from(sq_dist(&a, &b)) - plain).abs() < 1e-4,
+                "sq_dist, n = {n}"
+            );
+        }
+        // Unequal lengths: the common prefix.
+        assert_eq!(dot(&[1.0, 2.0, 3.0], &[4.0, 5.0]), 14.0);
+    }
 
     #[test]
     fn nearest_matches_brute_force() -> Result<(), IndexError> {
