@@ -72,7 +72,8 @@ pub enum PluginCommand {
     /// Switch a plugin off for every `tessera ingest` into a data directory; a running
     /// `tessera ingest --watch` stops starting it within its poll interval (calls in flight
     /// finish). It stays loaded, so the store's vectors do not change, and a title redone while
-    /// it is off keeps what it stored before.
+    /// it is off keeps what it stored before. Any name is accepted (this command does not know
+    /// which plugins a later ingest loads); an ingest warns about a name none of its plugins has.
     Disable {
         /// The plugin's name (as `tessera plugin inspect` shows it).
         name: String,

@@ -80,6 +80,8 @@ pub struct Codebook {
     header: Header,
     /// `levels + 1` matrices of `codes × dim`; the last is the disambiguation level.
     centroids: Vec<Vec<f32>>,
+    /// Each level's centroids' squared norms, computed once (see [`kmeans::nearest`]).
+    norms: Vec<Vec<f32>>,
 }
 
 /// Training figures, for the operator.
@@ -223,7 +225,19 @@ impl Codebook {
             parent: warm.map(|w| w.header.id.clone()),
             body_sha256: sha,
         };
-        Ok((Codebook { header, centroids }, report))
+        Ok((Codebook::new(header, centroids), report))
+    }
+
+    fn new(header: Header, centroids: Vec<Vec<f32>>) -> Self {
+        let norms = centroids
+            .iter()
+            .map(|level| kmeans::sq_norms(level, header.dim))
+            .collect();
+        Codebook {
+            header,
+            centroids,
+            norms,
+        }
     }
 
     /// The codebook's header.
@@ -271,8 +285,8 @@ impl Codebook {
                 distance: 0.0,
             })
             .collect();
-        for (l, level) in self.centroids.iter().enumerate() {
-            let (codes, dists) = kmeans::nearest(&residual, dim, level, metric(l))?;
+        for (l, (level, norms)) in self.centroids.iter().zip(&self.norms).enumerate() {
+            let (codes, dists) = kmeans::nearest(&residual, dim, level, norms, metric(l))?;
             for ((x, e), (&c, &d)) in residual
                 .chunks_exact_mut(dim)
                 .zip(out.iter_mut())
@@ -293,19 +307,20 @@ impl Codebook {
         let dim = self.header.dim;
         let mut residual = vector.to_vec();
         normalise(&mut residual).map_err(IndexError::Training)?;
-        let (extra, levels) = self
+        let ((extra, levels), (extra_norms, norms)) = self
             .centroids
             .split_last()
+            .zip(self.norms.split_last())
             .ok_or_else(|| IndexError::Training("codebook has no levels".into()))?;
-        for (l, level) in levels.iter().enumerate() {
-            let (codes, _) = kmeans::nearest(&residual, dim, level, metric(l))?;
+        for (l, (level, norms)) in levels.iter().zip(norms).enumerate() {
+            let (codes, _) = kmeans::nearest(&residual, dim, level, norms, metric(l))?;
             let c = codes[0] as usize;
             residual
                 .iter_mut()
                 .zip(&level[c * dim..(c + 1) * dim])
                 .for_each(|(v, c)| *v -= c);
         }
-        kmeans::ranking(&residual, dim, extra, metric(levels.len()))
+        kmeans::ranking(&residual, dim, extra, extra_norms, metric(levels.len()))
     }
 
     /// The sum of the centroids the first `codes.len()` codes name (levels only, not the
@@ -409,7 +424,7 @@ impl Codebook {
             .map(|b| f32::from_le_bytes(*b))
             .collect();
         let centroids = floats.chunks(per_level).map(<[f32]>::to_vec).collect();
-        Ok(Codebook { header, centroids })
+        Ok(Codebook::new(header, centroids))
     }
 }
 

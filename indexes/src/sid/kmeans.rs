@@ -92,15 +92,17 @@ pub(crate) enum Metric {
 }
 
 /// For every row, its centroid under `metric` and the squared distance to it.
+/// `cn` holds the centroids' squared norms ([`sq_norms`]): a codebook keeps them, since for one
+/// title they cost as much as the dot products.
 pub(crate) fn nearest(
     rows: &[f32],
     dim: usize,
     centroids: &[f32],
+    cn: &[f32],
     metric: Metric,
 ) -> Result<(Vec<u32>, Vec<f32>), IndexError> {
     let mut codes = Vec::with_capacity(rows.len() / dim);
     let mut dists = Vec::with_capacity(rows.len() / dim);
-    let cn = sq_norms(centroids, dim);
     let inv_len: Vec<f32> = cn
         .iter()
         .map(|&c| if c > 0.0 { c.sqrt().recip() } else { 0.0 })
@@ -109,7 +111,7 @@ pub(crate) fn nearest(
         let best = match metric {
             Metric::Euclidean => {
                 let mut best = (0, f32::INFINITY);
-                for (j, (&d, &c)) in dots.iter().zip(&cn).enumerate() {
+                for (j, (&d, &c)) in dots.iter().zip(cn).enumerate() {
                     let e = c - 2.0 * d;
                     if e < best.1 {
                         best = (j, e);
@@ -134,17 +136,18 @@ pub(crate) fn nearest(
     Ok((codes, dists))
 }
 
-/// Every centroid for one vector, best first under `metric` (ties by index).
+/// Every centroid for one vector, best first under `metric` (ties by index); `cn` as in
+/// [`nearest`].
 pub(crate) fn ranking(
     vector: &[f32],
     dim: usize,
     centroids: &[f32],
+    cn: &[f32],
     metric: Metric,
 ) -> Result<Vec<u16>, IndexError> {
-    let cn = sq_norms(centroids, dim);
     let mut scored: Vec<(f32, u16)> = Vec::with_capacity(cn.len());
     for_each_dot_row(vector, dim, centroids, |_, dots| {
-        for (j, (&d, &c)) in dots.iter().zip(&cn).enumerate() {
+        for (j, (&d, &c)) in dots.iter().zip(cn).enumerate() {
             // Lower is better for both.
             let score = match metric {
                 Metric::Euclidean => c - 2.0 * d,
@@ -289,7 +292,7 @@ pub(crate) fn train(
     let mut iterations = 0;
     let mut assignments = Vec::new();
     for iteration in 0..=max_iterations {
-        let (codes, dists) = nearest(rows, dim, &centroids, metric)?;
+        let (codes, dists) = nearest(rows, dim, &centroids, &sq_norms(&centroids, dim), metric)?;
         assignments = codes;
         iterations = iteration;
         if iteration == max_iterations {
@@ -327,7 +330,7 @@ pub(crate) fn train(
             continue;
         }
         if moved < 1e-6 * k as f64 {
-            let (codes, _) = nearest(rows, dim, &centroids, metric)?;
+            let (codes, _) = nearest(rows, dim, &centroids, &sq_norms(&centroids, dim), metric)?;
             assignments = codes;
             iterations = iteration + 1;
             break;
@@ -376,7 +379,13 @@ mod tests {
         let dim = 5;
         let rows: Vec<f32> = (0..40 * dim).map(|_| rng.next_f64() as f32 - 0.5).collect();
         let cents: Vec<f32> = (0..7 * dim).map(|_| rng.next_f64() as f32 - 0.5).collect();
-        let (codes, dists) = nearest(&rows, dim, &cents, Metric::Euclidean)?;
+        let (codes, dists) = nearest(
+            &rows,
+            dim,
+            &cents,
+            &sq_norms(&cents, dim),
+            Metric::Euclidean,
+        )?;
         for (i, x) in rows.chunks_exact(dim).enumerate() {
             let brute: Vec<f32> = cents
                 .chunks_exact(dim)
