@@ -394,3 +394,49 @@ fn test_jpeg() -> anyhow::Result<Vec<u8>> {
     img.write_to(&mut out, image::ImageFormat::Jpeg)?;
     Ok(out.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    #[test]
+    fn concurrently_runs_every_job_once_and_reports_a_failure() -> anyhow::Result<()> {
+        let seen = Mutex::new(Vec::new());
+        let rate = concurrently(100, 4, |job| {
+            seen.lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .push(job);
+            Ok(())
+        })?;
+        assert!(rate > 0.0);
+        let seen = seen.into_inner().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        assert_eq!(seen.len(), 100);
+        assert_eq!(seen.into_iter().collect::<HashSet<_>>().len(), 100);
+        let failed = concurrently(10, 3, |job| {
+            if job == 7 {
+                bail!("job 7 failed");
+            }
+            Ok(())
+        });
+        assert!(failed.is_err_and(|e| e.to_string().contains("job 7")));
+        Ok(())
+    }
+
+    #[test]
+    fn tiny_media_run_through_the_batching_scheduler() -> anyhow::Result<()> {
+        let tiny = || vec!["tiny".to_string()];
+        assert_eq!(
+            image(&tiny(), 4, 2, DeviceChoice::Cpu, 2)?,
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            audio(&tiny(), 1.0, DeviceChoice::Cpu, 2)?,
+            ExitCode::SUCCESS
+        );
+        let too_many = image(&tiny(), 4, 2, DeviceChoice::Cpu, MAX_CONCURRENCY + 1);
+        assert!(too_many.is_err_and(|e| e.to_string().contains("--concurrency")));
+        Ok(())
+    }
+}
