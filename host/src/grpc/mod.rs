@@ -94,15 +94,34 @@ impl Default for ServeConfig {
     }
 }
 
-/// Keeps `tessera.v1.Entities` health in step with the store: NOT_SERVING while a store read
-/// fails (load balancers then route elsewhere), SERVING again once it answers.
-async fn probe_store(
+/// Health names of the parts readiness checks, beside the API's own `tessera.v1.Entities`
+/// (which is SERVING only while every part is): operators see which part is failing.
+pub const STORE_HEALTH: &str = "tessera.v1.Entities.store";
+/// See [`STORE_HEALTH`]; present only when text queries are served.
+pub const TEXT_MODEL_HEALTH: &str = "tessera.v1.Entities.text_model";
+
+type Api = proto::entities_server::EntitiesServer<EntitiesService>;
+
+fn status(ok: bool) -> tonic_health::ServingStatus {
+    if ok {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    }
+}
+
+/// Keeps health in step with what the API needs: the store answering a read and, when text
+/// queries are served, the text model embedding a probe sentence within the probe interval (at
+/// least a second). `tessera.v1.Entities` is NOT_SERVING while either fails (load balancers then
+/// route elsewhere), SERVING again once both answer.
+async fn probe_readiness(
     store: Arc<dyn EntityStore>,
+    text_model: Option<Arc<dyn TextEmbedder>>,
     reporter: tonic_health::server::HealthReporter,
     every: Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut serving = true;
+    let mut state = (true, true);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -111,17 +130,51 @@ async fn probe_store(
         }
         let probe = store.clone();
         let answer = tokio::task::spawn_blocking(move || probe.count()).await;
-        let ok = matches!(answer, Ok(Ok(_)));
-        if ok == serving {
+        let store_ok = matches!(answer, Ok(Ok(_)));
+        let model_ok = match &text_model {
+            None => true,
+            Some(model) => {
+                let model = model.clone();
+                let embed = tokio::task::spawn_blocking(move || model.embed(&["readiness probe"]));
+                let answer = tokio::time::timeout(every.max(Duration::from_secs(1)), embed).await;
+                match answer {
+                    Ok(Ok(Ok(_))) => true,
+                    other => {
+                        if state.1 {
+                            tracing::error!(answer = ?other.map(|r| r.map(|r| r.err())), "the text model does not answer: not serving");
+                        }
+                        false
+                    }
+                }
+            }
+        };
+        if (store_ok, model_ok) == state {
             continue;
         }
-        serving = ok;
-        type Api = proto::entities_server::EntitiesServer<EntitiesService>;
-        if ok {
-            tracing::info!("the store answers again: serving");
+        if store_ok != state.0 {
+            reporter
+                .set_service_status(STORE_HEALTH, status(store_ok))
+                .await;
+            match store_ok {
+                true => tracing::info!("the store answers again"),
+                false => {
+                    tracing::error!(answer = ?answer.map(|r| r.err()), "the store does not answer: not serving")
+                }
+            }
+        }
+        if model_ok != state.1 {
+            reporter
+                .set_service_status(TEXT_MODEL_HEALTH, status(model_ok))
+                .await;
+            if model_ok {
+                tracing::info!("the text model answers again");
+            }
+        }
+        state = (store_ok, model_ok);
+        if store_ok && model_ok {
+            tracing::info!("serving");
             reporter.set_serving::<Api>().await;
         } else {
-            tracing::error!(answer = ?answer.map(|r| r.err()), "the store does not answer: not serving");
             reporter.set_not_serving::<Api>().await;
         }
     }
@@ -145,9 +198,7 @@ pub async fn serve(
     let shutdown = async move {
         shutdown.await;
         // Load balancers stop sending new calls while the open ones drain.
-        draining
-            .set_not_serving::<proto::entities_server::EntitiesServer<EntitiesService>>()
-            .await;
+        draining.set_not_serving::<Api>().await;
         let _ = stopping_tx.send(true);
     };
     let store_probe = store.clone();
@@ -168,12 +219,20 @@ pub async fn serve(
             None => Ok(request),
         },
     );
-    // The store is open and readable before we get here, so the API is ready at once.
+    // The store is open and readable, and the text model loaded, before we get here, so the API
+    // is ready at once.
+    health_reporter.set_serving::<Api>().await;
     health_reporter
-        .set_serving::<proto::entities_server::EntitiesServer<EntitiesService>>()
+        .set_service_status(STORE_HEALTH, status(true))
         .await;
-    tokio::spawn(probe_store(
+    if config.text_model.is_some() {
+        health_reporter
+            .set_service_status(TEXT_MODEL_HEALTH, status(true))
+            .await;
+    }
+    tokio::spawn(probe_readiness(
         store_probe,
+        config.text_model.clone(),
         health_reporter,
         config.health_probe,
         probe_stopping,
@@ -274,18 +333,68 @@ mod tests {
         }
     }
 
+    /// A text model whose calls can be made to fail.
+    #[derive(Debug, Default)]
+    struct FlakyModel {
+        broken: AtomicBool,
+    }
+
+    impl TextEmbedder for FlakyModel {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn dimension(&self) -> usize {
+            2
+        }
+        fn max_batch(&self) -> usize {
+            8
+        }
+        fn is_placeholder(&self) -> bool {
+            true
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, tessera_models::ModelError> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(tessera_models::ModelError::Device(
+                    "the GPU fell off the bus".into(),
+                ));
+            }
+            Ok(texts.iter().map(|_| vec![1.0, 0.0]).collect())
+        }
+    }
+
+    async fn wait_for(
+        health: &mut HealthClient<tonic::transport::Channel>,
+        service: &str,
+        want: ServingStatus,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        for _ in 0..300 {
+            let request = HealthCheckRequest {
+                service: service.into(),
+            };
+            if health.check(request).await?.get_ref().status == want as i32 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(format!("{service} never became {want:?}").into())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn readiness_follows_the_store() -> Result<(), Box<dyn std::error::Error>> {
+    async fn readiness_follows_the_store_and_the_text_model()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use ServingStatus::{NotServing, Serving};
         let dir = tempfile::tempdir()?;
         let schema = Schema::new([("v".to_string(), VectorSpec::dense(2, "m"))]);
         let store = Arc::new(Flaky {
             inner: EdgeStore::open(dir.path(), schema)?,
             broken: AtomicBool::new(false),
         });
+        let model = Arc::new(FlakyModel::default());
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let config = ServeConfig {
             health_probe: Duration::from_millis(20),
+            text_model: Some(model.clone()),
             ..ServeConfig::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -296,26 +405,20 @@ mod tests {
             .connect()
             .await?;
         let mut health = HealthClient::new(channel);
-        for want in [
-            ServingStatus::Serving,
-            ServingStatus::NotServing,
-            ServingStatus::Serving,
+        let api = "tessera.v1.Entities";
+        // (store broken, model broken) -> (API, store, model)
+        for ((store_broken, model_broken), (want_api, want_store, want_model)) in [
+            ((false, false), (Serving, Serving, Serving)),
+            ((true, false), (NotServing, NotServing, Serving)),
+            ((false, false), (Serving, Serving, Serving)),
+            ((false, true), (NotServing, Serving, NotServing)),
+            ((false, false), (Serving, Serving, Serving)),
         ] {
-            store
-                .broken
-                .store(want == ServingStatus::NotServing, Ordering::SeqCst);
-            let mut tries = 0;
-            loop {
-                let request = HealthCheckRequest {
-                    service: "tessera.v1.Entities".into(),
-                };
-                if health.check(request).await?.get_ref().status == want as i32 {
-                    break;
-                }
-                tries += 1;
-                assert!(tries < 300, "health never became {want:?}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            store.broken.store(store_broken, Ordering::SeqCst);
+            model.broken.store(model_broken, Ordering::SeqCst);
+            wait_for(&mut health, STORE_HEALTH, want_store).await?;
+            wait_for(&mut health, TEXT_MODEL_HEALTH, want_model).await?;
+            wait_for(&mut health, api, want_api).await?;
         }
         let _ = stop.send(());
         server.await??;
