@@ -104,9 +104,10 @@ impl PluginControl {
     pub fn unknown_warning(data: &Path, name: &str, loaded: &[&str]) -> String {
         format!(
             "warning: {} disables {name:?}, which is none of the loaded plugins ({}); \
-             `tessera plugin enable {name:?}` removes it",
+             `tessera plugin enable {name:?} --data {}` removes it",
             Self::path(data).display(),
-            loaded.join(", ")
+            loaded.join(", "),
+            data.display()
         )
     }
 

@@ -583,17 +583,24 @@ mod tests {
             store.flush()?;
         }
         assert_eq!(placement()?, "cached");
-        // A store made before the setting: the engine's default placement, no field.
-        let text =
-            std::fs::read_to_string(&config).map_err(|e| IndexError::Engine(e.to_string()))?;
-        let mut json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| IndexError::Engine(e.to_string()))?;
-        json.as_object_mut().map(|o| o.remove("payload_memory"));
-        std::fs::write(&config, json.to_string()).map_err(|e| IndexError::Engine(e.to_string()))?;
-        assert_eq!(placement()?, serde_json::Value::Null);
+        // A store made before the setting: its shard built with the engine's defaults, as
+        // `open` used to (segments and config both without the placement).
+        let shard_dir = dir.path().join(SHARD_DIR);
+        std::fs::remove_dir_all(&shard_dir).map_err(|e| IndexError::Engine(e.to_string()))?;
+        let mut older = EdgeConfigBuilder::new();
+        for (name, spec) in &schema().vectors {
+            older = older.vector(
+                engine_name(name),
+                EdgeVectorParamsBuilder::new(spec.dim, Distance::Cosine).build(),
+            );
+        }
+        let shard = EdgeShard::new(&shard_dir, older.build()).map_err(engine)?;
+        create_indexes(&shard)?;
+        drop(shard);
+        assert_ne!(placement()?, "cached");
         {
             let store = EdgeStore::open_existing(dir.path())?;
-            assert_eq!(store.count()?, 1);
+            assert_eq!(store.count()?, 0);
         }
         assert_eq!(placement()?, "cached");
         Ok(())

@@ -98,7 +98,7 @@ fi
 if want ingest; then
 # The example catalog's titles repeated with new ids and no assets: the synopsis embedder's work
 # per title is one MiniLM call, so this times the pipeline and the batching scheduler.
-step "ingest: 3000 titles, synopsis-embedder, MiniLM shape, CUDA then CPU"
+step "ingest: 3000 titles, synopsis-embedder, MiniLM shape, CUDA then CPU (wall clock of the whole command, start-up and model loading included)"
 python3 - <<'PY'
 import json
 titles = [json.loads(l) for l in open("examples/catalog.jsonl") if l.strip()]

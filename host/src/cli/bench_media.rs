@@ -25,7 +25,8 @@ use tessera_models::{
     WhisperAudioEncoder, select_device,
 };
 
-/// Most concurrent callers: the batching queue refuses more than its capacity as overloaded.
+/// Most concurrent callers. Each has one request waiting at a time, so this stays well inside
+/// the batching queue's default capacity (1024), past which requests are refused as overloaded.
 const MAX_CONCURRENCY: usize = 512;
 
 /// Published encoder shapes (random weights): name, d_model, layers, heads, ffn.
@@ -270,8 +271,9 @@ pub fn image(
                 Ok(())
             })?;
             println!(
-                "{shape:22} {concurrency} callers, each decoding and preprocessing its own image, \
-                 images batched across callers (at most {batch}): {rate:.1} images/s end to end"
+                "{shape:22} {} callers, each decoding and preprocessing its own image, \
+                 images batched across callers (at most {batch}): {rate:.1} images/s end to end",
+                concurrency.min(images)
             );
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -281,15 +283,14 @@ pub fn image(
 
 fn check_concurrency(concurrency: usize) -> anyhow::Result<()> {
     if concurrency > MAX_CONCURRENCY {
-        bail!(
-            "--concurrency {concurrency} is over {MAX_CONCURRENCY}, the batching queue's capacity"
-        );
+        bail!("--concurrency {concurrency} is over the most this bench runs, {MAX_CONCURRENCY}");
     }
     Ok(())
 }
 
 /// Runs `work(0..jobs)` on `callers` threads, each taking the next job when it is done with one,
-/// and returns jobs per second.
+/// and returns jobs per second. After a failure the others stop taking jobs; the first failure
+/// is returned, naming its job.
 fn concurrently(
     jobs: usize,
     callers: usize,
@@ -297,7 +298,7 @@ fn concurrently(
 ) -> anyhow::Result<f64> {
     let next = AtomicUsize::new(0);
     let start = Instant::now();
-    std::thread::scope(|scope| {
+    let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..callers.min(jobs))
             .map(|_| {
                 scope.spawn(|| -> anyhow::Result<()> {
@@ -306,16 +307,24 @@ fn concurrently(
                         if job >= jobs {
                             return Ok(());
                         }
-                        work(job)?;
+                        if let Err(e) = work(job).with_context(|| format!("benchmark job {job}")) {
+                            // Past the end: the other callers stop at their next job.
+                            next.store(jobs, Ordering::Relaxed);
+                            return Err(e);
+                        }
                     }
                 })
             })
             .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("a benchmark caller panicked"))?
-        })
-    })?;
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a benchmark caller panicked")))
+            })
+            .collect()
+    });
+    outcomes.into_iter().collect::<anyhow::Result<()>>()?;
     Ok(jobs as f64 / start.elapsed().as_secs_f64())
 }
 
@@ -420,7 +429,7 @@ mod tests {
             }
             Ok(())
         });
-        assert!(failed.is_err_and(|e| e.to_string().contains("job 7")));
+        assert!(failed.is_err_and(|e| format!("{e:#}").contains("benchmark job 7: job 7 failed")));
         Ok(())
     }
 
@@ -436,7 +445,7 @@ mod tests {
             ExitCode::SUCCESS
         );
         let too_many = image(&tiny(), 4, 2, DeviceChoice::Cpu, MAX_CONCURRENCY + 1);
-        assert!(too_many.is_err_and(|e| e.to_string().contains("--concurrency")));
+        assert!(too_many.is_err_and(|e| e.to_string().contains("--concurrency 513")));
         Ok(())
     }
 }

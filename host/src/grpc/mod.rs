@@ -71,7 +71,8 @@ pub struct ServeConfig {
     pub metrics: Arc<Metrics>,
     /// TLS (and, with a client CA, mutual TLS); `None` serves plain HTTP/2.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
-    /// How often readiness re-checks that the store answers.
+    /// How often readiness re-checks that the store and the text model answer (each gets this
+    /// long, at least a second, to do so).
     pub health_probe: Duration,
 }
 
@@ -110,10 +111,41 @@ fn status(ok: bool) -> tonic_health::ServingStatus {
     }
 }
 
+/// One part's readiness check, run on tokio's blocking pool, at most one at a time: a check that
+/// outlasts its wait is left to finish and the part counts as failing until it has, so a hung
+/// part (a stuck GPU call, a store that never answers) does not pile up blocked threads.
+struct Probe {
+    running: Option<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl Probe {
+    async fn run(
+        &mut self,
+        wait: Duration,
+        check: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) -> Result<(), String> {
+        let mut handle = match self.running.take() {
+            Some(earlier) if !earlier.is_finished() => {
+                self.running = Some(earlier);
+                return Err("an earlier check has not returned yet".into());
+            }
+            _ => tokio::task::spawn_blocking(check),
+        };
+        match tokio::time::timeout(wait, &mut handle).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => Err(format!("the check failed: {e}")),
+            Err(_) => {
+                self.running = Some(handle);
+                Err(format!("no answer within {wait:?}"))
+            }
+        }
+    }
+}
+
 /// Keeps health in step with what the API needs: the store answering a read and, when text
-/// queries are served, the text model embedding a probe sentence within the probe interval (at
-/// least a second). `tessera.v1.Entities` is NOT_SERVING while either fails (load balancers then
-/// route elsewhere), SERVING again once both answer.
+/// queries are served, the text model embedding a probe sentence, each within the probe interval
+/// (at least a second); both are checked at once. `tessera.v1.Entities` is NOT_SERVING while
+/// either fails (load balancers then route elsewhere), SERVING again once both answer.
 async fn probe_readiness(
     store: Arc<dyn EntityStore>,
     text_model: Option<Arc<dyn TextEmbedder>>,
@@ -121,6 +153,8 @@ async fn probe_readiness(
     every: Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
+    let wait = every.max(Duration::from_secs(1));
+    let (mut store_probe, mut model_probe) = (Probe { running: None }, Probe { running: None });
     let mut state = (true, true);
     loop {
         tokio::select! {
@@ -128,50 +162,52 @@ async fn probe_readiness(
             // Once draining, health stays NOT_SERVING.
             _ = stopping.wait_for(|stop| *stop) => return,
         }
-        let probe = store.clone();
-        let answer = tokio::task::spawn_blocking(move || probe.count()).await;
-        let store_ok = matches!(answer, Ok(Ok(_)));
-        let model_ok = match &text_model {
-            None => true,
-            Some(model) => {
-                let model = model.clone();
-                let embed = tokio::task::spawn_blocking(move || model.embed(&["readiness probe"]));
-                let answer = tokio::time::timeout(every.max(Duration::from_secs(1)), embed).await;
-                match answer {
-                    Ok(Ok(Ok(_))) => true,
-                    other => {
-                        if state.1 {
-                            tracing::error!(answer = ?other.map(|r| r.map(|r| r.err())), "the text model does not answer: not serving");
-                        }
-                        false
-                    }
+        let store = store.clone();
+        let store_check = move || store.count().map(|_| ()).map_err(|e| e.to_string());
+        let model_check = async {
+            match &text_model {
+                None => Ok(()),
+                Some(model) => {
+                    let model = model.clone();
+                    let check = move || {
+                        model
+                            .embed(&["readiness probe"])
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    };
+                    model_probe.run(wait, check).await
                 }
             }
         };
-        if (store_ok, model_ok) == state {
+        let (store_answer, model_answer) =
+            tokio::join!(store_probe.run(wait, store_check), model_check);
+        let now = (store_answer.is_ok(), model_answer.is_ok());
+        // A round that ends after shutdown began must not mark the draining API as serving.
+        if now == state || *stopping.borrow() {
             continue;
         }
-        if store_ok != state.0 {
+        if now.0 != state.0 {
             reporter
-                .set_service_status(STORE_HEALTH, status(store_ok))
+                .set_service_status(STORE_HEALTH, status(now.0))
                 .await;
-            match store_ok {
-                true => tracing::info!("the store answers again"),
-                false => {
-                    tracing::error!(answer = ?answer.map(|r| r.err()), "the store does not answer: not serving")
+            match store_answer {
+                Ok(()) => tracing::info!("the store answers again"),
+                Err(e) => tracing::error!(error = %e, "the store does not answer: not serving"),
+            }
+        }
+        if now.1 != state.1 {
+            reporter
+                .set_service_status(TEXT_MODEL_HEALTH, status(now.1))
+                .await;
+            match model_answer {
+                Ok(()) => tracing::info!("the text model answers again"),
+                Err(e) => {
+                    tracing::error!(error = %e, "the text model does not answer: not serving")
                 }
             }
         }
-        if model_ok != state.1 {
-            reporter
-                .set_service_status(TEXT_MODEL_HEALTH, status(model_ok))
-                .await;
-            if model_ok {
-                tracing::info!("the text model answers again");
-            }
-        }
-        state = (store_ok, model_ok);
-        if store_ok && model_ok {
+        state = now;
+        if now == (true, true) {
             tracing::info!("serving");
             reporter.set_serving::<Api>().await;
         } else {
@@ -333,10 +369,12 @@ mod tests {
         }
     }
 
-    /// A text model whose calls can be made to fail.
+    /// A text model whose calls can be made to fail, or to hang until released.
     #[derive(Debug, Default)]
     struct FlakyModel {
         broken: AtomicBool,
+        hung: AtomicBool,
+        calls: std::sync::atomic::AtomicUsize,
     }
 
     impl TextEmbedder for FlakyModel {
@@ -353,6 +391,10 @@ mod tests {
             true
         }
         fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, tessera_models::ModelError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            while self.hung.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             if self.broken.load(Ordering::SeqCst) {
                 return Err(tessera_models::ModelError::Device(
                     "the GPU fell off the bus".into(),
@@ -420,6 +462,18 @@ mod tests {
             wait_for(&mut health, TEXT_MODEL_HEALTH, want_model).await?;
             wait_for(&mut health, api, want_api).await?;
         }
+        // A model that hangs: not serving once the probe's wait (1 s) is over, and no second
+        // probe call is started while the first still hangs.
+        model.hung.store(true, Ordering::SeqCst);
+        let calls = model.calls.load(Ordering::SeqCst);
+        wait_for(&mut health, TEXT_MODEL_HEALTH, NotServing).await?;
+        wait_for(&mut health, api, NotServing).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // One hung call at most (without the guard, a new one would start every 20 ms).
+        let more = model.calls.load(Ordering::SeqCst) - calls;
+        assert!(more <= 1, "{more} probe calls started while the model hung");
+        model.hung.store(false, Ordering::SeqCst);
+        wait_for(&mut health, api, Serving).await?;
         let _ = stop.send(());
         server.await??;
         Ok(())

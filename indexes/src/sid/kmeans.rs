@@ -101,6 +101,7 @@ pub(crate) fn nearest(
     cn: &[f32],
     metric: Metric,
 ) -> Result<(Vec<u32>, Vec<f32>), IndexError> {
+    debug_assert_eq!(cn.len(), centroids.len() / dim, "one norm per centroid");
     let mut codes = Vec::with_capacity(rows.len() / dim);
     let mut dists = Vec::with_capacity(rows.len() / dim);
     let inv_len: Vec<f32> = cn
@@ -145,6 +146,7 @@ pub(crate) fn ranking(
     cn: &[f32],
     metric: Metric,
 ) -> Result<Vec<u16>, IndexError> {
+    debug_assert_eq!(cn.len(), centroids.len() / dim, "one norm per centroid");
     let mut scored: Vec<(f32, u16)> = Vec::with_capacity(cn.len());
     for_each_dot_row(vector, dim, centroids, |_, dots| {
         for (j, (&d, &c)) in dots.iter().zip(cn).enumerate() {
@@ -369,8 +371,13 @@ mod tests {
                 "sq_dist, n = {n}"
             );
         }
-        // Unequal lengths: the common prefix.
+        // Unequal lengths: the common prefix, also past whole lanes.
         assert_eq!(dot(&[1.0, 2.0, 3.0], &[4.0, 5.0]), 14.0);
+        let a: Vec<f32> = (0..70).map(|i| i as f32 * 0.25).collect();
+        let b: Vec<f32> = (0..33).map(|i| 1.0 - i as f32 * 0.5).collect();
+        let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(x * y)).sum();
+        assert!((f64::from(dot(&a, &b)) - plain).abs() < 1e-3);
+        assert!((f64::from(dot(&b, &a)) - plain).abs() < 1e-3);
     }
 
     #[test]
