@@ -120,17 +120,13 @@ fn replace(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-#[test]
-fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResult {
-    let tmp = tempfile::tempdir()?;
-    let model = tiny_model(tmp.path());
-    let data = tmp.path().join("data");
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir_all(&plugins)?;
-    let probe = plugins.join("probe.wasm");
+/// Copies the sandbox probe into `dir` with a manifest beside it (allowed the `text` model);
+/// returns the manifest's path and text.
+fn probe_with_manifest(
+    dir: &Path,
+) -> Result<(std::path::PathBuf, String), Box<dyn std::error::Error>> {
+    let probe = dir.join("probe.wasm");
     std::fs::copy(tessera_plugin_artifacts::SANDBOX_PROBE, &probe)?;
-    let embedder = plugins.join("embedder.wasm");
-    std::fs::copy(tessera_plugin_artifacts::SYNOPSIS_EMBEDDER, &embedder)?;
     let manifest = String::from_utf8(
         run_ok(
             tessera()
@@ -139,8 +135,21 @@ fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResu
         )
         .stdout,
     )?;
-    let probe_manifest = plugins.join("probe.toml");
-    std::fs::write(&probe_manifest, &manifest)?;
+    let path = dir.join("probe.toml");
+    std::fs::write(&path, &manifest)?;
+    Ok((path, manifest))
+}
+
+#[test]
+fn a_watch_follows_the_catalog_and_swaps_plugins_without_a_restart() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let data = tmp.path().join("data");
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    let embedder = plugins.join("embedder.wasm");
+    std::fs::copy(tessera_plugin_artifacts::SYNOPSIS_EMBEDDER, &embedder)?;
+    let (probe_manifest, manifest) = probe_with_manifest(&plugins)?;
     let first_version = manifest
         .lines()
         .find_map(|l| l.strip_prefix("version = "))
@@ -386,6 +395,51 @@ fn plugin_enable_and_disable_switch_batch_ingests_too() -> TestResult {
             && stderr.contains("synopsis-embedder"),
         "{stderr}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_batch_ingest_keeps_what_a_disabled_plugin_stored() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let data = tmp.path().join("data");
+    let (manifest, _) = probe_with_manifest(tmp.path())?;
+    let catalog = tmp.path().join("catalog.jsonl");
+    std::fs::write(&catalog, line("one", "ok", ""))?;
+    let ingest = || {
+        let mut command = ingest_command(&catalog, &data, &model);
+        command
+            .arg("--plugin")
+            .arg(&manifest)
+            .arg("--plugin")
+            .arg(tessera_plugin_artifacts::SYNOPSIS_EMBEDDER);
+        command
+    };
+    run_ok(&mut ingest());
+    run_ok(
+        tessera()
+            .args(["plugin", "disable", "synopsis-embedder", "--data"])
+            .arg(&data),
+    );
+    // Edited while the embedder is off: redone by the probe alone, keeping the embedder's part.
+    let edited = std::fs::read_to_string(&catalog)?.replace("The story", "The new story");
+    std::fs::write(&catalog, edited)?;
+    let out = run_ok(&mut ingest());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 of 1 titles stored"));
+    let store = EdgeStore::open_existing(&data.join("store"))?;
+    let entity = store
+        .get(&["one".to_string()])?
+        .remove(0)
+        .ok_or("one is not stored")?;
+    let plugins: Vec<&str> = entity.outputs.iter().map(|o| o.plugin.as_str()).collect();
+    assert!(plugins.contains(&"sandbox-probe"), "{plugins:?}");
+    assert!(plugins.contains(&"synopsis-embedder"), "{plugins:?}");
+    assert!(
+        entity.tags.iter().any(|t| t.plugin == "synopsis-embedder"),
+        "{:?}",
+        entity.tags
+    );
+    assert!(!entity.vectors.is_empty());
     Ok(())
 }
 

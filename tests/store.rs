@@ -169,12 +169,10 @@ fn shard_workers(
     catalog: &Path,
     prepare: impl Fn(&Path),
 ) -> std::sync::Arc<dyn tessera_indexes::EntityStore> {
-    let children: Vec<_> = ["0/3", "1/3", "2/3"]
+    let children: Vec<_> = SHARDS
         .iter()
         .map(|shard| {
-            let data = dir
-                .path()
-                .join(format!("worker-{}", shard.replace('/', "of")));
+            let data = worker_dir(dir, shard);
             std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
             prepare(&data);
             ingest_command(catalog, &data, model)

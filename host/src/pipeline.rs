@@ -30,7 +30,7 @@ pub struct Failure {
     pub message: String,
     /// The title's input fingerprint as it was read for this attempt (catalog fields, asset
     /// contents): a retry is worth it once the inputs differ from it.
-    pub input: Option<String>,
+    pub input: String,
 }
 
 /// What a run did.
@@ -321,7 +321,7 @@ impl Pipeline {
             plugin,
             kind: kind.to_string(),
             message,
-            input: Some(input.to_string()),
+            input: input.to_string(),
         };
         let store_failure = |kind: &str, e: IndexError| failure(String::new(), kind, e.to_string());
         let mut entity =

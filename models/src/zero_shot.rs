@@ -138,7 +138,7 @@ impl ZeroShot {
         let prompts = taxonomy.prompts();
         let flat: Vec<&str> = prompts.iter().flatten().map(String::as_str).collect();
         let embedded = text.embed(&flat)?;
-        Self::from_prompt_vectors(text, taxonomy, embedded, scoring)
+        Self::from_prompt_vectors(text, taxonomy, &prompts, embedded, scoring)
     }
 
     /// [`ZeroShot::new`] without holding a thread while the prompts wait for their batch.
@@ -147,22 +147,24 @@ impl ZeroShot {
         taxonomy: &Taxonomy,
         scoring: Scoring,
     ) -> Result<Self, ModelError> {
-        let flat: Vec<String> = taxonomy.prompts().into_iter().flatten().collect();
+        let prompts = taxonomy.prompts();
+        let flat: Vec<String> = prompts.iter().flatten().cloned().collect();
         let embedded = text.submit(flat).outcome().await?;
-        Self::from_prompt_vectors(text, taxonomy, embedded, scoring)
+        Self::from_prompt_vectors(text, taxonomy, &prompts, embedded, scoring)
     }
 
-    /// Pools `embedded` (one vector per prompt, in [`Taxonomy::prompts`] order) per tag.
+    /// Pools `embedded` (one vector per prompt of `prompts`, `taxonomy`'s [`Taxonomy::prompts`])
+    /// per tag.
     fn from_prompt_vectors(
         text: &dyn TextEmbedder,
         taxonomy: &Taxonomy,
+        prompts: &[Vec<String>],
         embedded: Vec<Vec<f32>>,
         scoring: Scoring,
     ) -> Result<Self, ModelError> {
-        let prompts = taxonomy.prompts();
         let mut vectors = Vec::with_capacity(prompts.len());
         let mut next = embedded.into_iter();
-        for tag_prompts in &prompts {
+        for tag_prompts in prompts {
             let mut sum = vec![0.0f32; text.dimension()];
             for _ in tag_prompts {
                 let mut v = next.next().ok_or_else(|| ModelError::InvalidInput {

@@ -160,12 +160,7 @@ fn audio_concurrent(
     let rate = batched.sample_rate();
     concurrently(clips, callers, |_| {
         let audio = read_audio(wav, rate, &AudioLimits::default())?;
-        let features: Vec<WindowFeatures> = audio
-            .samples
-            .chunks(batched.window_samples())
-            .map(|w| batched.window_features(w))
-            .collect();
-        batched.embed_windows(&features)?;
+        batched.embed(&[&audio.samples])?;
         Ok(())
     })
 }

@@ -349,6 +349,8 @@ pub fn setup(
             l.plugin.info().name
         );
     }
+    // Switched-off plugins are dormant from the start, as after a watch's swap: a title redone
+    // meanwhile keeps what they stored.
     let mut pipeline = Pipeline::new(enabled(&loaded, &control), store.clone())
         .with_context(|| {
             format!(
@@ -356,6 +358,7 @@ pub fn setup(
                 PluginControl::path(data).display()
             )
         })?
+        .with_dormant(disabled(&loaded, &control))
         .with_workers(sandbox.concurrency());
     if let Some(codebook) = super::sid::current_codebook(data)? {
         let source = &codebook.header().source;
@@ -570,7 +573,8 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             .join(format!("{run_id}.failures.jsonl"))
     });
     let mut report = FailureReport::create(&report_path, &run_id)?;
-    if args.watch {
+    // `before` is taken exactly when watching.
+    if let Some(before) = before {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         super::ingest_watch::stop_on_signal(stop.clone())?;
         setup.pipeline = setup.pipeline.with_stop(stop.clone()).with_digest_cache();
@@ -578,8 +582,6 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             .metrics_file
             .clone()
             .map(|path| MetricsFile::new(path, &run_id, 0));
-        let before =
-            before.unwrap_or_else(|| super::ingest_watch::Before::take(&args.data, &args.plugins));
         return super::ingest_watch::run(&args, setup, before, stop, run_log, report, metrics);
     }
     if setup.pipeline.plugins().is_empty() {

@@ -381,11 +381,7 @@ impl Catalog<'_> {
                 Err(failure) => {
                     // The inputs as this attempt read them: a file still being copied then
                     // differs next time, and the title is tried again.
-                    let input = failure
-                        .input
-                        .clone()
-                        .unwrap_or_else(|| pipeline.input_fingerprint(title));
-                    failed.insert(title.id.clone(), input);
+                    failed.insert(title.id.clone(), failure.input.clone());
                     report.failure(failure)
                 }
             };

@@ -142,6 +142,22 @@ impl Probe {
     }
 }
 
+/// Sets part `name`'s health from a check's answer and logs the change.
+async fn report_part(
+    reporter: &tonic_health::server::HealthReporter,
+    name: &str,
+    part: &str,
+    answer: Result<(), String>,
+) {
+    reporter
+        .set_service_status(name, status(answer.is_ok()))
+        .await;
+    match answer {
+        Ok(()) => tracing::info!(part, "answers again"),
+        Err(e) => tracing::error!(part, error = %e, "does not answer: not serving"),
+    }
+}
+
 /// Keeps health in step with what the API needs: the store answering a read and, when text
 /// queries are served, the text model embedding a probe sentence, each within the probe interval
 /// (at least a second); both are checked at once. `tessera.v1.Entities` is NOT_SERVING while
@@ -187,24 +203,10 @@ async fn probe_readiness(
             continue;
         }
         if now.0 != state.0 {
-            reporter
-                .set_service_status(STORE_HEALTH, status(now.0))
-                .await;
-            match store_answer {
-                Ok(()) => tracing::info!("the store answers again"),
-                Err(e) => tracing::error!(error = %e, "the store does not answer: not serving"),
-            }
+            report_part(&reporter, STORE_HEALTH, "store", store_answer).await;
         }
         if now.1 != state.1 {
-            reporter
-                .set_service_status(TEXT_MODEL_HEALTH, status(now.1))
-                .await;
-            match model_answer {
-                Ok(()) => tracing::info!("the text model answers again"),
-                Err(e) => {
-                    tracing::error!(error = %e, "the text model does not answer: not serving")
-                }
-            }
+            report_part(&reporter, TEXT_MODEL_HEALTH, "text model", model_answer).await;
         }
         state = now;
         if now == (true, true) {

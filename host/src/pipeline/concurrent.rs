@@ -120,7 +120,7 @@ impl Pipeline {
                         plugin: String::new(),
                         kind: "host".into(),
                         message: "storing the title panicked".into(),
-                        input: Some(input.clone()),
+                        input: input.clone(),
                     })
                 });
                 // A panicking `on_title` must not stop the other writers from reporting.
@@ -154,14 +154,16 @@ impl Pipeline {
                 {
                     break;
                 }
+                // The inputs as they are before any plugin reads them, taken here rather than
+                // in the title's task: hashing assets reads files, which would stall the
+                // plugin runtime's threads (or, as a blocking section, add threads).
+                let input = self.input_fingerprint(title);
                 match &runtime {
                     Ok(runtime) => {
                         let analyzer = self.analyzer.clone();
                         let title = title.clone();
                         let done = done.clone();
                         runtime.spawn(async move {
-                            // The inputs as they are before any plugin reads them.
-                            let input = analyzer.input_fingerprint(&title);
                             let report = Report {
                                 done: Some(done),
                                 index: i,
@@ -172,7 +174,6 @@ impl Pipeline {
                     }
                     Err(e) => {
                         let failed = Err((String::new(), PluginError::Host(e.to_string())));
-                        let input = self.input_fingerprint(title);
                         let _ = done.send((i, input, failed));
                     }
                 }

@@ -57,7 +57,7 @@ pub trait AudioEmbedder: Send + Sync + std::fmt::Debug {
     fn embed(&self, clips: &[&[f32]]) -> Result<Vec<AudioEmbedding>, ModelError> {
         let windows = ClipWindows::of(self, clips);
         let vectors = self.embed_windows(&windows.features)?;
-        Ok(windows.assemble(clips.len(), vectors))
+        Ok(windows.assemble(vectors))
     }
     /// Starts [`AudioEmbedder::embed_windows`] without waiting: a batched model queues the
     /// windows (await the result, holding no thread); any other computes them now.
@@ -66,30 +66,19 @@ pub trait AudioEmbedder: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// [`AudioEmbedder::embed`] without holding a thread while the windows wait for their batch.
-pub async fn embed_async(
-    model: &dyn AudioEmbedder,
-    clips: &[&[f32]],
-) -> Result<Vec<AudioEmbedding>, ModelError> {
-    let ClipWindows { owners, features } = ClipWindows::of(model, clips);
-    let positions: Vec<usize> = features.iter().map(|w| w.positions).collect();
-    let vectors = model.submit_windows(features).outcome().await?;
-    Ok(ClipWindows::assemble_parts(
-        &owners,
-        &positions,
-        clips.len(),
-        vectors,
-    ))
-}
-
-/// Every window of every clip, with the clip each belongs to.
-struct ClipWindows {
+/// Every window of every clip, with the clip each belongs to: the CPU half of
+/// [`AudioEmbedder::embed`] (log-mel spectrograms), which an async caller builds in a blocking
+/// section before awaiting [`ClipWindows::embed_async`].
+#[derive(Debug)]
+pub struct ClipWindows {
+    clips: usize,
     owners: Vec<usize>,
     features: Vec<WindowFeatures>,
 }
 
 impl ClipWindows {
-    fn of(model: &(impl AudioEmbedder + ?Sized), clips: &[&[f32]]) -> Self {
+    /// The windows of `clips` (mono, at the model's sample rate), featurised for `model`.
+    pub fn of(model: &(impl AudioEmbedder + ?Sized), clips: &[&[f32]]) -> Self {
         let window = model.window_samples().max(1);
         let mut owners = Vec::new();
         let mut features = Vec::new();
@@ -104,12 +93,32 @@ impl ClipWindows {
                 features.push(model.window_features(piece));
             }
         }
-        ClipWindows { owners, features }
+        ClipWindows {
+            clips: clips.len(),
+            owners,
+            features,
+        }
     }
 
-    fn assemble(self, clips: usize, vectors: Vec<Vec<f32>>) -> Vec<AudioEmbedding> {
+    /// [`AudioEmbedder::embed`]'s model half, without holding a thread while the windows wait
+    /// for their batch.
+    pub async fn embed_async(
+        self,
+        model: &(impl AudioEmbedder + ?Sized),
+    ) -> Result<Vec<AudioEmbedding>, ModelError> {
         let positions: Vec<usize> = self.features.iter().map(|w| w.positions).collect();
-        Self::assemble_parts(&self.owners, &positions, clips, vectors)
+        let vectors = model.submit_windows(self.features).outcome().await?;
+        Ok(Self::assemble_parts(
+            &self.owners,
+            &positions,
+            self.clips,
+            vectors,
+        ))
+    }
+
+    fn assemble(self, vectors: Vec<Vec<f32>>) -> Vec<AudioEmbedding> {
+        let positions: Vec<usize> = self.features.iter().map(|w| w.positions).collect();
+        Self::assemble_parts(&self.owners, &positions, self.clips, vectors)
     }
 
     /// Each clip's window vectors, their real positions, and their pooled vector.

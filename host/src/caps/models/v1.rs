@@ -40,25 +40,23 @@ async fn embed_image_asset(
     model: &str,
     asset: &Asset,
 ) -> Result<Vec<f32>, ModelError> {
-    {
-        let encoder = ctx
-            .registry
-            .image(model)
-            .ok_or_else(|| ctx.unknown("image", model, ctx.registry.image_names()))?;
-        let image = ctx
-            .decoded
-            .image(&asset.path, &ctx.media.image)
-            .map_err(model_error)?;
-        let pixels = crate::caps::media::blocking(|| encoder.preprocess(&image));
-        let mut vectors = encoder
-            .submit_pixels(vec![pixels])
-            .outcome()
-            .await
-            .map_err(model_error)?;
-        vectors
-            .pop()
-            .ok_or_else(|| ModelError::Failed(format!("model {model} returned no vector")))
-    }
+    let encoder = ctx
+        .registry
+        .image(model)
+        .ok_or_else(|| ctx.unknown("image", model, ctx.registry.image_names()))?;
+    let image = ctx
+        .decoded
+        .image(&asset.path, &ctx.media.image)
+        .map_err(model_error)?;
+    let pixels = crate::caps::media::blocking(|| encoder.preprocess(&image));
+    let mut vectors = encoder
+        .submit_pixels(vec![pixels])
+        .outcome()
+        .await
+        .map_err(model_error)?;
+    vectors
+        .pop()
+        .ok_or_else(|| ModelError::Failed(format!("model {model} returned no vector")))
 }
 
 impl models::Host for ModelsView<'_> {
@@ -196,7 +194,12 @@ impl ModelsView<'_> {
         };
         let samples = &decoded.samples[..keep];
         let seconds = keep as f64 / f64::from(decoded.sample_rate.max(1));
-        let mut out = tessera_models::audio::embed_async(encoder.as_ref(), &[samples])
+        // Log-mel spectrograms are CPU work: a blocking section, like image preprocessing.
+        let windows = crate::caps::media::blocking(|| {
+            tessera_models::audio::ClipWindows::of(encoder.as_ref(), &[samples])
+        });
+        let mut out = windows
+            .embed_async(encoder.as_ref())
             .await
             .map_err(model_error)?
             .pop()
