@@ -393,7 +393,18 @@ fn time_spans_evidence_and_token_sequences_are_validated_and_kept() {
     // nothing is written.
     let schema = schema_for(std::slice::from_ref(&probe), f.host.registry())
         .unwrap_or_else(|e| panic!("{e}"));
-    let spec = &schema.vectors["probe-tokens"];
+    // Stored under the text model's identity, as a multivector.
+    let (_, _, identity) = f
+        .host
+        .registry()
+        .describe("text")
+        .unwrap_or_else(|| panic!("no text model"));
+    let tokens = format!("text/{identity}/tokens");
+    assert_eq!(
+        probe.store_name("probe-tokens", tessera_indexes::VectorKind::Multi),
+        Some(tokens.clone())
+    );
+    let spec = &schema.vectors[&tokens];
     assert_eq!(spec.kind, tessera_indexes::VectorKind::Multi);
     assert_ne!(spec.dim, 2);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -407,7 +418,9 @@ fn time_spans_evidence_and_token_sequences_are_validated_and_kept() {
     let failure = &report.failures[0];
     assert_eq!(failure.kind, "store");
     assert!(
-        failure.message.contains("\"probe-tokens\" has dimension 2"),
+        failure
+            .message
+            .contains(&format!("{tokens:?} has dimension 2")),
         "{}",
         failure.message
     );

@@ -8,7 +8,7 @@ use std::path::Path;
 use common::*;
 use std::collections::HashMap;
 use tessera::catalog;
-use tessera::grpc::proto::{GetEntitiesRequest, entities_client::EntitiesClient};
+use tessera::grpc::proto::{GetEntitiesRequest, GetSchemaRequest, entities_client::EntitiesClient};
 use tessera_indexes::{EdgeStore, EntityStore};
 use tessera_models::{Device, SentenceEncoder, TextEmbedder};
 use tonic_health::pb::{
@@ -50,6 +50,32 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
         assert_eq!(status, ServingStatus::Serving as i32);
 
         let mut client = EntitiesClient::connect(endpoint).await?;
+        // The schema names the plugin's vector after the model's identity: the directory's
+        // name and a digest of its files.
+        let identity = tessera_models::identity::identity("tiny-model", &model)?;
+        let text_vector = format!("text/{identity}");
+        let schema = client.get_schema(GetSchemaRequest {}).await?.into_inner();
+        let listed: Vec<(&str, &str, &str, u32, &str)> = schema
+            .vectors
+            .iter()
+            .map(|v| {
+                let (name, modality, model) =
+                    (v.name.as_str(), v.modality.as_str(), v.model.as_str());
+                (name, modality, model, v.dimension, v.kind.as_str())
+            })
+            .collect();
+        let dim = u32::try_from(SentenceEncoder::load(&model, "tiny", &Device::Cpu)?.dimension())?;
+        assert_eq!(
+            listed,
+            [(
+                text_vector.as_str(),
+                "text",
+                identity.as_str(),
+                dim,
+                "dense"
+            )]
+        );
+        assert!(schema.fusion.is_empty());
         let mut ids: Vec<String> = titles.iter().map(|t| t.id.clone()).collect();
         ids.push("no-such-title".into());
         let response = client
@@ -95,7 +121,7 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
             let direct = encoder.embed(&[title.synopsis.trim()])?.remove(0);
             let served = &entity
                 .vectors
-                .get("synopsis")
+                .get(&text_vector)
                 .ok_or("no synopsis vector")?
                 .values;
             let diff = max_abs_diff(&direct, served);
@@ -135,7 +161,7 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
         let again = client
             .get_entities(GetEntitiesRequest {
                 ids: vec![titles[0].id.clone()],
-                vector_names: vec!["synopsis".into()],
+                vector_names: vec![text_vector.clone()],
                 min_tag_confidence: 0.9,
             })
             .await?;
@@ -765,6 +791,46 @@ fn ingest_runs_media_plugins_with_extra_models_and_stores_tags_with_evidence()
 }
 
 #[test]
+fn another_revision_of_the_model_is_refused_by_name_and_changes_nothing()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let model = tiny_model(tmp.path());
+    let data = tmp.path().join("data");
+    ingest(&data, &model);
+    let before = text_vector(&data);
+    // Same directory name, other weights: another revision of "tiny-model".
+    let other = tmp.path().join("v2").join("tiny-model");
+    tessera_models::tiny::write_tiny_bert(
+        &other,
+        &tessera_models::tiny::TinyBertSpec {
+            seed: 99,
+            ..Default::default()
+        },
+    )?;
+    let after = format!(
+        "text/{}",
+        tessera_models::identity::identity("tiny-model", &other)?
+    );
+    assert_ne!(before, after);
+    let out = ingest_command(&example_catalog(), &data, &other).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("another revision of a model")
+            && stderr.contains(&format!("{before} (held) vs {after} (asked)")),
+        "{stderr}"
+    );
+    // The store still holds the first revision's vectors, every title of them.
+    assert_eq!(text_vector(&data), before);
+    let store = EdgeStore::open_existing(&data.join("store"))?;
+    assert_eq!(
+        store.count()?,
+        catalog::read_jsonl(&example_catalog())?.len()
+    );
+    Ok(())
+}
+
+#[test]
 fn runs_are_recorded_and_only_stale_titles_are_reprocessed()
 -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
@@ -788,7 +854,11 @@ fn runs_are_recorded_and_only_stale_titles_are_reprocessed()
         assert_eq!(entity.outputs.len(), 1);
         assert_eq!(entity.outputs[0].plugin, "synopsis-embedder");
         assert_eq!(entity.outputs[0].run, run);
-        assert!(!entity.outputs[0].models.is_empty());
+        // Outputs record the model by identity, so a new revision makes them stale.
+        assert_eq!(
+            entity.outputs[0].models,
+            [tessera_models::identity::identity("tiny-model", &model)?]
+        );
     }
     // Nothing changed: nothing to do.
     let again = run_ok(

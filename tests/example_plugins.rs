@@ -245,7 +245,16 @@ fn audio_mood_tags_windows_with_spans_against_prototypes() {
     // Ingested, the windows are stored as a multivector that MaxSim search finds again.
     let schema = schema_for(std::slice::from_ref(&storing), f.host.registry())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(schema.vectors["audio-windows"].kind, VectorKind::Multi);
+    // Stored under the audio model's identity (a digest of its files): `audio/…/tokens`.
+    let windows_vector = storing
+        .store_name("audio-windows", VectorKind::Multi)
+        .unwrap_or_else(|| panic!("no store name for audio-windows"));
+    assert!(
+        windows_vector.starts_with("audio/whisper") && windows_vector.ends_with("/tokens"),
+        "{windows_vector}"
+    );
+    assert_eq!(schema.names(), windows_vector);
+    assert_eq!(schema.vectors[&windows_vector].kind, VectorKind::Multi);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = Arc::new(EdgeStore::open(dir.path(), schema).unwrap_or_else(|e| panic!("{e}")));
     let pipeline = Pipeline::new(vec![storing], store.clone() as Arc<dyn EntityStore>)
@@ -264,10 +273,10 @@ fn audio_mood_tags_windows_with_spans_against_prototypes() {
         .unwrap_or_else(|e| panic!("{e}"))
         .remove(0)
         .unwrap_or_else(|| panic!("t1 not stored"));
-    let windows = &stored.multivectors["audio-windows"];
+    let windows = &stored.multivectors[&windows_vector];
     assert_eq!(windows.len(), 3);
     let hits = store
-        .nearest_multi("audio-windows", windows, 2, None)
+        .nearest_multi(&windows_vector, windows, 2, None)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(hits[0].id, "t1", "{hits:?}");
     assert!(

@@ -16,16 +16,29 @@ use tonic::transport::Channel;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The text vector's name in the ingested stores: the same in every test, since the tiny model
+/// (hence its identity) is the same.
+static TEXT_VECTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn text_vector_name() -> String {
+    TEXT_VECTOR
+        .get()
+        .cloned()
+        .unwrap_or_else(|| panic!("nothing ingested yet"))
+}
+
 /// Ingests the example catalog with a tiny model; returns (temp dir, data dir, model dir).
 fn ingested() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
     let (data, model) = ingest_example(tmp.path());
+    let name = text_vector(&data);
+    assert_eq!(TEXT_VECTOR.get_or_init(|| name.clone()), &name);
     (tmp, data, model)
 }
 
 fn search(query: Query, limit: u32) -> SearchRequest {
     SearchRequest {
-        vector_name: "synopsis".into(),
+        vector_name: text_vector_name(),
         query: Some(query),
         filter: None,
         limit,
@@ -87,7 +100,7 @@ fn search_scan_and_bad_requests() -> TestResult {
         let stored = client
             .get_entities(GetEntitiesRequest {
                 ids: vec![first.id.clone()],
-                vector_names: vec!["synopsis".into()],
+                vector_names: vec![text_vector_name()],
                 min_tag_confidence: 0.0,
             })
             .await?
@@ -95,7 +108,7 @@ fn search_scan_and_bad_requests() -> TestResult {
         let vector = stored.results[0]
             .entity
             .as_ref()
-            .and_then(|e| e.vectors.get("synopsis"))
+            .and_then(|e| e.vectors.get(&text_vector_name()))
             .ok_or("no stored vector")?
             .clone();
         let mut by_vector = search(Query::Vector(vector.clone()), 2);
@@ -188,7 +201,7 @@ fn search_scan_and_bad_requests() -> TestResult {
         let has_synopsis: HashSet<&str> = with_synopsis.iter().map(|t| t.id.as_str()).collect();
         for entity in pages.iter().flat_map(|p| &p.entities) {
             assert_eq!(
-                entity.vectors.contains_key("synopsis"),
+                entity.vectors.contains_key(&text_vector_name()),
                 has_synopsis.contains(entity.id.as_str()),
                 "{}",
                 entity.id

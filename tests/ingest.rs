@@ -372,6 +372,7 @@ fn a_killed_ingest_loses_no_acknowledged_title_and_duplicates_nothing() -> TestR
     let clean = tmp.path().join("clean");
     ingest(&catalog, &clean, &model, &[]);
     let read_all = |dir: &Path| -> Result<BTreeMap<String, Vec<f32>>, Box<dyn std::error::Error>> {
+        let vector = text_vector(dir);
         let store = EdgeStore::open_existing(&dir.join("store"))?;
         let mut all = BTreeMap::new();
         let mut cursor: Option<String> = None;
@@ -380,7 +381,7 @@ fn a_killed_ingest_loses_no_acknowledged_title_and_duplicates_nothing() -> TestR
             for e in page.entities {
                 let v = e
                     .vectors
-                    .get("synopsis")
+                    .get(&vector)
                     .cloned()
                     .ok_or("no synopsis vector")?;
                 assert!(all.insert(e.id.clone(), v).is_none(), "{} twice", e.id);

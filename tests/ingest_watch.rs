@@ -446,8 +446,8 @@ fn a_batch_ingest_keeps_what_a_disabled_plugin_stored() -> TestResult {
 #[test]
 fn a_watch_with_serve_answers_rankers_as_titles_are_stored() -> TestResult {
     use tessera::grpc::proto::{
-        GetEntitiesRequest, SearchRequest, WatchEntitiesRequest, entities_client::EntitiesClient,
-        search_request::Query,
+        GetEntitiesRequest, GetSchemaRequest, SearchRequest, WatchEntitiesRequest,
+        entities_client::EntitiesClient, search_request::Query,
     };
     let tmp = tempfile::tempdir()?;
     let model = tiny_model(tmp.path());
@@ -510,11 +510,17 @@ fn a_watch_with_serve_answers_rankers_as_titles_are_stored() -> TestResult {
             .entity
             .as_ref()
             .ok_or("second not found")?;
-        assert!(entity.vectors.contains_key("synopsis"), "{entity:?}");
+        // The one vector the schema lists is the text model's, and the title has it.
+        let schema = client.get_schema(GetSchemaRequest {}).await?.into_inner();
+        let [vector] = schema.vectors.as_slice() else {
+            return Err(format!("{schema:?}").into());
+        };
+        assert!(vector.name.starts_with("text/tiny-model@"), "{vector:?}");
+        assert!(entity.vectors.contains_key(&vector.name), "{entity:?}");
         // Text queries are embedded by the ingest's own text model.
         let hits = client
             .search(SearchRequest {
-                vector_name: "synopsis".into(),
+                vector_name: vector.name.clone(),
                 query: Some(Query::Text("The story of second.".into())),
                 limit: 2,
                 ..Default::default()

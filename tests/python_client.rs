@@ -117,13 +117,15 @@ fn python_ranker_example_against_a_real_server() -> Result<(), Box<dyn std::erro
             .collect()
     };
     assert_eq!(stored_dims.len(), titles.len());
+    // The plugin's vector is stored under the text model's identity.
+    let text_vector = text_vector(&data);
     assert!(
-        stored_dims[&with_vector].contains_key("synopsis"),
+        stored_dims[&with_vector].contains_key(&text_vector),
         "{stored_dims:?}"
     );
     let with_synopsis: HashSet<&str> = stored_dims
         .iter()
-        .filter(|(_, dims)| dims.contains_key("synopsis"))
+        .filter(|(_, dims)| dims.contains_key(&text_vector))
         .map(|(id, _)| id.as_str())
         .collect();
 
@@ -150,7 +152,7 @@ fn python_ranker_example_against_a_real_server() -> Result<(), Box<dyn std::erro
             &without_vector,
             "no-such-title",
             "--vector",
-            "synopsis",
+            "text",
             "--query",
             &with_vector,
             "--limit",
@@ -174,6 +176,16 @@ fn python_ranker_example_against_a_real_server() -> Result<(), Box<dyn std::erro
         assert_eq!(dims, stored_dims[id.as_str()], "{id}: {check}");
     }
     assert_eq!(check["get"]["no-such-title"]["found"], false, "{check}");
+
+    // GetSchema: the modality named the one text vector, with its model and dimension.
+    assert_eq!(check["vector"], text_vector.as_str(), "{check}");
+    let dim = stored_dims[&with_vector][&text_vector];
+    let model = text_vector.trim_start_matches("text/");
+    assert_eq!(
+        check["schema"],
+        serde_json::json!([[text_vector, "text", model, dim, "dense"]]),
+        "{check}"
+    );
 
     // Search by a stored title: hits, not the title itself, each a title with that vector.
     let hits: Vec<String> = serde_json::from_value(check["search"].clone())?;
@@ -228,7 +240,7 @@ fn python_ranker_example_against_a_real_server() -> Result<(), Box<dyn std::erro
                 token.as_str(),
                 "search",
                 "--vector",
-                "synopsis",
+                text_vector.as_str(),
                 "--entity",
                 "no-such-title",
             ],

@@ -265,16 +265,27 @@ fn a_server_collection_works_like_the_embedded_store() {
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
     runtime.block_on(async {
         use tessera::grpc::proto::{
-            GetEntitiesRequest, SearchRequest, entities_client::EntitiesClient,
+            GetEntitiesRequest, GetSchemaRequest, SearchRequest, entities_client::EntitiesClient,
             search_request::Query,
         };
         let mut client = EntitiesClient::connect(format!("http://{}", server.addr))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        let schema = client
+            .get_schema(GetSchemaRequest {})
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_inner();
+        let text = schema
+            .vectors
+            .iter()
+            .find(|v| v.modality == "text")
+            .map(|v| v.name.clone())
+            .unwrap_or_else(|| panic!("no text vector in {schema:?}"));
         let got = client
             .get_entities(GetEntitiesRequest {
                 ids: vec!["tt-0001".into()],
-                vector_names: vec!["synopsis".into()],
+                vector_names: vec![text.clone()],
                 min_tag_confidence: 0.0,
             })
             .await
@@ -290,10 +301,10 @@ fn a_server_collection_works_like_the_embedded_store() {
                 .iter()
                 .any(|t| t.name == "genre" && t.value.as_deref() == Some("noir"))
         );
-        let vector = entity.vectors["synopsis"].clone();
+        let vector = entity.vectors[&text].clone();
         let hits = client
             .search(SearchRequest {
-                vector_name: "synopsis".into(),
+                vector_name: text.clone(),
                 limit: 3,
                 query: Some(Query::Vector(vector)),
                 ..SearchRequest::default()
@@ -431,34 +442,88 @@ fn shard_workers_share_one_server_collection() {
 fn ingest_fuses_vectors_by_the_recipe_it_records() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let model = tiny_model(dir.path());
+    // A second text model for the synopsis embedder (its `model` config key), so the two
+    // plugins' vectors come from two models and are stored as two vectors.
+    let alt = dir.path().join("alt-model");
+    tessera_models::tiny::write_tiny_bert(
+        &alt,
+        &tessera_models::tiny::TinyBertSpec {
+            seed: 5,
+            hidden: 24,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let identity = |name: &str, dir: &Path| {
+        tessera_models::identity::identity(name, dir).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (text, alt_text) = (
+        format!("text/{}", identity("tiny-model", &model)),
+        format!("text/{}", identity("alt-model", &alt)),
+    );
     let data = dir.path().join("data");
-    let mut plugins = Vec::new();
-    for name in ["synopsis-embedder", "legacy-v0"] {
-        let wasm = dir.path().join(format!("{name}.wasm"));
-        let bytes = tessera_plugin_artifacts::component(name).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(&wasm, bytes).unwrap_or_else(|e| panic!("{e}"));
-        plugins.push(path(&wasm));
-    }
+    let embedder = dir.path().join("synopsis-embedder.wasm");
+    std::fs::write(
+        &embedder,
+        tessera_plugin_artifacts::component("synopsis-embedder").unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let legacy = dir.path().join("legacy-v0.wasm");
+    std::fs::write(
+        &legacy,
+        tessera_plugin_artifacts::component("legacy-v0").unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Both on the one text model: a title would hold two vectors of one space under one name,
+    // so the set is refused with both outputs named, before anything is stored.
+    let out = ingest_command(&example_catalog(), &data, &model)
+        .arg("--plugin")
+        .arg(format!("{},{}", path(&embedder), path(&legacy)))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "synopsis-embedder's \"synopsis\" and legacy-v0's \"legacy-synopsis\" would both be stored as vector \"{text}\""
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!data.join("store").exists());
+    let manifest = stdout(&run_ok(
+        tessera()
+            .args(["plugin", "manifest", "--models", "alt"])
+            .arg(&embedder),
+    ));
+    let embedder_toml = dir.path().join("synopsis-embedder.toml");
+    std::fs::write(&embedder_toml, manifest + "model = \"alt\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plugins = format!("{},{}", path(&embedder_toml), path(&legacy));
     let ingest = |extra: &[&str]| {
         ingest_command(&example_catalog(), &data, &model)
+            .arg("--model")
+            .arg(format!("alt={}", path(&alt)))
             .arg("--plugin")
-            .arg(plugins.join(","))
+            .arg(&plugins)
             .args(extra)
             .output()
             .unwrap_or_else(|e| panic!("{e}"))
     };
-    // Bad recipes are refused before anything is stored.
+    // Bad recipes are refused before anything is stored; `text` alone names two vectors here.
+    let both = format!("{alt_text}, {text}");
     for (recipe, why) in [
-        ("synopsis=1", "two or more"),
-        ("synopsis=1,poster=1", "no vector \"poster\""),
-        ("synopsis=1,legacy-synopsis=-2", "above 0"),
+        (text.clone(), "two or more"),
+        (format!("{text}=1,poster=1"), "no vector \"poster\""),
+        (format!("{text}=1,{alt_text}=-2"), "above 0"),
+        ("text=1,image=1".to_string(), both.as_str()),
     ] {
-        let out = ingest(&["--fuse", recipe]);
+        let out = ingest(&["--fuse", &recipe]);
         assert_eq!(out.status.code(), Some(2), "{recipe}");
         assert!(stderr(&out).contains(why), "{recipe}: {}", stderr(&out));
         assert!(!data.join("store").exists());
     }
-    let out = ingest(&["--fuse", "synopsis=2,legacy-synopsis=1"]);
+    let recipe = format!("{alt_text}=2,{text}=1");
+    let out = ingest(&["--fuse", &recipe]);
     assert!(out.status.success(), "{}", stderr(&out));
     let store = path(&data.join("store"));
     let shown = info(&store);
@@ -471,20 +536,18 @@ fn ingest_fuses_vectors_by_the_recipe_it_records() {
             .and_then(|d| d.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in {shown}"))
     };
-    assert_eq!(dims("fused"), dims("synopsis") + dims("legacy-synopsis"));
-    assert!(
-        shown.contains("fusion of synopsis=2,legacy-synopsis=1"),
-        "{shown}"
-    );
+    assert_eq!(dims(&alt_text), 24);
+    assert_eq!(dims("fused"), dims(&alt_text) + dims(&text));
+    assert!(shown.contains(&format!("fusion of {recipe}")), "{shown}");
     // A later run must name the same recipe: the store says which.
     let out = ingest(&[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("--fuse synopsis=2,legacy-synopsis=1"),
+        stderr(&out).contains(&format!("--fuse {recipe}")),
         "{}",
         stderr(&out)
     );
-    let out = ingest(&["--fuse", "synopsis=2,legacy-synopsis=1"]);
+    let out = ingest(&["--fuse", &recipe]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 

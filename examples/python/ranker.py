@@ -2,8 +2,9 @@
 """A small ranker client for Tessera's gRPC API (tessera.v1.Entities), as an example.
 
     python ranker.py --addr 127.0.0.1:50051 --token "$TOKEN" get tt-0001 tt-0002
-    python ranker.py --addr 127.0.0.1:50051 search --vector synopsis --entity tt-0001 --limit 5
-    python ranker.py --addr 127.0.0.1:50051 search --vector synopsis --text "a heist" --year-min 2010
+    python ranker.py --addr 127.0.0.1:50051 schema
+    python ranker.py --addr 127.0.0.1:50051 search --vector text --entity tt-0001 --limit 5
+    python ranker.py --addr 127.0.0.1:50051 search --vector text --text "a heist" --year-min 2010
     python ranker.py --addr 127.0.0.1:50051 lookup 12-200-7
     python ranker.py --addr 127.0.0.1:50051 scan --page-size 500
 
@@ -76,6 +77,28 @@ class Tessera:
             raise ValueError("search needs a query: entity_id, text or vector")
         response = self.stub.Search(request, timeout=self.timeout, metadata=self.metadata)
         return list(response.hits)
+
+    def schema(self) -> pb.GetSchemaResponse:
+        """The store's named vectors (name, modality, model@revision, dimension, kind)."""
+        return self.stub.GetSchema(
+            pb.GetSchemaRequest(), timeout=self.timeout, metadata=self.metadata
+        )
+
+    def vector_name(self, name_or_modality: str) -> str:
+        """The full vector name for `name_or_modality`: itself when the store has a vector of that
+        name, else the one dense vector of that modality ("text" gives
+        "text/all-MiniLM-L6-v2@c9745ed1d9f2"). Names carry the model revision, so a ranker that
+        pins one keeps its vector space when a new revision is ingested beside it."""
+        vectors = self.schema().vectors
+        if any(v.name == name_or_modality for v in vectors):
+            return name_or_modality
+        dense = [v.name for v in vectors if v.modality == name_or_modality and v.kind == "dense"]
+        if len(dense) != 1:
+            known = ", ".join(v.name for v in vectors) or "none"
+            raise ValueError(
+                f"{name_or_modality!r} names {len(dense)} dense vectors of the store (it has: {known})"
+            )
+        return dense[0]
 
     def lookup(self, semantic_ids: list[list[int]], limit_per_query: int = 0):
         """Per query (a full semantic ID or a prefix), the titles it matches."""
@@ -187,9 +210,17 @@ def cmd_get(client: Tessera, args) -> None:
         print("  tags:", "; ".join(format_tag(tag) for tag in entity.tags) or "none")
 
 
+def cmd_schema(client: Tessera, args) -> None:
+    schema = client.schema()
+    for v in schema.vectors:
+        print(f"{v.name}\t{v.kind}\t{v.dimension}\t{v.model}")
+    if schema.fusion:
+        print(f"fused by {schema.fusion}")
+
+
 def cmd_search(client: Tessera, args) -> None:
     hits = client.search(
-        args.vector,
+        client.vector_name(args.vector),
         entity_id=args.entity,
         text=args.text,
         limit=args.limit,
@@ -233,7 +264,8 @@ def cmd_check(client: Tessera, args) -> None:
             get[result.id]["dims"] = {
                 name: len(vector.values) for name, vector in result.entity.vectors.items()
             }
-    hits = client.search(args.vector, entity_id=args.query, limit=args.limit)
+    vector = client.vector_name(args.vector)
+    hits = client.search(vector, entity_id=args.query, limit=args.limit)
     scanned = []
     pages = 0
     for page in client.scan(page_size=args.page_size, skip_vectors=True):
@@ -255,6 +287,8 @@ def cmd_check(client: Tessera, args) -> None:
         json.dumps(
             {
                 "get": get,
+                "vector": vector,
+                "schema": [[v.name, v.modality, v.model, v.dimension, v.kind] for v in client.schema().vectors],
                 "search": [hit.id for hit in hits],
                 "scan_count": len(scanned),
                 "scan_distinct": len(set(scanned)),
@@ -285,8 +319,16 @@ def parse_args(argv: list[str]):
     get.add_argument("ids", nargs="+", metavar="ID")
     get.set_defaults(run=cmd_get)
 
+    schema = commands.add_parser("schema", help="the store's named vectors and their models")
+    schema.set_defaults(run=cmd_schema)
+
     search = commands.add_parser("search", help="nearest titles on a named vector")
-    search.add_argument("--vector", required=True, metavar="NAME", help="vector name, e.g. synopsis")
+    search.add_argument(
+        "--vector",
+        required=True,
+        metavar="NAME",
+        help="vector name (see `schema`), or a modality such as text when the store has one",
+    )
     query = search.add_mutually_exclusive_group(required=True)
     query.add_argument("--entity", metavar="ID", help="query with a stored title's own vector")
     query.add_argument("--text", help="query with a text the server embeds")
@@ -317,7 +359,7 @@ def parse_args(argv: list[str]):
     check.add_argument(
         "--ids", nargs="+", default=["tt-0001", "tt-0014", "no-such-title"], metavar="ID"
     )
-    check.add_argument("--vector", default="synopsis", metavar="NAME")
+    check.add_argument("--vector", default="text", metavar="NAME")
     check.add_argument("--query", default="tt-0001", metavar="ID", help="search query title")
     check.add_argument("--limit", type=int, default=5)
     check.add_argument("--page-size", type=int, default=4)
@@ -333,6 +375,9 @@ def main(argv: list[str]) -> int:
     except grpc.RpcError as error:
         # Status code and the server's message, e.g. "error: NOT_FOUND: unknown title ...".
         print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
         client.close()

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 use tessera::grpc::proto::{
-    GetEntitiesRequest, SearchRequest, WatchEntitiesRequest, entities_client::EntitiesClient,
-    search_request::Query,
+    GetEntitiesRequest, GetSchemaRequest, SearchRequest, WatchEntitiesRequest,
+    entities_client::EntitiesClient, search_request::Query,
 };
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
@@ -78,12 +78,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    // Similar titles to the first one, by its stored synopsis vector.
-    if let Some(first) = ids.first() {
+    // The store's vectors are named after their model and its revision
+    // (`text/all-MiniLM-L6-v2@c9745ed1d9f2`): read the names rather than hard-coding them.
+    let schema = client
+        .get_schema(request(GetSchemaRequest {}, token.as_ref()))
+        .await?
+        .into_inner();
+    for v in &schema.vectors {
+        println!(
+            "vector {} ({}, {}-d, {})",
+            v.name, v.kind, v.dimension, v.model
+        );
+    }
+    let text = schema
+        .vectors
+        .iter()
+        .find(|v| v.modality == "text" && v.kind == "dense");
+
+    // Similar titles to the first one, by its stored text vector.
+    if let (Some(first), Some(text)) = (ids.first(), text) {
         let hits = client
             .search(request(
                 SearchRequest {
-                    vector_name: "synopsis".into(),
+                    vector_name: text.name.clone(),
                     query: Some(Query::EntityId(first.clone())),
                     filter: None,
                     limit: 5,

@@ -60,9 +60,19 @@ pub enum PipelineError {
         /// Loaded text models.
         loaded: String,
     },
-    /// Two plugins (or one plugin's embedding and token sequence) declare the same vector name.
-    #[error("vector {0:?} is declared twice")]
-    DuplicateVector(String),
+    /// Two outputs would be stored as one vector: same modality, model revision and kind.
+    #[error(
+        "{first} and {second} would both be stored as vector {name:?}: a title holds one vector \
+         per modality, model revision and kind; drop one output or use another model for it"
+    )]
+    DuplicateVector {
+        /// The store's vector name.
+        name: String,
+        /// The first output (plugin and output name).
+        first: String,
+        /// The second.
+        second: String,
+    },
     /// The plugins' `after` declarations cannot be satisfied.
     #[error("plugin order: {0}")]
     Ordering(String),
@@ -106,46 +116,46 @@ pub fn order_plugins(plugins: Vec<Plugin>) -> Result<Vec<Plugin>, PipelineError>
 }
 
 /// The store schema implied by the plugins' declared embeddings and the models' dimensions.
+/// Each output is stored under its modality and model identity ([`Plugin::store_name`]), so two
+/// outputs of one model and kind (one vector per title per model revision) are refused.
 pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, PipelineError> {
     let mut vectors = BTreeMap::new();
+    let mut writers: BTreeMap<String, String> = BTreeMap::new();
     for plugin in plugins {
         let info = plugin.info();
         let dense = info.embeddings.iter().map(|o| (o, VectorKind::Dense));
         let multi = info.token_sequences.iter().map(|o| (o, VectorKind::Multi));
-        for ((name, model), kind) in dense.chain(multi) {
-            let found = registry
-                .text(model)
-                .map(|m| (m.dimension(), m.name().to_string()))
-                .or_else(|| {
-                    registry
-                        .image(model)
-                        .map(|m| (m.dimension(), m.name().to_string()))
-                })
-                .or_else(|| {
-                    registry
-                        .audio(model)
-                        .map(|m| (m.dimension(), m.name().to_string()))
+        for ((output, model), kind) in dense.chain(multi) {
+            let (modality, dim, identity) =
+                registry
+                    .describe(model)
+                    .ok_or_else(|| PipelineError::UnknownModel {
+                        plugin: info.name.clone(),
+                        embedding: output.clone(),
+                        model: model.clone(),
+                        loaded: [
+                            registry.text_names(),
+                            registry.image_names(),
+                            registry.audio_names(),
+                        ]
+                        .concat()
+                        .join(", "),
+                    })?;
+            let name = tessera_indexes::vector_name(modality.as_str(), &identity, kind);
+            let writer = format!("{}'s {output:?}", info.name);
+            if let Some(first) = writers.insert(name.clone(), writer.clone()) {
+                return Err(PipelineError::DuplicateVector {
+                    name,
+                    first,
+                    second: writer,
                 });
-            let (dim, model_name) = found.ok_or_else(|| PipelineError::UnknownModel {
-                plugin: info.name.clone(),
-                embedding: name.clone(),
-                model: model.clone(),
-                loaded: [
-                    registry.text_names(),
-                    registry.image_names(),
-                    registry.audio_names(),
-                ]
-                .concat()
-                .join(", "),
-            })?;
+            }
             let spec = VectorSpec {
                 dim,
-                model: model_name,
+                model: identity,
                 kind,
             };
-            if vectors.insert(name.clone(), spec).is_some() {
-                return Err(PipelineError::DuplicateVector(name.clone()));
-            }
+            vectors.insert(name, spec);
         }
     }
     Ok(Schema::new(vectors))
@@ -165,7 +175,7 @@ pub struct Pipeline {
     /// Runs the plugins on a title (on the plugin runtime's threads).
     analyzer: Analyzer,
     /// Plugins loaded but switched off: a title stored meanwhile keeps their earlier outputs.
-    dormant: RwLock<Arc<[crate::runtime::PluginInfo]>>,
+    dormant: RwLock<Arc<[Plugin]>>,
     store: Arc<dyn EntityStore>,
     /// Titles in flight at once during [`Pipeline::ingest`].
     workers: usize,
@@ -223,7 +233,7 @@ impl Pipeline {
 
     /// Plugins that are loaded but switched off (`tessera plugin disable`): titles stored while
     /// they are off keep the outputs these plugins stored earlier (tags, vectors, provenance).
-    pub fn with_dormant(self, dormant: Vec<crate::runtime::PluginInfo>) -> Self {
+    pub fn with_dormant(self, dormant: Vec<Plugin>) -> Self {
         *self.dormant.write().unwrap_or_else(|p| p.into_inner()) = dormant.into();
         self
     }
@@ -295,7 +305,7 @@ impl Pipeline {
     pub fn swap_plugins(
         &self,
         plugins: Vec<Plugin>,
-        dormant: Vec<crate::runtime::PluginInfo>,
+        dormant: Vec<Plugin>,
     ) -> Result<Arc<[Plugin]>, PipelineError> {
         let ordered: Arc<[Plugin]> = order_plugins(plugins)?.into();
         *self.dormant.write().unwrap_or_else(|p| p.into_inner()) = dormant.into();
@@ -384,25 +394,32 @@ impl Pipeline {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        for info in dormant.iter() {
+        for plugin in dormant.iter() {
+            let info = plugin.info();
             if entity.outputs.iter().any(|o| o.plugin == info.name) {
                 continue;
             }
-            let mine = |plugin: &str| plugin == info.name;
+            let mine = |name: &str| name == info.name;
             entity
                 .outputs
                 .extend(previous.outputs.iter().filter(|o| mine(&o.plugin)).cloned());
             entity
                 .tags
                 .extend(previous.tags.iter().filter(|t| mine(&t.plugin)).cloned());
-            for (name, _) in &info.embeddings {
-                if let Some(v) = previous.vectors.get(name) {
-                    entity.vectors.insert(name.clone(), v.clone());
+            let names = |outputs: &[(String, String)], kind| {
+                outputs
+                    .iter()
+                    .filter_map(move |(output, _)| plugin.store_name(output, kind))
+                    .collect::<Vec<_>>()
+            };
+            for name in names(&info.embeddings, VectorKind::Dense) {
+                if let Some(v) = previous.vectors.get(&name) {
+                    entity.vectors.insert(name, v.clone());
                 }
             }
-            for (name, _) in &info.token_sequences {
-                if let Some(v) = previous.multivectors.get(name) {
-                    entity.multivectors.insert(name.clone(), v.clone());
+            for name in names(&info.token_sequences, VectorKind::Multi) {
+                if let Some(v) = previous.multivectors.get(&name) {
+                    entity.multivectors.insert(name, v.clone());
                 }
             }
         }

@@ -70,30 +70,41 @@ pub fn choose(
 }
 
 /// A model name for a directory: its last path component (for a hub snapshot, the repo name), or
-/// `tiny-bert` for generated models.
+/// `tiny-bert` for generated models. The store knows the model by this name and its revision
+/// ([`tessera_models::identity`]).
 pub fn model_name(source: &TextSource) -> String {
-    let last = |d: &Path| d.file_name().map(|n| n.to_string_lossy().into_owned());
     match source {
         TextSource::Tiny(_) => "tiny-bert".into(),
-        // .../models--org--name/snapshots/<commit>
-        TextSource::HubCache(d) => d
-            .ancestors()
-            .nth(2)
-            .and_then(last)
-            .and_then(|folder| folder.rsplit("--").next().map(str::to_string))
-            .unwrap_or_else(|| "text-model".into()),
-        TextSource::Dir(d) => last(d).unwrap_or_else(|| "text-model".into()),
+        TextSource::HubCache(d) | TextSource::Dir(d) => dir_model_name(d),
     }
 }
 
-/// Loads the encoder in `dir` and registers it as `name` and as the default `text` model.
+/// A directory's model name: the repo name of a hub snapshot (`…/models--org--name/snapshots/
+/// <commit>`), else the directory's own name.
+fn dir_model_name(dir: &Path) -> String {
+    let last = |d: &Path| d.file_name().map(|n| n.to_string_lossy().into_owned());
+    let snapshot = dir
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|p| p == "snapshots");
+    let repo = snapshot
+        .then(|| dir.ancestors().nth(2).and_then(last))
+        .flatten()
+        .and_then(|folder| folder.rsplit("--").next().map(str::to_string));
+    repo.or_else(|| last(dir))
+        .unwrap_or_else(|| "text-model".into())
+}
+
+/// Loads the encoder in `dir` and registers it as `name` and as the default `text` model. The
+/// encoder itself is named `name@revision`, the identity its vectors are stored under.
 pub fn load_registry(
     dir: &Path,
     name: &str,
     device: DeviceChoice,
 ) -> Result<(Registry, BatchedText), ModelError> {
     let device = select_device(device)?;
-    let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
+    let identity = tessera_models::identity::identity(name, dir)?;
+    let encoder = Arc::new(SentenceEncoder::load(dir, &identity, &device)?);
     // Plugin calls run one title each, many at once; the batcher merges them (bulk lane:
     // plugins do ingestion work).
     let batched = BatchedText::start(encoder as Arc<dyn TextEmbedder>, BatchConfig::default())?;
@@ -104,15 +115,16 @@ pub fn load_registry(
     Ok((registry, batched))
 }
 
-/// Loads the encoder in `dir` as `name` for ranker queries: behind its own batcher, on the
-/// interactive lane, so queries are served ahead of any bulk work.
+/// Loads the encoder in `dir` as `name@revision` for ranker queries: behind its own batcher, on
+/// the interactive lane, so queries are served ahead of any bulk work.
 pub fn load_query_model(
     dir: &Path,
     name: &str,
     device: DeviceChoice,
 ) -> Result<Arc<BatchedText>, ModelError> {
     let device = select_device(device)?;
-    let encoder = Arc::new(SentenceEncoder::load(dir, name, &device)?);
+    let identity = tessera_models::identity::identity(name, dir)?;
+    let encoder = Arc::new(SentenceEncoder::load(dir, &identity, &device)?);
     let batched = BatchedText::start(encoder as Arc<dyn TextEmbedder>, BatchConfig::default())?;
     Ok(Arc::new(batched.with_lane(Lane::Interactive)))
 }
@@ -157,14 +169,15 @@ pub fn load_extra(
     }
     let device = select_device(device)?;
     for model in extra {
-        let (dir, _) = tessera_models::loader::resolve(
+        let (dir, identity) = tessera_models::loader::resolve(
             &model.spec,
             manifests,
             &tessera_models::hub::HubOptions::from_env(),
         )?;
-        let loaded = tessera_models::loader::load_dir(&dir, &model.name, &device)?;
+        // Plugins call it by its name; its vectors are stored under its identity.
+        let loaded = tessera_models::loader::load_dir(&dir, &identity, &device)?;
         registry.insert_batched(&model.name, &loaded, &BatchConfig::default())?;
-        tracing::info!(model = %model.name, dir = %dir.display(), text = loaded.text.is_some(), image = loaded.image.is_some(), audio = loaded.audio.is_some(), "loaded a model for plugins");
+        tracing::info!(model = %model.name, %identity, dir = %dir.display(), text = loaded.text.is_some(), image = loaded.image.is_some(), audio = loaded.audio.is_some(), "loaded a model for plugins");
     }
     Ok(())
 }
@@ -193,6 +206,11 @@ mod tests {
             "/c/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc",
         ));
         assert_eq!(model_name(&hub), "all-MiniLM-L6-v2");
+        // A snapshot named as a plain directory (`serve --text-model`) gets the same name.
+        assert_eq!(
+            model_name(&TextSource::Dir(hub.dir().to_path_buf())),
+            "all-MiniLM-L6-v2"
+        );
         assert_eq!(
             model_name(&TextSource::Dir(PathBuf::from("/m/bge-small"))),
             "bge-small"

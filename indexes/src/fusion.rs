@@ -81,7 +81,14 @@ impl Fusion {
     }
 
     /// `schema` with this recipe and its fused vector; every part must be a dense vector of it.
-    pub fn apply_to(self, mut schema: Schema) -> Result<Schema, IndexError> {
+    /// A part may name a modality (`text`) instead when exactly one dense vector of the schema
+    /// is of it (`text/…`): the recipe recorded then names that vector in full.
+    pub fn apply_to(mut self, mut schema: Schema) -> Result<Schema, IndexError> {
+        for part in &mut self.parts {
+            if let Some(name) = schema.named(&part.vector).map_err(bad)? {
+                part.vector = name;
+            }
+        }
         let mut dim = 0;
         for part in &self.parts {
             match schema.vectors.get(&part.vector) {
@@ -197,6 +204,36 @@ mod tests {
             fusion.fuse(&schema, &entity(None, Some(vec![0.0; 3]))),
             None
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_part_may_name_a_modality_with_one_dense_vector() -> Result<(), IndexError> {
+        let schema = || {
+            Schema::new([
+                (
+                    "text/minilm@1".to_string(),
+                    VectorSpec::dense(2, "minilm@1"),
+                ),
+                ("image/clip@a".to_string(), VectorSpec::dense(3, "clip@a")),
+                ("image/clip@b".to_string(), VectorSpec::dense(3, "clip@b")),
+                ("audio/w@1/tokens".to_string(), VectorSpec::multi(2, "w@1")),
+            ])
+        };
+        let fused = Fusion::parse("text=2,image/clip@b=1")?.apply_to(schema())?;
+        let recorded = fused.fusion.as_ref().map(Fusion::describe);
+        assert_eq!(recorded.as_deref(), Some("text/minilm@1=2,image/clip@b=1"));
+        assert_eq!(fused.vectors[FUSED].dim, 5);
+        let two = Fusion::parse("text,image")?.apply_to(schema());
+        let err = two.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("image/clip@a, image/clip@b"), "{err}");
+        // A modality with only a multivector names nothing to fuse.
+        let err = Fusion::parse("text,audio")?
+            .apply_to(schema())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("no vector \"audio\""), "{err}");
         Ok(())
     }
 

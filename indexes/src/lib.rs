@@ -36,7 +36,7 @@ pub use edge::EdgeStore;
 pub use error::IndexError;
 pub use fusion::{FUSED, Fusion};
 pub use location::StoreLocation;
-pub use schema::{MAX_TOKENS, Schema, VectorKind, VectorSpec};
+pub use schema::{MAX_TOKENS, Schema, VectorKind, VectorSpec, vector_name};
 pub use search::{HitVector, Search, SearchFilter, SearchQuery, TagFilter};
 pub use server::{ServerConfig, ServerStore};
 

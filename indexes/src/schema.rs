@@ -57,6 +57,17 @@ impl VectorSpec {
     }
 }
 
+/// What the store calls a plugin output's vectors: `modality/model@revision` for a dense vector
+/// (e.g. `text/all-MiniLM-L6-v2@c9745ed1d9f2`), with `/tokens` after it for a multivector. One
+/// name per model revision keeps each vector space apart: a new revision of a model gets new
+/// vectors beside the old ones instead of mixing into their index.
+pub fn vector_name(modality: &str, model: &str, kind: VectorKind) -> String {
+    match kind {
+        VectorKind::Dense => format!("{modality}/{model}"),
+        VectorKind::Multi => format!("{modality}/{model}/tokens"),
+    }
+}
+
 /// Named vectors of a store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Schema {
@@ -126,6 +137,30 @@ impl Schema {
     /// The vector names, comma-separated: for messages that list what a store holds.
     pub fn names(&self) -> String {
         self.vectors.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// The vector `name` names, for people typing names: the vector of that name, or for a
+    /// modality (`text`) the one dense vector of it (`text/model@revision`). `None` when none
+    /// matches; `Err` says which vectors it could be when the modality has several.
+    pub fn named(&self, name: &str) -> Result<Option<String>, String> {
+        if self.vectors.contains_key(name) {
+            return Ok(Some(name.to_string()));
+        }
+        let prefix = format!("{name}/");
+        let of_modality: Vec<&str> = self
+            .vectors
+            .iter()
+            .filter(|(n, spec)| n.starts_with(&prefix) && spec.kind == VectorKind::Dense)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        match of_modality.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some((*one).to_string())),
+            several => Err(format!(
+                "{name:?} could be any of {}; name one in full",
+                several.join(", ")
+            )),
+        }
     }
 
     /// The spec of `name`, which must be of `kind`.
@@ -203,6 +238,30 @@ impl Schema {
                 ),
                 (None, None) => String::new(),
             };
+        }
+        // Another revision of a model the store holds vectors of: name the pairs, since the
+        // two revisions' vectors are not comparable and the store keeps the one it was made with.
+        let revision_of = |name: &str| name.split_once('@').map(|(model, _)| model.to_string());
+        let revisions: Vec<String> = asked
+            .vectors
+            .keys()
+            .filter(|name| !self.vectors.contains_key(*name))
+            .filter_map(|new| {
+                let model = revision_of(new)?;
+                self.vectors
+                    .keys()
+                    .filter(|held| !asked.vectors.contains_key(*held))
+                    .find(|held| revision_of(held).as_ref() == Some(&model))
+                    .map(|held| format!("{held} (held) vs {new} (asked)"))
+            })
+            .collect();
+        if !revisions.is_empty() {
+            return format!(
+                "another revision of a model than the store was made with: {}; vectors of two \
+                 revisions are not comparable, so a store keeps one: load the revision it holds, \
+                 or ingest into a new data directory and move rankers to the new vector name",
+                revisions.join("; ")
+            );
         }
         format!(
             "it holds vectors {:?} but {:?} were asked for; use a new data directory or the matching plugins and models",

@@ -19,6 +19,8 @@
 //! - [`loader`]: detects a model directory's architecture from config.json and loads the
 //!   modalities it serves; resolves `NAME[@REVISION]` through the manifests. [`Registry`] holds
 //!   loaded models by name and modality, each behind its own batching scheduler.
+//! - [`identity`]: a loaded model's `name@revision` (a hub commit, or a digest of a directory's
+//!   files), which names its vectors in the store.
 //! - [`manifest`]: TOML manifests pinning each named model's repo, revision and file sha256.
 //! - [`hub`]: resolves a (repo id, pinned revision) to a local directory through hf-hub, offline
 //!   first.
@@ -34,6 +36,7 @@ pub mod batching;
 mod device;
 mod error;
 pub mod hub;
+pub mod identity;
 pub mod loader;
 pub mod manifest;
 pub mod preprocess;

@@ -127,8 +127,9 @@ fn clip_scoring(text: &ClipTextEncoder) -> Scoring {
 }
 
 /// Where a model spec (`DIR`, `NAME` or `NAME@REVISION`) points: an existing directory as it is,
-/// else the manifest of that name, fetched and verified. Returns the directory and the name to
-/// register the model under.
+/// else the manifest of that name, fetched and verified. Returns the directory and the model's
+/// identity, `name@revision` ([`crate::identity`]): the directory's name and a digest of its
+/// files, or the manifest's name and pinned revision.
 pub fn resolve(
     spec: &str,
     manifests: &Path,
@@ -147,7 +148,7 @@ pub fn resolve(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| spec.to_string());
-        return Ok((path.to_path_buf(), name));
+        return Ok((path.to_path_buf(), crate::identity::identity(&name, path)?));
     }
     let all = manifest::load_dir(manifests)?;
     let found = find(&all, spec).ok_or_else(|| ModelError::InvalidInput {
@@ -162,7 +163,7 @@ pub fn resolve(
         ),
     })?;
     let dir = manifest::pull(found, options)?;
-    Ok((dir, found.name.clone()))
+    Ok((dir, crate::identity::pinned(&found.name, &found.revision)))
 }
 
 fn find<'a>(all: &'a [ModelManifest], spec: &str) -> Option<&'a ModelManifest> {

@@ -25,6 +25,17 @@ pub enum Modality {
     Audio,
 }
 
+impl Modality {
+    /// `text`, `image` or `audio`: the first part of the names of its vectors in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Modality::Text => "text",
+            Modality::Image => "image",
+            Modality::Audio => "audio",
+        }
+    }
+}
+
 /// One named model.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,6 +2,7 @@
 
 use crate::batching::BatchConfig;
 use crate::loader::LoadedModel;
+use crate::manifest::Modality;
 use crate::zero_shot::Scoring;
 use crate::{
     AudioEmbedder, BatchedAudio, BatchedImage, BatchedText, ImageEmbedder, ModelError, TextEmbedder,
@@ -98,6 +99,25 @@ impl Registry {
         self.audio.get(name).cloned()
     }
 
+    /// What the model plugins call `name` is: its modality (text first, then image, then
+    /// audio, for a model serving several), its dimension there and its identity
+    /// (`name@revision`, [`crate::identity`]), which names its vectors in the store.
+    pub fn describe(&self, name: &str) -> Option<(Modality, usize, String)> {
+        let text = || {
+            self.text(name)
+                .map(|m| (Modality::Text, m.dimension(), m.name().into()))
+        };
+        let image = || {
+            self.image(name)
+                .map(|m| (Modality::Image, m.dimension(), m.name().into()))
+        };
+        let audio = || {
+            self.audio(name)
+                .map(|m| (Modality::Audio, m.dimension(), m.name().into()))
+        };
+        text().or_else(image).or_else(audio)
+    }
+
     /// Names of the text models, sorted.
     pub fn text_names(&self) -> Vec<String> {
         self.text.keys().cloned().collect()
@@ -165,6 +185,14 @@ mod tests {
         let image = image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 30]));
         let v = registry.image("clip").ok_or("clip")?.embed(&[image])?;
         assert_eq!(v[0].len(), 16);
+        // A two-tower model is described by its text side first; unknown names by nothing.
+        let (modality, dim, identity) = registry.describe("enc@2").ok_or("enc@2")?;
+        assert_eq!(
+            (modality, dim, identity.as_str()),
+            (Modality::Text, b[0].len(), "enc@2")
+        );
+        assert_eq!(registry.describe("clip").map(|d| d.0), Some(Modality::Text));
+        assert!(registry.describe("nope").is_none());
         Ok(())
     }
 }

@@ -84,6 +84,20 @@ pub fn ingest_example(dir: &Path) -> (PathBuf, PathBuf) {
     (data, model)
 }
 
+/// The name of the one dense text vector of the embedded store under `data`
+/// (`text/<model>@<revision>`: plugin outputs are stored under their model's identity). The
+/// store is closed again before this returns.
+pub fn text_vector(data: &Path) -> String {
+    use tessera_indexes::EntityStore;
+    let store = tessera_indexes::EdgeStore::open_existing(&data.join("store"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = store.schema().named("text");
+    match name {
+        Ok(Some(name)) => name,
+        other => panic!("no single text vector in {:?}: {other:?}", store.schema()),
+    }
+}
+
 /// A `tessera serve` child process, killed on drop.
 pub struct Server {
     pub child: Child,
@@ -165,9 +179,13 @@ pub fn media_registry(dir: &Path) -> tessera_models::Registry {
     };
     use tessera_models::{Device, SentenceEncoder, TextEmbedder};
 
+    // Each model is named by its identity (`name@revision`), as the host loads them.
+    let identity = |name: &str, path: &Path| {
+        tessera_models::identity::identity(name, path).unwrap_or_else(|e| panic!("{e}"))
+    };
     let text = tiny_model(dir);
-    let encoder =
-        SentenceEncoder::load(&text, "tiny", &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+    let encoder = SentenceEncoder::load(&text, &identity("tiny", &text), &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut registry = tessera_models::Registry::default();
     registry.insert_text("text", Arc::new(encoder) as Arc<dyn TextEmbedder>);
     let clip = dir.join("clip");
@@ -177,7 +195,8 @@ pub fn media_registry(dir: &Path) -> tessera_models::Registry {
     let whisper = dir.join("whisper");
     write_tiny_whisper(&whisper, &TinyWhisperSpec::default()).unwrap_or_else(|e| panic!("{e}"));
     for (name, path) in [("clip", &clip), ("siglip", &siglip), ("whisper", &whisper)] {
-        let loaded = load_dir(path, name, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+        let loaded =
+            load_dir(path, &identity(name, path), &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
         registry
             .insert_batched(name, &loaded, &BatchConfig::default())
             .unwrap_or_else(|e| panic!("{e}"));

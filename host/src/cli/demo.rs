@@ -3,6 +3,7 @@
 use super::SandboxArgs;
 use super::ingest::{finish, print_progress, setup};
 use super::serve::serve_store;
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,9 +39,6 @@ pub struct DemoArgs {
     sandbox: SandboxArgs,
 }
 
-/// Vector the summary uses for neighbours.
-const SYNOPSIS: &str = "synopsis";
-
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let titles = catalog::read_jsonl(&args.catalog)?;
     let setup = setup(
@@ -71,8 +69,16 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| (t.id.as_str(), t.name.as_str()))
         .collect();
+    // Neighbours on the text model's vector (`text/<model>@<revision>`).
+    let text_vector = setup
+        .store
+        .schema()
+        .named("text")
+        .map_err(anyhow::Error::msg)?
+        .context("the demo plugins store no text vector")?;
+    println!("neighbours on vector {text_vector}");
     for entity in setup.store.get(&ids)?.into_iter().flatten() {
-        print_entity(&entity, setup.store.as_ref(), &names)?;
+        print_entity(&entity, setup.store.as_ref(), &text_vector, &names)?;
     }
     let code = finish(&report, titles.len());
     if args.exit {
@@ -89,6 +95,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 fn print_entity(
     entity: &Entity,
     store: &dyn EntityStore,
+    text_vector: &str,
     names: &std::collections::HashMap<&str, &str>,
 ) -> anyhow::Result<()> {
     println!("\n{} — {}", entity.id, entity.name);
@@ -101,9 +108,9 @@ fn print_entity(
             tags.join(", ")
         }
     );
-    match entity.vectors.get(SYNOPSIS) {
+    match entity.vectors.get(text_vector) {
         Some(vector) => {
-            let near = store.nearest(SYNOPSIS, vector, 3, Some(&entity.id))?;
+            let near = store.nearest(text_vector, vector, 3, Some(&entity.id))?;
             let near: Vec<String> = near
                 .iter()
                 .map(|n| {
@@ -116,7 +123,7 @@ fn print_entity(
                 .collect();
             println!("  nearest: {}", near.join("; "));
         }
-        None => println!("  nearest: (no synopsis vector)"),
+        None => println!("  nearest: (no text vector)"),
     }
     Ok(())
 }

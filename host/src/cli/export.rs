@@ -9,7 +9,7 @@
 //! `tags_json` (the tags as a JSON array), and one list-of-float column per dense vector (named
 //! after it); multivectors are in the JSON Lines export only.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, FloatType, Int32Type};
 use parquet::file::properties::WriterProperties;
@@ -153,6 +153,24 @@ fn bytes(s: &str) -> ByteArray {
     ByteArray::from(s.as_bytes().to_vec())
 }
 
+/// An optional list-of-float column named `name` (Parquet's three-level LIST).
+fn float_list(name: &str) -> parquet::errors::Result<parquet::schema::types::Type> {
+    use parquet::basic::{ConvertedType, Repetition, Type as Physical};
+    use parquet::schema::types::Type;
+    let element = Type::primitive_type_builder("element", Physical::FLOAT)
+        .with_repetition(Repetition::REQUIRED)
+        .build()?;
+    let list = Type::group_type_builder("list")
+        .with_repetition(Repetition::REPEATED)
+        .with_fields(vec![Arc::new(element)])
+        .build()?;
+    Type::group_type_builder(name)
+        .with_repetition(Repetition::OPTIONAL)
+        .with_converted_type(ConvertedType::LIST)
+        .with_fields(vec![Arc::new(list)])
+        .build()
+}
+
 fn parquet_file(
     store: &dyn EntityStore,
     page: usize,
@@ -165,24 +183,20 @@ fn parquet_file(
         .filter(|(_, s)| s.kind == VectorKind::Dense)
         .map(|(n, _)| n.clone())
         .collect();
+    let fixed = parquet::schema::parser::parse_message_type(
+        "message entity {\n  required binary id (UTF8);\n  required binary name (UTF8);\n  optional int32 year;\n  required binary language (UTF8);\n  optional group semantic_id (LIST) { repeated group list { required int32 element; } }\n  optional binary semantic_id_codebook (UTF8);\n  required binary tags_json (UTF8);\n}",
+    )?;
+    // Vector columns are built, not parsed: their names (`text/model@revision`) hold
+    // characters the schema text format does not take.
+    let mut fields = fixed.get_fields().to_vec();
     for name in &dense {
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            bail!("vector name {name:?} cannot be a Parquet column name");
-        }
+        fields.push(Arc::new(float_list(name)?));
     }
-    let mut message = String::from(
-        "message entity {\n  required binary id (UTF8);\n  required binary name (UTF8);\n  optional int32 year;\n  required binary language (UTF8);\n  optional group semantic_id (LIST) { repeated group list { required int32 element; } }\n  optional binary semantic_id_codebook (UTF8);\n  required binary tags_json (UTF8);\n",
+    let schema = Arc::new(
+        parquet::schema::types::Type::group_type_builder("entity")
+            .with_fields(fields)
+            .build()?,
     );
-    for name in &dense {
-        message.push_str(&format!(
-            "  optional group {name} (LIST) {{ repeated group list {{ required float element; }} }}\n"
-        ));
-    }
-    message.push('}');
-    let schema = Arc::new(parquet::schema::parser::parse_message_type(&message)?);
     let props = Arc::new(
         WriterProperties::builder()
             .set_compression(Compression::SNAPPY)

@@ -63,8 +63,10 @@ pub struct IngestArgs {
     pub taxonomy: Option<PathBuf>,
     /// A fused vector (`fused`) made from several of the plugins' dense vectors, each
     /// normalised and weighted: `NAME=WEIGHT,NAME=WEIGHT` (its cosine is the weighted mean of
-    /// the parts'). Recorded in the store's schema when the store is created; pass the same
-    /// recipe on later runs.
+    /// the parts'). NAME is a vector's name (`text/all-MiniLM-L6-v2@c9745ed1d9f2`) or a
+    /// modality (`text`, `image`, `audio`) when the plugins store one dense vector of it.
+    /// Recorded in the store's schema when the store is created; pass the same recipe on later
+    /// runs.
     #[arg(long, env = "TESSERA_FUSE")]
     pub fuse: Option<String>,
     /// Write the run's metrics (titles done and failed; per plugin: calls, failures, latency,
@@ -249,11 +251,11 @@ pub fn schema_of(
 
 /// What the plugins of `loaded` that `control` switched off say about themselves (a title
 /// stored while they are off keeps their earlier outputs).
-pub fn disabled(loaded: &[Loaded], control: &PluginControl) -> Vec<tessera::runtime::PluginInfo> {
+pub fn disabled(loaded: &[Loaded], control: &PluginControl) -> Vec<Plugin> {
     loaded
         .iter()
         .filter(|l| !control.enabled(&l.plugin.info().name))
-        .map(|l| l.plugin.info().clone())
+        .map(|l| l.plugin.clone())
         .collect()
 }
 

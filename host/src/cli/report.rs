@@ -25,7 +25,8 @@ pub struct ReportArgs {
     /// The catalog, for poster thumbnails.
     #[arg(long)]
     catalog: Option<PathBuf>,
-    /// The dense vector to map and to find neighbours on. Default: the store's first.
+    /// The dense vector to map and to find neighbours on (its name, or a modality such as
+    /// `text` when the store holds one vector of it). Default: the store's first.
     #[arg(long)]
     vector: Option<String>,
     /// Most titles shown as cards (the map shows up to 20 000).
@@ -150,7 +151,11 @@ pub(crate) fn pca_2d(rows: &[&[f32]], dim: usize) -> Vec<(f32, f32)> {
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let store = args.store.open_existing(&args.data)?;
     let vector = match &args.vector {
-        Some(v) => v.clone(),
+        Some(v) => store
+            .schema()
+            .named(v)
+            .map_err(|e| anyhow::anyhow!("--vector {e}"))?
+            .unwrap_or_else(|| v.clone()),
         None => store
             .schema()
             .vectors

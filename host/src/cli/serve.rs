@@ -9,6 +9,7 @@ use std::time::Duration;
 use tessera::grpc::{self, ServeConfig, Tokens};
 use tessera::text_model;
 use tessera_indexes::EntityStore;
+use tessera_models::TextEmbedder as _;
 
 /// Flags of `tessera serve`.
 #[derive(Debug, clap::Args)]
@@ -178,7 +179,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let model = text_model::load_query_model(dir, &name, args.device)
             .with_context(|| format!("loading text model from {}", dir.display()))?;
         eprintln!(
-            "tessera: text queries embedded by {name} ({})",
+            "tessera: text queries embedded by {} ({})",
+            model.name(),
             dir.display()
         );
         if let Some(endpoint) = &mut metrics {

@@ -73,7 +73,8 @@ pub struct TrainArgs {
     data: PathBuf,
     #[command(flatten)]
     store: super::store_cmd::StoreArg,
-    /// The named vector to encode; default: the store's only vector.
+    /// The named vector to encode (its name, or a modality such as `text` when the store
+    /// holds one vector of it); default: the store's only dense vector.
     #[arg(long)]
     vector: Option<String>,
     #[command(flatten)]
@@ -158,7 +159,11 @@ fn source_vector(
         .map(|(n, _)| n)
         .collect();
     let name = match (wanted, dense.as_slice()) {
-        (Some(name), _) => name,
+        (Some(name), _) => store
+            .schema()
+            .named(&name)
+            .map_err(|e| anyhow::anyhow!("--vector {e}"))?
+            .unwrap_or(name),
         (None, [only]) => (*only).clone(),
         (None, _) => bail!(
             "the store holds {} dense vectors ({}); choose one with --vector",

@@ -3,7 +3,7 @@
 use super::ServeConfig;
 use super::proto;
 use tessera_indexes::search::MAX_SID_CODES;
-use tessera_indexes::{Entity, Schema};
+use tessera_indexes::{Entity, Schema, VectorKind};
 use tonic::Status;
 
 /// A validated `GetEntities` request.
@@ -188,6 +188,38 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
     }
 }
 
+/// What the store holds, for `GetSchema`. The modality is the vector name's first part
+/// (`text/…`); the fused vector has none.
+pub fn schema_to_proto(schema: &Schema) -> proto::GetSchemaResponse {
+    let vectors = schema
+        .vectors
+        .iter()
+        .map(|(name, spec)| proto::VectorInfo {
+            name: name.clone(),
+            modality: name
+                .split_once('/')
+                .map(|(modality, _)| modality.to_string())
+                .unwrap_or_default(),
+            model: spec.model.clone(),
+            dimension: u32::try_from(spec.dim).unwrap_or(u32::MAX),
+            kind: match spec.kind {
+                VectorKind::Dense => "dense",
+                VectorKind::Multi => "multi",
+            }
+            .to_string(),
+        })
+        .collect();
+    proto::GetSchemaResponse {
+        version: schema.version,
+        vectors,
+        fusion: schema
+            .fusion
+            .as_ref()
+            .map(tessera_indexes::Fusion::describe)
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +281,41 @@ mod tests {
         assert!(msg(lookup(vec![vec![1]], 5000)).starts_with("limit_per_query"));
         let ok = validate_lookup(&lookup(vec![vec![12, 200]], 0), &config);
         assert_eq!(ok.ok(), Some((vec![vec![12, 200]], 100)));
+    }
+
+    #[test]
+    fn the_schema_lists_each_vector_with_its_modality_and_kind()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let schema = tessera_indexes::Fusion::parse("text=2,image=1")?.apply_to(Schema::new([
+            ("text/m@1".to_string(), VectorSpec::dense(2, "m@1")),
+            ("image/c@2".to_string(), VectorSpec::dense(3, "c@2")),
+            ("audio/w@3/tokens".to_string(), VectorSpec::multi(4, "w@3")),
+        ]))?;
+        let got = schema_to_proto(&schema);
+        assert_eq!(got.fusion, "text/m@1=2,image/c@2=1");
+        let rows: Vec<(&str, &str, &str, u32, &str)> = got
+            .vectors
+            .iter()
+            .map(|v| {
+                let (name, modality, model) = (&v.name, &v.modality, &v.model);
+                (
+                    name.as_str(),
+                    modality.as_str(),
+                    model.as_str(),
+                    v.dimension,
+                    v.kind.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("audio/w@3/tokens", "audio", "w@3", 4, "multi"),
+                ("fused", "", "fusion of text/m@1=2,image/c@2=1", 5, "dense"),
+                ("image/c@2", "image", "c@2", 3, "dense"),
+                ("text/m@1", "text", "m@1", 2, "dense"),
+            ]
+        );
+        Ok(())
     }
 }

@@ -27,14 +27,17 @@ pub enum Method {
     ScanEntities,
     /// `WatchEntities` (latency: until the stream starts).
     WatchEntities,
+    /// `GetSchema`.
+    GetSchema,
 }
 
-const METHODS: [Method; 5] = [
+const METHODS: [Method; 6] = [
     Method::GetEntities,
     Method::LookupSemanticIds,
     Method::Search,
     Method::ScanEntities,
     Method::WatchEntities,
+    Method::GetSchema,
 ];
 
 impl Method {
@@ -45,6 +48,7 @@ impl Method {
             Method::Search => "Search",
             Method::ScanEntities => "ScanEntities",
             Method::WatchEntities => "WatchEntities",
+            Method::GetSchema => "GetSchema",
         }
     }
 }

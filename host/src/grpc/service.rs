@@ -595,6 +595,19 @@ impl Entities for EntitiesService {
         })
         .await
     }
+
+    async fn get_schema(
+        &self,
+        _request: Request<proto::GetSchemaRequest>,
+    ) -> Result<Response<proto::GetSchemaResponse>, Status> {
+        self.observed(Method::GetSchema, async move {
+            let _slot = self.admit()?;
+            Ok(Response::new(super::convert::schema_to_proto(
+                self.store.schema(),
+            )))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

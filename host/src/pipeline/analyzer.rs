@@ -6,7 +6,7 @@ use crate::catalog::Title;
 use crate::runtime::{Analysis, Plugin, PluginError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use tessera_indexes::{Entity, Output};
+use tessera_indexes::{Entity, Output, VectorKind};
 
 /// The plugin set and what every title's analysis records; cheap to clone into a task.
 #[derive(Debug, Clone)]
@@ -103,15 +103,26 @@ impl Analyzer {
                 models: plugin.output_models(),
                 run: self.run.clone(),
             });
-            entity
-                .vectors
-                .extend(embeddings.into_iter().map(|e| (e.name, e.vector)));
-            entity.multivectors.extend(
-                token_sequences
-                    .into_iter()
-                    .filter(|t| !t.vectors.is_empty())
-                    .map(|t| (t.name, t.vectors)),
-            );
+            // Outputs are stored under their model's name (`schema_for` checked each declared
+            // output's model is loaded, and the plugin produces only declared outputs).
+            let stored = |output: &str, kind| {
+                plugin.store_name(output, kind).ok_or_else(|| {
+                    let name = plugin.info().name.clone();
+                    let reason = format!("output {output:?} has no loaded model to store it by");
+                    (name, PluginError::Host(reason))
+                })
+            };
+            for e in embeddings {
+                let name = stored(&e.name, VectorKind::Dense)?;
+                entity.vectors.insert(name, e.vector);
+            }
+            for t in token_sequences
+                .into_iter()
+                .filter(|t| !t.vectors.is_empty())
+            {
+                let name = stored(&t.name, VectorKind::Multi)?;
+                entity.multivectors.insert(name, t.vectors);
+            }
         }
         Ok(entity)
     }

@@ -48,7 +48,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use convert::{Analysis, Embedding, PluginInfo, TokenSequence};
-use tessera_indexes::Tag;
+use tessera_indexes::{Tag, VectorKind};
 
 /// Sandbox limits for every plugin call.
 #[derive(Debug, Clone)]
@@ -494,7 +494,8 @@ impl Plugin {
     }
 
     /// The models whose change makes its stored outputs stale: those its manifest allows and
-    /// those its declared vectors come from, sorted.
+    /// those its declared vectors come from, each by its identity (`name@revision`) when it is
+    /// loaded, so that a new revision behind the same name makes the outputs stale; sorted.
     pub fn output_models(&self) -> Vec<String> {
         let mut models: Vec<String> = self
             .allowed_models()
@@ -502,11 +503,33 @@ impl Plugin {
             .iter()
             .chain(self.info.embeddings.iter().map(|(_, m)| m))
             .chain(self.info.token_sequences.iter().map(|(_, m)| m))
-            .cloned()
+            .map(|m| {
+                self.host
+                    .registry
+                    .describe(m)
+                    .map_or_else(|| m.clone(), |d| d.2)
+            })
             .collect();
         models.sort();
         models.dedup();
         models
+    }
+
+    /// The store's name for the vectors of its declared output `output` of `kind`
+    /// ([`tessera_indexes::vector_name`]: modality and model identity); `None` when it declares
+    /// no such output or its model is not loaded.
+    pub fn store_name(&self, output: &str, kind: VectorKind) -> Option<String> {
+        let declared = match kind {
+            VectorKind::Dense => &self.info.embeddings,
+            VectorKind::Multi => &self.info.token_sequences,
+        };
+        let (_, model) = declared.iter().find(|(name, _)| name == output)?;
+        let (modality, _, identity) = self.host.registry.describe(model)?;
+        Some(tessera_indexes::vector_name(
+            modality.as_str(),
+            &identity,
+            kind,
+        ))
     }
 
     /// The contract line the plugin is linked against.

@@ -5,15 +5,23 @@
 //! Language detection is a stop-word vote: short function words are the most reliable signal in a
 //! few dozen words of prose, need no model, and say plainly when the evidence is thin (the
 //! confidence is the winner's share of the votes, and fewer than three votes give no tag).
+//!
+//! Config: `model`, the host model it embeds with (default: the host's `text` model). The store
+//! names the vector after that model's identity, so two embedders on two models give two vectors.
 
 use tessera_plugin_sdk::{
-    Analysis, Input, Plugin, PluginError, PluginInfo, Title, export_plugin, log, models,
+    Analysis, Input, Plugin, PluginError, PluginInfo, Title, config, export_plugin, log, models,
 };
 
 struct SynopsisEmbedder;
 
-/// Vector name in the store.
+/// The output's name (the store names the vector after its model).
 const EMBEDDING: &str = "synopsis";
+
+/// The host model to embed with: the `model` config key, else the host's default text model.
+fn model() -> String {
+    config::get("model").unwrap_or_else(|| models::DEFAULT_TEXT.to_string())
+}
 
 impl Plugin for SynopsisEmbedder {
     fn describe() -> PluginInfo {
@@ -25,7 +33,7 @@ impl Plugin for SynopsisEmbedder {
                 "language-mismatch",
                 "missing-synopsis",
             ])
-            .with_embedding(EMBEDDING, models::DEFAULT_TEXT)
+            .with_embedding(EMBEDDING, &model())
     }
 
     fn analyze(title: Title, _input: Input) -> Result<Analysis, PluginError> {
@@ -55,8 +63,9 @@ impl Plugin for SynopsisEmbedder {
             }
         }
 
-        let vector = models::embed_one(models::DEFAULT_TEXT, synopsis)?;
-        Ok(analysis.embedding(EMBEDDING, models::DEFAULT_TEXT, vector))
+        let model = model();
+        let vector = models::embed_one(&model, synopsis)?;
+        Ok(analysis.embedding(EMBEDDING, &model, vector))
     }
 }
 

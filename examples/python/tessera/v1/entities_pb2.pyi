@@ -6,6 +6,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetSchemaRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetSchemaResponse(_message.Message):
+    __slots__ = ("version", "vectors", "fusion")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    vectors: _containers.RepeatedCompositeFieldContainer[VectorInfo]
+    fusion: str
+    def __init__(self, version: _Optional[int] = ..., vectors: _Optional[_Iterable[_Union[VectorInfo, _Mapping]]] = ..., fusion: _Optional[str] = ...) -> None: ...
+
+class VectorInfo(_message.Message):
+    __slots__ = ("name", "modality", "model", "dimension", "kind")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    modality: str
+    model: str
+    dimension: int
+    kind: str
+    def __init__(self, name: _Optional[str] = ..., modality: _Optional[str] = ..., model: _Optional[str] = ..., dimension: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
+
 class WatchEntitiesRequest(_message.Message):
     __slots__ = ("after_seq", "page_size", "follow")
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]

@@ -60,6 +60,11 @@ class EntitiesStub:
                 request_serializer=tessera_dot_v1_dot_entities__pb2.WatchEntitiesRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_entities__pb2.WatchEntitiesResponse.FromString,
                 _registered_method=True)
+        self.GetSchema = channel.unary_unary(
+                '/tessera.v1.Entities/GetSchema',
+                request_serializer=tessera_dot_v1_dot_entities__pb2.GetSchemaRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_entities__pb2.GetSchemaResponse.FromString,
+                _registered_method=True)
 
 
 class EntitiesServicer:
@@ -114,6 +119,17 @@ class EntitiesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSchema(self, request, context):
+        """What the store holds: its named vectors, with the model, dimension and kind of each, and
+        the fused vector's recipe. A plugin output's vector is named after its modality and model
+        revision ("text/all-MiniLM-L6-v2@c9745ed1d9f2", multivectors end in "/tokens"), so a new
+        revision of a model arrives as a new vector beside the old one: rankers read the names
+        here rather than hard-coding them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitiesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +157,11 @@ def add_EntitiesServicer_to_server(servicer, server):
                     servicer.WatchEntities,
                     request_deserializer=tessera_dot_v1_dot_entities__pb2.WatchEntitiesRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_entities__pb2.WatchEntitiesResponse.SerializeToString,
+            ),
+            'GetSchema': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchema,
+                    request_deserializer=tessera_dot_v1_dot_entities__pb2.GetSchemaRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_entities__pb2.GetSchemaResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -279,6 +300,33 @@ class Entities:
             '/tessera.v1.Entities/WatchEntities',
             tessera_dot_v1_dot_entities__pb2.WatchEntitiesRequest.SerializeToString,
             tessera_dot_v1_dot_entities__pb2.WatchEntitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchema(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.Entities/GetSchema',
+            tessera_dot_v1_dot_entities__pb2.GetSchemaRequest.SerializeToString,
+            tessera_dot_v1_dot_entities__pb2.GetSchemaResponse.FromString,
             options,
             channel_credentials,
             insecure,

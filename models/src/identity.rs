@@ -1,0 +1,184 @@
+//! A loaded model's identity, `name@revision`: what the store names its vectors after and what
+//! tells outputs of one revision from another's. Two directories called `bge-small` with
+//! different weights must never share a vector space, so the revision comes from what the
+//! weights are, not from where they lie.
+//!
+//! - A Hugging Face cache snapshot (`…/snapshots/<commit>`): the commit, as the hub pins it.
+//! - Any other directory: a digest of the files that decide the vectors (config, tokenizer,
+//!   preprocessing and weights).
+
+use crate::ModelError;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Hex digits of a revision kept in an identity: enough to tell revisions apart, short enough
+/// for a vector name.
+pub const REVISION_CHARS: usize = 12;
+
+/// `name@revision` for the model in `dir`; a `name` that already holds a revision is kept.
+pub fn identity(name: &str, dir: &Path) -> Result<String, ModelError> {
+    if name.contains('@') {
+        return Ok(name.to_string());
+    }
+    Ok(format!("{name}@{}", revision(dir)?))
+}
+
+/// `name@revision` for a pinned revision (a manifest's), shortened as [`identity`] does.
+pub fn pinned(name: &str, revision: &str) -> String {
+    format!("{name}@{}", short(revision))
+}
+
+fn short(revision: &str) -> &str {
+    revision
+        .char_indices()
+        .nth(REVISION_CHARS)
+        .map_or(revision, |(i, _)| &revision[..i])
+}
+
+/// The revision of the model in `dir`: a hub snapshot's commit, otherwise a digest of its files.
+pub fn revision(dir: &Path) -> Result<String, ModelError> {
+    let in_snapshots = dir
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|p| p == "snapshots");
+    if in_snapshots && let Some(commit) = dir.file_name().and_then(|c| c.to_str()) {
+        return Ok(short(commit).to_string());
+    }
+    let files = deciding_files(dir)?;
+    if files.is_empty() {
+        return Err(ModelError::File {
+            path: dir.to_path_buf(),
+            reason: "no model files (config.json, weights) to identify the model by".into(),
+        });
+    }
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    for (relative, path) in files {
+        let io = |e: std::io::Error| ModelError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        // The name is part of the digest, so moving bytes from one file to another counts.
+        hasher.update(relative.as_bytes());
+        hasher.update([0]);
+        let mut file = std::fs::File::open(&path).map_err(io)?;
+        loop {
+            let n = file.read(&mut buffer).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        hasher.update([0]);
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(short(&digest).to_string())
+}
+
+/// The files of `dir` that decide its vectors, sorted by relative path: JSON configs and
+/// tokenizers, vocabularies and weights at the top level, and sentence-transformers' pooling
+/// config. Anything else (a README, a lock file) may change freely.
+fn deciding_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, ModelError> {
+    let io = |e: std::io::Error| ModelError::File {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let deciding = |name: &str| {
+        [".json", ".safetensors", ".bin", ".txt", ".model"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if deciding(&name) && entry.path().is_file() {
+            files.push((name, entry.path()));
+        }
+    }
+    let pooling = dir.join("1_Pooling").join("config.json");
+    if pooling.is_file() {
+        files.push(("1_Pooling/config.json".to_string(), pooling));
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tiny::{TinyBertSpec, write_tiny_bert};
+
+    #[test]
+    fn a_directory_is_identified_by_its_contents() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let (a, b, c) = (
+            tmp.path().join("a/bge"),
+            tmp.path().join("b/bge"),
+            tmp.path().join("c/bge"),
+        );
+        write_tiny_bert(&a, &TinyBertSpec::default())?;
+        write_tiny_bert(&b, &TinyBertSpec::default())?;
+        write_tiny_bert(
+            &c,
+            &TinyBertSpec {
+                seed: 7,
+                ..TinyBertSpec::default()
+            },
+        )?;
+        let id = identity("bge", &a)?;
+        assert_eq!(id.len(), "bge@".len() + REVISION_CHARS, "{id}");
+        // Same files elsewhere: same identity; other weights under the same name: another.
+        assert_eq!(identity("bge", &b)?, id);
+        assert_ne!(identity("bge", &c)?, id);
+        // A README does not decide the vectors; the pooling config does.
+        std::fs::write(a.join("README.md"), "notes")?;
+        assert_eq!(identity("bge", &a)?, id);
+        std::fs::create_dir_all(a.join("1_Pooling"))?;
+        std::fs::write(
+            a.join("1_Pooling/config.json"),
+            r#"{"pooling_mode_cls_token": true}"#,
+        )?;
+        assert_ne!(identity("bge", &a)?, id);
+        // A name that already holds a revision is kept.
+        assert_eq!(identity("bge@v2", &a)?, "bge@v2");
+        Ok(())
+    }
+
+    #[test]
+    fn a_hub_snapshot_is_identified_by_its_commit() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let snapshot = tmp
+            .path()
+            .join("models--org--m/snapshots/c9745ed1d9f207416be6d2e6f8de32d1f16199bf");
+        std::fs::create_dir_all(&snapshot)?;
+        assert_eq!(identity("m", &snapshot)?, "m@c9745ed1d9f2");
+        assert_eq!(
+            pinned("m", "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"),
+            "m@c9745ed1d9f2"
+        );
+        assert_eq!(pinned("m", "v1"), "m@v1");
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_or_missing_directory_is_a_clear_error() -> Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let empty = revision(tmp.path()).map_err(|e| e.to_string());
+        assert!(
+            empty.as_ref().is_err_and(|e| e.contains("no model files")),
+            "{empty:?}"
+        );
+        let missing = revision(&tmp.path().join("nope")).map_err(|e| e.to_string());
+        assert!(
+            missing.as_ref().is_err_and(|e| e.contains("nope")),
+            "{missing:?}"
+        );
+        Ok(())
+    }
+}
