@@ -284,12 +284,14 @@ impl Assigner {
             }
         }
         // Pass 2: the others walk down their residual's ranking of the disambiguation codes.
-        for &i in &losers {
+        let loser_titles: Vec<SidInput<'_>> = losers.iter().map(|&i| titles[i]).collect();
+        let loser_vectors: Vec<&[f32]> = loser_titles.iter().map(|t| t.vector).collect();
+        let rankings = self
+            .codebook
+            .disambiguation_orders(&loser_vectors)
+            .map_err(|e| name_title(e, &loser_titles))?;
+        for (&i, ranking) in losers.iter().zip(rankings) {
             let prefix = encoded[i].codes[..levels].to_vec();
-            let ranking = self
-                .codebook
-                .disambiguation_order(titles[i].vector)
-                .map_err(|e| name_title(e, &titles[i..=i]))?;
             let group = self.taken.entry(prefix).or_default();
             let code = ranking
                 .into_iter()

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 /// Rows per matrix product: bounds the distance matrix to `CHUNK × k` floats (8 MiB at k = 256).
 const CHUNK: usize = 8192;
 /// Up to this many rows, dot products are plain loops rather than a matrix product.
-const SMALL: usize = 4;
+pub(crate) const SMALL: usize = 4;
 /// k-means++ seeds from at most this many rows; more adds time, not quality, at k ≤ a few hundred.
 const SEED_SAMPLE: usize = 32_768;
 
@@ -101,6 +101,20 @@ pub(crate) fn nearest(
     cn: &[f32],
     metric: Metric,
 ) -> Result<(Vec<u32>, Vec<f32>), IndexError> {
+    let products = Products::for_rows(rows.len() / dim);
+    nearest_via(rows, dim, centroids, cn, metric, products)
+}
+
+/// [`nearest`], with the dot products computed as `products` says: a caller splitting one batch
+/// into parts passes the batch's choice, so every part's rows get the same arithmetic.
+pub(crate) fn nearest_via(
+    rows: &[f32],
+    dim: usize,
+    centroids: &[f32],
+    cn: &[f32],
+    metric: Metric,
+    products: Products,
+) -> Result<(Vec<u32>, Vec<f32>), IndexError> {
     debug_assert_eq!(cn.len(), centroids.len() / dim, "one norm per centroid");
     let mut codes = Vec::with_capacity(rows.len() / dim);
     let mut dists = Vec::with_capacity(rows.len() / dim);
@@ -108,7 +122,7 @@ pub(crate) fn nearest(
         .iter()
         .map(|&c| if c > 0.0 { c.sqrt().recip() } else { 0.0 })
         .collect();
-    for_each_dot_row(rows, dim, centroids, |xn, dots| {
+    for_each_dot_row(rows, dim, centroids, products, |xn, dots| {
         let best = match metric {
             Metric::Euclidean => {
                 let mut best = (0, f32::INFINITY);
@@ -137,18 +151,21 @@ pub(crate) fn nearest(
     Ok((codes, dists))
 }
 
-/// Every centroid for one vector, best first under `metric` (ties by index); `cn` as in
-/// [`nearest`].
-pub(crate) fn ranking(
-    vector: &[f32],
+/// Every centroid for each row, best first under `metric` (ties by index); `cn` as in
+/// [`nearest`], `products` as in [`nearest_via`].
+pub(crate) fn rankings(
+    rows: &[f32],
     dim: usize,
     centroids: &[f32],
     cn: &[f32],
     metric: Metric,
-) -> Result<Vec<u16>, IndexError> {
+    products: Products,
+) -> Result<Vec<Vec<u16>>, IndexError> {
     debug_assert_eq!(cn.len(), centroids.len() / dim, "one norm per centroid");
+    let mut out = Vec::with_capacity(rows.len() / dim);
     let mut scored: Vec<(f32, u16)> = Vec::with_capacity(cn.len());
-    for_each_dot_row(vector, dim, centroids, |_, dots| {
+    for_each_dot_row(rows, dim, centroids, products, |_, dots| {
+        scored.clear();
         for (j, (&d, &c)) in dots.iter().zip(cn).enumerate() {
             // Lower is better for both.
             let score = match metric {
@@ -158,9 +175,32 @@ pub(crate) fn ranking(
             };
             scored.push((score, j as u16));
         }
+        scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        out.push(scored.iter().map(|&(_, c)| c).collect());
     })?;
-    scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    Ok(scored.into_iter().map(|(_, c)| c).collect())
+    Ok(out)
+}
+
+/// How dot products with the centroids are computed. The two ways round differently in the last
+/// bits, so one batch uses one way throughout (a near-tie then resolves the same way for all of
+/// its rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Products {
+    /// Plain loops: for a title or a few, building tensors would cost more than the arithmetic.
+    Loops,
+    /// Candle's multi-threaded matrix product.
+    Matrix,
+}
+
+impl Products {
+    /// The way for a batch of `rows` rows.
+    pub(crate) fn for_rows(rows: usize) -> Self {
+        if rows <= SMALL {
+            Products::Loops
+        } else {
+            Products::Matrix
+        }
+    }
 }
 
 /// Calls `f` with each row's squared norm and its dot products with every centroid, row by row.
@@ -168,11 +208,11 @@ fn for_each_dot_row(
     rows: &[f32],
     dim: usize,
     centroids: &[f32],
+    products: Products,
     mut f: impl FnMut(f32, &[f32]),
 ) -> Result<(), IndexError> {
     let k = centroids.len() / dim;
-    if rows.len() <= SMALL * dim {
-        // A title at a time (ingest): building tensors would cost more than the arithmetic.
+    if products == Products::Loops {
         let mut dots = vec![0f32; k];
         for x in rows.chunks_exact(dim) {
             for (d, c) in dots.iter_mut().zip(centroids.chunks_exact(dim)) {
@@ -188,11 +228,21 @@ fn for_each_dot_row(
         .map_err(math)?;
     for chunk in rows.chunks(CHUNK * dim) {
         let m = chunk.len() / dim;
-        let dots = Tensor::from_slice(chunk, (m, dim), &Device::Cpu)
+        let product = Tensor::from_slice(chunk, (m, dim), &Device::Cpu)
             .and_then(|x| x.matmul(&ct))
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.to_vec1::<f32>())
             .map_err(math)?;
+        // Read in place: a copy of the product would move 8 MiB per chunk for nothing.
+        let (storage, layout) = product.storage_and_layout();
+        let dots = match (&*storage, layout.contiguous_offsets()) {
+            (candle_core::Storage::Cpu(cpu), Some((start, end))) => {
+                &cpu.as_slice::<f32>().map_err(math)?[start..end]
+            }
+            _ => {
+                return Err(IndexError::Engine(
+                    "semantic-ID math: the matrix product is not a contiguous CPU tensor".into(),
+                ));
+            }
+        };
         for (x, dot) in chunk.chunks_exact(dim).zip(dots.chunks_exact(k)) {
             f(self::dot(x, x), dot);
         }
@@ -209,7 +259,8 @@ pub(crate) fn for_each_distance_row(
 ) -> Result<(), IndexError> {
     let cn = sq_norms(centroids, dim);
     let mut row = vec![0f32; cn.len()];
-    for_each_dot_row(rows, dim, centroids, |xn, dots| {
+    let products = Products::for_rows(rows.len() / dim);
+    for_each_dot_row(rows, dim, centroids, products, |xn, dots| {
         for ((r, d), c) in row.iter_mut().zip(dots).zip(&cn) {
             *r = (xn - 2.0 * d + c).max(0.0);
         }
