@@ -24,6 +24,9 @@ fn new_build_inspect_and_run_a_plugin() -> Result<(), Box<dyn std::error::Error>
     for file in ["Cargo.toml", "src/lib.rs", "README.md"] {
         assert!(crate_dir.join(file).is_file(), "{file} missing");
     }
+    // The guest's small stack, which keeps a fresh instance's pages resident in the host.
+    let config = std::fs::read_to_string(crate_dir.join(".cargo/config.toml"))?;
+    assert!(config.contains("-zstack-size=65536"), "{config}");
     let again = tessera()
         .args(["plugin", "new", "hello-tags", "--dir"])
         .arg(tmp.path())

@@ -322,6 +322,18 @@ fn unbounded_recursion_overflows_the_stack() {
 }
 
 #[test]
+fn a_wild_store_is_a_crash_not_a_stack_overflow() {
+    // Kit-built guests run out of their own (linear-memory) stack as an out-of-bounds store deep
+    // in recursion; a shallow one is an ordinary crash.
+    let f = fixture();
+    let e = run_probe(&f, "out-of-bounds", "");
+    assert!(
+        matches!(&e, PluginError::Trap { trap, .. } if trap.contains("out of bounds")),
+        "{e}"
+    );
+}
+
+#[test]
 fn output_over_the_caps_is_refused_as_invalid_output() {
     let f = fixture();
     let e = run_probe(&f, "flood", "");

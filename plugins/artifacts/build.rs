@@ -35,6 +35,7 @@ fn main() {
     for watched in [
         "Cargo.toml",
         "Cargo.lock",
+        ".cargo/config.toml",
         "sdk/Cargo.toml",
         "../wit/v0",
         "../wit/v1",

@@ -19,6 +19,10 @@ pub enum BenchCommand {
         /// Calls to time.
         #[arg(long, default_value_t = 2000)]
         iterations: usize,
+        /// Time this component (`.wasm`) instead of the built-in synopsis-embedder: what one
+        /// call of your own plugin costs before it does any work.
+        #[arg(long)]
+        plugin: Option<PathBuf>,
     },
     /// Sentences per second of a text model at several batch sizes.
     Embed {
@@ -147,7 +151,7 @@ pub enum BenchCommand {
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
-        BenchCommand::PluginCall { iterations } => plugin_call(iterations),
+        BenchCommand::PluginCall { iterations, plugin } => plugin_call(iterations, plugin),
         BenchCommand::Embed {
             model,
             batch,
@@ -206,19 +210,30 @@ pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
-fn plugin_call(iterations: usize) -> anyhow::Result<ExitCode> {
-    if let Some(error) = tessera_plugin_artifacts::BUILD_ERROR {
-        bail!("the built-in plugins were not built:\n{error}");
-    }
+fn plugin_call(iterations: usize, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (name, bytes): (String, std::borrow::Cow<'static, [u8]>) = match &file {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read(path)
+                .with_context(|| format!("reading plugin {}", path.display()))?
+                .into(),
+        ),
+        None => {
+            if let Some(error) = tessera_plugin_artifacts::BUILD_ERROR {
+                bail!("the built-in plugins were not built:\n{error}");
+            }
+            (
+                "synopsis-embedder".to_string(),
+                tessera_plugin_artifacts::SYNOPSIS_EMBEDDER_WASM.into(),
+            )
+        }
+    };
     let host = Arc::new(PluginHost::new(
         Arc::new(Registry::default()),
         SandboxLimits::default(),
     )?);
     let start = Instant::now();
-    let plugin = host.load(
-        "synopsis-embedder",
-        tessera_plugin_artifacts::SYNOPSIS_EMBEDDER_WASM,
-    )?;
+    let plugin = host.load(&name, &bytes)?;
     println!(
         "compile + link + first describe: {:.1} ms ({} allocator)",
         start.elapsed().as_secs_f64() * 1e3,
@@ -237,10 +252,7 @@ fn plugin_call(iterations: usize) -> anyhow::Result<ExitCode> {
                 .with_compile_cache(cache.clone()),
         );
         let start = Instant::now();
-        cached.load(
-            "synopsis-embedder",
-            tessera_plugin_artifacts::SYNOPSIS_EMBEDDER_WASM,
-        )?;
+        cached.load(&name, &bytes)?;
         println!(
             "{round} + link + first describe: {:.1} ms",
             start.elapsed().as_secs_f64() * 1e3

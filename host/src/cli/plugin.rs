@@ -192,13 +192,16 @@ fn new(name: &str, parent: &Path, sdk: &Path) -> anyhow::Result<ExitCode> {
             .replace("{file}", &name.replace('-', "_"))
             .replace("{sdk}", &sdk.display().to_string())
     };
-    std::fs::create_dir_all(root.join("src"))
-        .with_context(|| format!("creating {}", root.display()))?;
+    for dir in ["src", ".cargo"] {
+        std::fs::create_dir_all(root.join(dir))
+            .with_context(|| format!("creating {}", root.join(dir).display()))?;
+    }
     for (file, text) in [
         ("Cargo.toml", template::CARGO_TOML),
         ("src/lib.rs", template::LIB_RS),
         ("README.md", template::README),
         (".gitignore", template::GITIGNORE),
+        (".cargo/config.toml", template::CARGO_CONFIG),
     ] {
         let path = root.join(file);
         std::fs::write(&path, fill(text)).with_context(|| format!("writing {}", path.display()))?;
@@ -214,14 +217,17 @@ fn build(dir: &Path) -> anyhow::Result<ExitCode> {
         bail!("{} has no Cargo.toml; is it a plugin crate?", dir.display());
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Run from the plugin's folder, so that its .cargo/config.toml (the guest's stack size)
+    // applies as it does to a `cargo build` there.
     let output = Command::new(cargo)
+        .current_dir(dir)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .args([
             "--message-format",
             "json-render-diagnostics",
             "--manifest-path",
+            "Cargo.toml",
         ])
-        .arg(&manifest)
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("running cargo (is it on PATH?)")?;

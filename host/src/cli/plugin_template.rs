@@ -89,3 +89,13 @@ Needs the wasm32-wasip2 target (`rustup target add wasm32-wasip2`).
 
 /// .gitignore.
 pub const GITIGNORE: &str = "/target\n";
+
+/// .cargo/config.toml: the guest's stack size (see plugins/.cargo/config.toml, the same setting
+/// for the project's own plugins).
+pub const CARGO_CONFIG: &str = r#"# A 64 KiB stack (wasm-ld's default; Rust's is 1 MiB) keeps a fresh instance's stack, static
+# data and first heap pages in the first 128 KiB of its memory, which the host keeps resident
+# between instances: each call starts about twice as fast. Overflowing it is reported as a stack
+# overflow; raise the size here if your plugin recurses deeply.
+[target.wasm32-wasip2]
+rustflags = ["-C", "link-arg=-zstack-size=65536"]
+"#;

@@ -356,6 +356,9 @@ impl Plugin {
                 deadline: self.deadline,
             },
             Some(Trap::StackOverflow) => PluginError::StackOverflow { plugin, call },
+            Some(Trap::MemoryOutOfBounds) if deep_in_recursion(&error) => {
+                PluginError::StackOverflow { plugin, call }
+            }
             Some(Trap::OutOfFuel) => PluginError::Fuel {
                 plugin,
                 call,
@@ -372,6 +375,25 @@ impl Plugin {
         }
     }
 }
+
+/// Whether a trap came deep inside recursion: the backtrace wasmtime captured (the innermost
+/// [`RECURSION_FRAMES`] frames at least) cycles through a few functions. A guest's own stack
+/// lives in its linear memory and grows down towards address 0 (64 KiB for kit-built plugins),
+/// so running out of it is an out-of-bounds access, not the engine's stack overflow; this tells
+/// it from an ordinary out-of-bounds bug, which is not hundreds of calls deep in a cycle.
+fn deep_in_recursion(error: &wasmtime::Error) -> bool {
+    let Some(trace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return false;
+    };
+    let frames = trace.frames();
+    let mut functions: Vec<u32> = frames.iter().map(|f| f.func_index()).collect();
+    functions.sort_unstable();
+    functions.dedup();
+    frames.len() >= RECURSION_FRAMES && functions.len() <= 4
+}
+
+/// Frames of one cycle that make a trap a stack overflow (wasmtime captures 20 by default).
+const RECURSION_FRAMES: usize = 16;
 
 /// The name of the plugin runtime's threads.
 const RUNTIME_THREAD: &str = "tessera-plugins";

@@ -1,7 +1,8 @@
 //! `sandbox-probe`: a deliberately hostile plugin for the host's sandbox tests.
 //!
 //! The title's `probe` metadata key picks the misbehaviour, so one component exercises every limit:
-//! `loop`, `alloc`, `recurse`, `panic`, `open-file`, `read-env`, `open-socket`, or `ok` (behave).
+//! `loop`, `alloc`, `recurse`, `panic`, `out-of-bounds`, `open-file`, `read-env`, `open-socket`, or
+//! `ok` (behave).
 //! Capability probes report what the sandbox answered as a plugin error, so the host test can check
 //! that access was refused (and why) rather than guess from a missing side effect.
 //!
@@ -175,6 +176,15 @@ impl Plugin for SandboxProbe {
                 Ok(Analysis::new().tag("probe", Some(&recurse(black_box(1)).to_string()), 1.0))
             }
             "panic" => panic!("sandbox-probe was asked to panic"),
+            // A wild store past the end of linear memory, one call deep: the host must report it
+            // as a crash, not as the stack overflow that a deep recursion's store would be.
+            "out-of-bounds" => {
+                let wild = black_box(u32::MAX - 15) as usize as *mut u8;
+                // SAFETY: none; this is the misbehaviour under test. Wasm bounds-checks the store
+                // and traps before anything is written.
+                unsafe { std::ptr::write_volatile(wild, 1) };
+                Ok(Analysis::new())
+            }
             "open-file" => match std::fs::read_to_string(&target) {
                 Ok(contents) => Ok(Analysis::new().tag("leaked-file", Some(&contents), 1.0)),
                 Err(e) => Err(PluginError::Internal(format!("open {target}: {e}"))),
