@@ -83,6 +83,7 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
                 ids: ids.clone(),
                 vector_names: vec![],
                 min_tag_confidence: 0.0,
+                packed_vectors: false,
             })
             .await?
             .into_inner();
@@ -148,6 +149,7 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
                 ids: vec!["x".into()],
                 vector_names: vec!["poster".into()],
                 min_tag_confidence: 0.0,
+                packed_vectors: false,
             })
             .await
             .err()
@@ -163,6 +165,7 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
                 ids: vec![titles[0].id.clone()],
                 vector_names: vec![text_vector.clone()],
                 min_tag_confidence: 0.9,
+                packed_vectors: false,
             })
             .await?;
         let entity = again

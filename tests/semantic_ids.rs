@@ -206,6 +206,7 @@ fn train_stats_lookup_and_ids_at_ingest() -> Result<(), Box<dyn std::error::Erro
                     ids: vec![title.clone()],
                     vector_names: vec![],
                     min_tag_confidence: 0.0,
+                    packed_vectors: false,
                 })
                 .await?
                 .into_inner();

@@ -287,6 +287,7 @@ fn a_server_collection_works_like_the_embedded_store() {
                 ids: vec!["tt-0001".into()],
                 vector_names: vec![text.clone()],
                 min_tag_confidence: 0.0,
+                packed_vectors: false,
             })
             .await
             .unwrap_or_else(|e| panic!("{e}"))

@@ -100,6 +100,7 @@ fn served_calls_are_exported_as_otlp_spans() -> Result<(), Box<dyn std::error::E
                     ids: vec!["tt-0001".into()],
                     vector_names: vec![],
                     min_tag_confidence: 0.0,
+                    packed_vectors: false,
                 })
                 .await?;
         }

@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ids: ids.clone(),
                 vector_names: vec![],
                 min_tag_confidence: 0.5,
+                packed_vectors: false,
             },
             token.as_ref(),
         ))

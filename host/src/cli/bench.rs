@@ -134,6 +134,10 @@ pub enum BenchCommand {
         /// Optimise the store (segment merge + HNSW) before measuring.
         #[arg(long)]
         optimize: bool,
+        /// Ask for vectors as packed little-endian float32 bytes (`packed_vectors`) instead
+        /// of repeated floats.
+        #[arg(long)]
+        packed: bool,
     },
     /// Semantic IDs on synthetic clustered vectors: codebook training time, assignment
     /// titles/s (batch and one at a time), quality figures.
@@ -193,6 +197,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             streams,
             seconds,
             optimize,
+            packed,
         } => super::bench_grpc::run(super::bench_grpc::GrpcBench {
             titles,
             dim,
@@ -200,6 +205,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             streams,
             seconds,
             optimize,
+            packed,
         }),
         BenchCommand::Sid { titles, dim, shape } => super::sid::bench(titles, dim, shape.config()),
     }

@@ -31,6 +31,9 @@ pub struct GrpcBench {
     pub seconds: f64,
     /// Run qdrant-edge's optimiser (merge + HNSW) before measuring.
     pub optimize: bool,
+    /// Ask for vectors as packed little-endian bytes (`packed_vectors`) instead of repeated
+    /// floats.
+    pub packed: bool,
 }
 
 /// Calls made and their latencies, after the warm-up.
@@ -208,7 +211,8 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
     );
     for &streams in &settings.streams {
         let inproc = direct(&store, &settings, streams)?;
-        let (titles, ids, dim) = (settings.titles, settings.ids, settings.dim);
+        let (titles, ids, dim, packed) =
+            (settings.titles, settings.ids, settings.dim, settings.packed);
         let served = client_rt.block_on(over_grpc(
             addr,
             &settings,
@@ -219,15 +223,30 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
                         ids: ids_for(titles, ids, s, n),
                         vector_names: vec![],
                         min_tag_confidence: 0.0,
+                        packed_vectors: packed,
                     })
                     .await?
                     .into_inner();
+                // Read the floats as a ranker would: packed bytes are decoded here.
+                let floats = |v: &tessera::grpc::proto::Vector| {
+                    if packed {
+                        v.packed
+                            .as_chunks::<4>()
+                            .0
+                            .iter()
+                            .map(|b| f32::from_le_bytes(*b))
+                            .collect::<Vec<f32>>()
+                            .len()
+                    } else {
+                        v.values.len()
+                    }
+                };
                 anyhow::ensure!(
                     response.results.iter().all(|r| r
                         .entity
                         .as_ref()
                         .and_then(|e| e.vectors.get("text"))
-                        .is_some_and(|v| v.values.len() == dim)),
+                        .is_some_and(|v| floats(v) == dim)),
                     "a title came back without its vector"
                 );
                 Ok(())
@@ -257,6 +276,7 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
                         vector_name: "text".into(),
                         query: Some(Query::Vector(Vector {
                             values: rows[i * dim..(i + 1) * dim].to_vec(),
+                            packed: Vec::new(),
                         })),
                         filter: None,
                         limit: 10,

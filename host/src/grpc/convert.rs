@@ -13,6 +13,8 @@ pub(crate) struct GetQuery {
     pub vector_names: Vec<String>,
     /// Lowest tag confidence returned.
     pub min_tag_confidence: f32,
+    /// Vectors as little-endian bytes (`Vector.packed`) rather than repeated floats.
+    pub packed: bool,
 }
 
 pub(crate) fn validate_get(
@@ -36,7 +38,12 @@ pub(crate) fn validate_get(
             "ids[{bad}]: ids must be 1..=512 bytes"
         )));
     }
-    select_returned(&request.vector_names, request.min_tag_confidence, schema)
+    select_returned(
+        &request.vector_names,
+        request.min_tag_confidence,
+        request.packed_vectors,
+        schema,
+    )
 }
 
 /// INVALID_ARGUMENT for a vector name the store does not hold, naming `field` and the names it
@@ -54,6 +61,7 @@ pub(crate) fn unknown_vector(field: &str, name: &str, schema: &Schema) -> Status
 pub(crate) fn select_returned(
     vector_names: &[String],
     min_tag_confidence: f32,
+    packed: bool,
     schema: &Schema,
 ) -> Result<GetQuery, Status> {
     if let Some(name) = vector_names
@@ -71,6 +79,7 @@ pub(crate) fn select_returned(
     Ok(GetQuery {
         vector_names: vector_names.to_vec(),
         min_tag_confidence: min,
+        packed,
     })
 }
 
@@ -127,12 +136,48 @@ pub(crate) fn sid_codes(field: &str, codes: &[u32]) -> Result<Vec<u16>, Status> 
         .map_err(|_| Status::invalid_argument(format!("{field}: codes are 0..=65535")))
 }
 
+/// `values` as a proto vector: repeated floats, or little-endian bytes when `packed`.
+pub(crate) fn vector_to_proto(values: Vec<f32>, packed: bool) -> proto::Vector {
+    if packed {
+        proto::Vector {
+            values: Vec::new(),
+            packed: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    } else {
+        proto::Vector {
+            values,
+            packed: Vec::new(),
+        }
+    }
+}
+
+/// A client's vector, given as floats or as packed little-endian bytes (not both).
+pub(crate) fn vector_from_proto(vector: proto::Vector, field: &str) -> Result<Vec<f32>, Status> {
+    match (vector.values.is_empty(), vector.packed.is_empty()) {
+        (_, true) => Ok(vector.values),
+        (true, false) if vector.packed.len().is_multiple_of(4) => Ok(vector
+            .packed
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|b| f32::from_le_bytes(*b))
+            .collect()),
+        (true, false) => Err(Status::invalid_argument(format!(
+            "{field}: packed holds {} bytes, not a whole number of 4-byte floats",
+            vector.packed.len()
+        ))),
+        (false, false) => Err(Status::invalid_argument(format!(
+            "{field}: give values or packed, not both"
+        ))),
+    }
+}
+
 pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity {
     let vectors = entity
         .vectors
         .into_iter()
         .filter(|(name, _)| query.vector_names.is_empty() || query.vector_names.contains(name))
-        .map(|(name, values)| (name, proto::Vector { values }))
+        .map(|(name, values)| (name, vector_to_proto(values, query.packed)))
         .collect();
     let multivectors = entity
         .multivectors
@@ -141,7 +186,7 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
         .map(|(name, tokens)| {
             let tokens = tokens
                 .into_iter()
-                .map(|values| proto::Vector { values })
+                .map(|values| vector_to_proto(values, query.packed))
                 .collect();
             (name, proto::MultiVector { tokens })
         })
@@ -234,6 +279,7 @@ mod tests {
             ids: ids.iter().map(|s| s.to_string()).collect(),
             vector_names: names.iter().map(|s| s.to_string()).collect(),
             min_tag_confidence: min,
+            packed_vectors: false,
         }
     }
 

@@ -90,10 +90,11 @@ pub(crate) fn validate_search(
             ));
         }
         Some(proto::search_request::Query::Vector(v)) => {
-            if v.values.len() != spec.dim {
-                return Err(wrong_dim("vector".into(), v.values.len()));
+            let values = super::convert::vector_from_proto(v, "vector")?;
+            if values.len() != spec.dim {
+                return Err(wrong_dim("vector".into(), values.len()));
             }
-            Query::Vector(v.values)
+            Query::Vector(values)
         }
         Some(proto::search_request::Query::Tokens(m)) => {
             // Checked before anything is collected: a 4 MiB request can hold millions of
@@ -104,15 +105,15 @@ pub(crate) fn validate_search(
                     m.tokens.len()
                 )));
             }
-            if let Some((i, t)) = m
-                .tokens
-                .iter()
-                .enumerate()
-                .find(|(_, t)| t.values.len() != spec.dim)
-            {
-                return Err(wrong_dim(format!("tokens[{i}]"), t.values.len()));
+            let mut tokens = Vec::with_capacity(m.tokens.len());
+            for (i, t) in m.tokens.into_iter().enumerate() {
+                let values = super::convert::vector_from_proto(t, &format!("tokens[{i}]"))?;
+                if values.len() != spec.dim {
+                    return Err(wrong_dim(format!("tokens[{i}]"), values.len()));
+                }
+                tokens.push(values);
             }
-            Query::Tokens(m.tokens.into_iter().map(|v| v.values).collect())
+            Query::Tokens(tokens)
         }
         Some(proto::search_request::Query::EntityId(id)) => {
             if id.is_empty() || id.len() > 512 {
@@ -209,8 +210,12 @@ pub(crate) fn validate_scan(
         }
         n => n,
     };
-    let get =
-        super::convert::select_returned(&request.vector_names, request.min_tag_confidence, schema)?;
+    let get = super::convert::select_returned(
+        &request.vector_names,
+        request.min_tag_confidence,
+        request.packed_vectors,
+        schema,
+    )?;
     if request.cursor.len() > 64 {
         return Err(invalid(
             "cursor: not a cursor this server handed out (pass a next_cursor)".into(),
@@ -263,6 +268,7 @@ mod tests {
         let vector = || {
             Some(Q::Vector(proto::Vector {
                 values: vec![1.0, 0.0],
+                packed: Vec::new(),
             }))
         };
         assert!(message(search("poster", vector())).starts_with("vector_name: unknown"));
@@ -275,14 +281,18 @@ mod tests {
         let many = proto::MultiVector {
             tokens: vec![
                 proto::Vector {
-                    values: vec![1.0, 0.0]
+                    values: vec![1.0, 0.0],
+                    packed: Vec::new(),
                 };
                 MAX_QUERY_TOKENS + 1
             ],
         };
         assert!(message(search("frames", Some(Q::Tokens(many)))).starts_with("tokens: 513"));
         let short = proto::MultiVector {
-            tokens: vec![proto::Vector { values: vec![1.0] }],
+            tokens: vec![proto::Vector {
+                values: vec![1.0],
+                packed: Vec::new(),
+            }],
         };
         assert!(
             message(search("frames", Some(Q::Tokens(short)))).starts_with("tokens[0]: 1 values")

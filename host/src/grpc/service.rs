@@ -405,13 +405,15 @@ impl Entities for EntitiesService {
                 .into_iter()
                 .map(|n| {
                     let (vector, tokens) = match n.vector {
-                        Some(HitVector::Dense(values)) => (Some(proto::Vector { values }), None),
+                        Some(HitVector::Dense(values)) => {
+                            (Some(super::convert::vector_to_proto(values, false)), None)
+                        }
                         Some(HitVector::Multi(t)) => (
                             None,
                             Some(proto::MultiVector {
                                 tokens: t
                                     .into_iter()
-                                    .map(|values| proto::Vector { values })
+                                    .map(|values| super::convert::vector_to_proto(values, false))
                                     .collect(),
                             }),
                         ),

@@ -127,18 +127,20 @@ class SearchHit(_message.Message):
     def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., tokens: _Optional[_Union[MultiVector, _Mapping]] = ...) -> None: ...
 
 class ScanEntitiesRequest(_message.Message):
-    __slots__ = ("cursor", "page_size", "vector_names", "min_tag_confidence", "skip_vectors")
+    __slots__ = ("cursor", "page_size", "vector_names", "min_tag_confidence", "skip_vectors", "packed_vectors")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_NAMES_FIELD_NUMBER: _ClassVar[int]
     MIN_TAG_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     SKIP_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    PACKED_VECTORS_FIELD_NUMBER: _ClassVar[int]
     cursor: str
     page_size: int
     vector_names: _containers.RepeatedScalarFieldContainer[str]
     min_tag_confidence: float
     skip_vectors: bool
-    def __init__(self, cursor: _Optional[str] = ..., page_size: _Optional[int] = ..., vector_names: _Optional[_Iterable[str]] = ..., min_tag_confidence: _Optional[float] = ..., skip_vectors: _Optional[bool] = ...) -> None: ...
+    packed_vectors: bool
+    def __init__(self, cursor: _Optional[str] = ..., page_size: _Optional[int] = ..., vector_names: _Optional[_Iterable[str]] = ..., min_tag_confidence: _Optional[float] = ..., skip_vectors: _Optional[bool] = ..., packed_vectors: _Optional[bool] = ...) -> None: ...
 
 class ScanEntitiesResponse(_message.Message):
     __slots__ = ("entities", "next_cursor")
@@ -185,14 +187,16 @@ class SemanticIdMatch(_message.Message):
     def __init__(self, id: _Optional[str] = ..., semantic_id: _Optional[_Iterable[int]] = ..., codebook: _Optional[str] = ...) -> None: ...
 
 class GetEntitiesRequest(_message.Message):
-    __slots__ = ("ids", "vector_names", "min_tag_confidence")
+    __slots__ = ("ids", "vector_names", "min_tag_confidence", "packed_vectors")
     IDS_FIELD_NUMBER: _ClassVar[int]
     VECTOR_NAMES_FIELD_NUMBER: _ClassVar[int]
     MIN_TAG_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    PACKED_VECTORS_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     vector_names: _containers.RepeatedScalarFieldContainer[str]
     min_tag_confidence: float
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., vector_names: _Optional[_Iterable[str]] = ..., min_tag_confidence: _Optional[float] = ...) -> None: ...
+    packed_vectors: bool
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., vector_names: _Optional[_Iterable[str]] = ..., min_tag_confidence: _Optional[float] = ..., packed_vectors: _Optional[bool] = ...) -> None: ...
 
 class GetEntitiesResponse(_message.Message):
     __slots__ = ("results",)
@@ -255,10 +259,12 @@ class MultiVector(_message.Message):
     def __init__(self, tokens: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class Vector(_message.Message):
-    __slots__ = ("values",)
+    __slots__ = ("values", "packed")
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+    packed: bytes
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., packed: _Optional[bytes] = ...) -> None: ...
 
 class Tag(_message.Message):
     __slots__ = ("name", "value", "confidence", "plugin", "plugin_version", "span", "evidence", "run")
