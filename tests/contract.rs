@@ -394,11 +394,8 @@ fn time_spans_evidence_and_token_sequences_are_validated_and_kept() {
     let schema = schema_for(std::slice::from_ref(&probe), f.host.registry())
         .unwrap_or_else(|e| panic!("{e}"));
     // Stored under the text model's identity, as a multivector.
-    let (_, _, identity) = f
-        .host
-        .registry()
-        .describe("text")
-        .unwrap_or_else(|| panic!("no text model"));
+    let (_, _, identity) =
+        tessera::runtime::output_model(f.host.registry(), "text").unwrap_or_else(|e| panic!("{e}"));
     let tokens = format!("text/{identity}/tokens");
     assert_eq!(
         probe.store_name("probe-tokens", tessera_indexes::VectorKind::Multi),

@@ -409,3 +409,30 @@ fn a_plugin_written_in_python_runs_through_the_same_contract() {
         "a Python exception carrying a plugin-error reaches the host as that error: {err:?}"
     );
 }
+
+#[test]
+fn an_output_on_a_two_tower_model_names_its_modality() {
+    let f = fixture();
+    let of = |spec: &str| tessera::runtime::output_model(&f.registry, spec);
+    // CLIP embeds texts and images into one space, but a poster vector is not a text vector:
+    // the declaration must say which, or it is refused with the two ways to say it.
+    let err = of("clip").err().unwrap_or_default();
+    assert!(
+        err.contains("declare the output's model as clip:text or clip:image"),
+        "{err}"
+    );
+    let (modality, dim, identity) = of("clip:image").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(modality.as_str(), "image");
+    assert!(dim > 0 && identity.starts_with("clip@"), "{identity}");
+    let text = of("clip:text").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (text.0.as_str(), text.2.as_str()),
+        ("text", identity.as_str())
+    );
+    // One-tower models need no qualifier; a modality a model lacks, or an unknown model, is named.
+    assert_eq!(of("whisper").map(|m| m.0.as_str()), Ok("audio"));
+    let err = of("whisper:text").err().unwrap_or_default();
+    assert!(err.contains("serves audio, not text"), "{err}");
+    let err = of("nope:image").err().unwrap_or_default();
+    assert!(err.contains("\"nope\" is not loaded"), "{err}");
+}

@@ -175,6 +175,9 @@ fn python_ranker_example_against_a_real_server() -> Result<(), Box<dyn std::erro
         let dims: BTreeMap<String, usize> = serde_json::from_value(result["dims"].clone())?;
         assert_eq!(dims, stored_dims[id.as_str()], "{id}: {check}");
         assert_eq!(result["packed_same"], true, "{id}: {check}");
+        if !dims.is_empty() {
+            assert_eq!(result["packed_as_bytes"], true, "{id}: {check}");
+        }
     }
     assert_eq!(check["get"]["no-such-title"]["found"], false, "{check}");
 

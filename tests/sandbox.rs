@@ -323,8 +323,8 @@ fn unbounded_recursion_overflows_the_stack() {
 
 #[test]
 fn a_wild_store_is_a_crash_not_a_stack_overflow() {
-    // Kit-built guests run out of their own (linear-memory) stack as an out-of-bounds store deep
-    // in recursion; a shallow one is an ordinary crash.
+    // Kit-built guests run out of their own (linear-memory) stack as an out-of-bounds store
+    // just below 4 GiB; one anywhere else is an ordinary crash.
     let f = fixture();
     let e = run_probe(&f, "out-of-bounds", "");
     assert!(

@@ -100,7 +100,8 @@ class Tessera:
         """The full vector name for `name_or_modality`: itself when the store has a vector of that
         name, else the one dense vector of that modality ("text" gives
         "text/all-MiniLM-L6-v2@c9745ed1d9f2"). Names carry the model revision, so a ranker that
-        pins one keeps its vector space when a new revision is ingested beside it."""
+        pins a full name is refused (INVALID_ARGUMENT) by a store made with another revision
+        instead of silently comparing vectors of two models."""
         vectors = self.schema().vectors
         if any(v.name == name_or_modality for v in vectors):
             return name_or_modality
@@ -290,7 +291,11 @@ def cmd_check(client: Tessera, args) -> None:
             get[result.id]["dims"] = {
                 name: len(floats(vector)) for name, vector in packed_result.entity.vectors.items()
             }
-            # The packed floats are the same floats.
+            # Asked for packed, the floats come as bytes only; and they are the same floats.
+            get[result.id]["packed_as_bytes"] = all(
+                not vector.values and vector.packed
+                for vector in packed_result.entity.vectors.values()
+            )
             get[result.id]["packed_same"] = all(
                 floats(vector) == floats(packed_result.entity.vectors[name])
                 for name, vector in result.entity.vectors.items()

@@ -46,18 +46,17 @@ pub struct IngestReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PipelineError {
-    /// A plugin declares an embedding from a model the host has not loaded.
-    #[error(
-        "plugin {plugin}: embedding {embedding:?} uses model {model:?}, which is not loaded (loaded: {loaded})"
-    )]
+    /// A plugin declares an output whose model the store cannot name: not loaded, or a
+    /// two-tower model without the modality.
+    #[error("plugin {plugin}: output {embedding:?}: {reason} (loaded models: {loaded})")]
     UnknownModel {
         /// Plugin name.
         plugin: String,
-        /// Vector name.
+        /// The output's name.
         embedding: String,
-        /// Model name.
-        model: String,
-        /// Loaded text models.
+        /// What is wrong with its model.
+        reason: String,
+        /// Loaded models.
         loaded: String,
     },
     /// Two outputs would be stored as one vector: same modality, model revision and kind.
@@ -127,20 +126,22 @@ pub fn schema_for(plugins: &[Plugin], registry: &Registry) -> Result<Schema, Pip
         let multi = info.token_sequences.iter().map(|o| (o, VectorKind::Multi));
         for ((output, model), kind) in dense.chain(multi) {
             let (modality, dim, identity) =
-                registry
-                    .describe(model)
-                    .ok_or_else(|| PipelineError::UnknownModel {
+                crate::runtime::output_model(registry, model).map_err(|reason| {
+                    let mut loaded = [
+                        registry.text_names(),
+                        registry.image_names(),
+                        registry.audio_names(),
+                    ]
+                    .concat();
+                    loaded.sort();
+                    loaded.dedup();
+                    PipelineError::UnknownModel {
                         plugin: info.name.clone(),
                         embedding: output.clone(),
-                        model: model.clone(),
-                        loaded: [
-                            registry.text_names(),
-                            registry.image_names(),
-                            registry.audio_names(),
-                        ]
-                        .concat()
-                        .join(", "),
-                    })?;
+                        reason,
+                        loaded: loaded.join(", "),
+                    }
+                })?;
             let name = tessera_indexes::vector_name(modality.as_str(), &identity, kind);
             let writer = format!("{}'s {output:?}", info.name);
             if let Some(first) = writers.insert(name.clone(), writer.clone()) {

@@ -83,13 +83,9 @@ pub fn model_name(source: &TextSource) -> String {
 /// <commit>`), else the directory's own name.
 fn dir_model_name(dir: &Path) -> String {
     let last = |d: &Path| d.file_name().map(|n| n.to_string_lossy().into_owned());
-    let snapshot = dir
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|p| p == "snapshots");
-    let repo = snapshot
-        .then(|| dir.ancestors().nth(2).and_then(last))
-        .flatten()
+    let repo = tessera_models::identity::hub_commit(dir)
+        .and(dir.ancestors().nth(2))
+        .and_then(last)
         .and_then(|folder| folder.rsplit("--").next().map(str::to_string));
     repo.or_else(|| last(dir))
         .unwrap_or_else(|| "text-model".into())
@@ -203,7 +199,7 @@ mod tests {
     #[test]
     fn names_models_after_their_directory_or_repo() {
         let hub = TextSource::HubCache(PathBuf::from(
-            "/c/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/abc",
+            "/c/models--sentence-transformers--all-MiniLM-L6-v2/snapshots/c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
         ));
         assert_eq!(model_name(&hub), "all-MiniLM-L6-v2");
         // A snapshot named as a plain directory (`serve --text-model`) gets the same name.

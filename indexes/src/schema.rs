@@ -59,8 +59,8 @@ impl VectorSpec {
 
 /// What the store calls a plugin output's vectors: `modality/model@revision` for a dense vector
 /// (e.g. `text/all-MiniLM-L6-v2@c9745ed1d9f2`), with `/tokens` after it for a multivector. One
-/// name per model revision keeps each vector space apart: a new revision of a model gets new
-/// vectors beside the old ones instead of mixing into their index.
+/// name per model revision keeps each vector space apart: a store made with one revision refuses
+/// another by name when opened, instead of mixing the two into one index.
 pub fn vector_name(modality: &str, model: &str, kind: VectorKind) -> String {
     match kind {
         VectorKind::Dense => format!("{modality}/{model}"),
@@ -226,6 +226,17 @@ impl Schema {
 
     /// Why a store made with `self` cannot be opened for `asked`, for people.
     pub(crate) fn mismatch(&self, asked: &Schema) -> String {
+        // Another revision of a model the store holds vectors of comes first: the two
+        // revisions' vectors are not comparable, and no flag makes the store take them.
+        let revisions = self.other_revisions(asked);
+        if !revisions.is_empty() {
+            return format!(
+                "another revision of a model than the store was made with: {}; vectors of two \
+                 revisions are not comparable, so a store keeps one: load the revision it holds, \
+                 or ingest into a new data directory and move rankers to the new vector name",
+                revisions.join("; ")
+            );
+        }
         let recipe = |s: &Schema| s.fusion.as_ref().map(crate::Fusion::describe);
         if self.fusion != asked.fusion {
             return match (recipe(self), recipe(asked)) {
@@ -239,34 +250,51 @@ impl Schema {
                 (None, None) => String::new(),
             };
         }
-        // Another revision of a model the store holds vectors of: name the pairs, since the
-        // two revisions' vectors are not comparable and the store keeps the one it was made with.
-        let revision_of = |name: &str| name.split_once('@').map(|(model, _)| model.to_string());
-        let revisions: Vec<String> = asked
+        // Stores made before vectors were named by model hold names such as `synopsis`.
+        let plugin_named = |s: &Schema| {
+            s.vectors
+                .keys()
+                .any(|name| name != crate::FUSED && !name.contains('/'))
+        };
+        let by_output = plugin_named(self) && !plugin_named(asked);
+        let hint = if by_output {
+            "; it was made before vectors were named by their model (`text/model@revision`): \
+             ingest into a new data directory"
+        } else {
+            "; use a new data directory or the matching plugins and models"
+        };
+        format!(
+            "it holds vectors {:?} but {:?} were asked for{hint}",
+            self.vectors, asked.vectors
+        )
+    }
+
+    /// `held (held) vs asked (asked)` for each vector asked for that the store holds under
+    /// another revision of the same model, modality and kind.
+    fn other_revisions(&self, asked: &Schema) -> Vec<String> {
+        // `text/m@1/tokens` → (`text/m`, `/tokens`): the name without its revision.
+        let without_revision = |name: &str| {
+            let (model, rest) = name.split_once('@')?;
+            let kind = rest.find('/').map_or("", |i| &rest[i..]);
+            Some(format!("{model}{kind}"))
+        };
+        let held_only: Vec<&String> = self
+            .vectors
+            .keys()
+            .filter(|name| !asked.vectors.contains_key(*name))
+            .collect();
+        asked
             .vectors
             .keys()
             .filter(|name| !self.vectors.contains_key(*name))
             .filter_map(|new| {
-                let model = revision_of(new)?;
-                self.vectors
-                    .keys()
-                    .filter(|held| !asked.vectors.contains_key(*held))
-                    .find(|held| revision_of(held).as_ref() == Some(&model))
+                let key = without_revision(new)?;
+                held_only
+                    .iter()
+                    .find(|held| without_revision(held).as_ref() == Some(&key))
                     .map(|held| format!("{held} (held) vs {new} (asked)"))
             })
-            .collect();
-        if !revisions.is_empty() {
-            return format!(
-                "another revision of a model than the store was made with: {}; vectors of two \
-                 revisions are not comparable, so a store keeps one: load the revision it holds, \
-                 or ingest into a new data directory and move rankers to the new vector name",
-                revisions.join("; ")
-            );
-        }
-        format!(
-            "it holds vectors {:?} but {:?} were asked for; use a new data directory or the matching plugins and models",
-            self.vectors, asked.vectors
-        )
+            .collect()
     }
 
     /// Checks an entity's id and vectors against the schema (what `upsert` checks first).
@@ -319,4 +347,46 @@ pub(crate) fn check_vector(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(names: &[(&str, VectorKind)]) -> Schema {
+        Schema::new(names.iter().map(|(n, k)| {
+            let spec = match k {
+                VectorKind::Dense => VectorSpec::dense(4, "m"),
+                VectorKind::Multi => VectorSpec::multi(4, "m"),
+            };
+            (n.to_string(), spec)
+        }))
+    }
+
+    #[test]
+    fn a_store_names_what_it_cannot_take() -> Result<(), IndexError> {
+        use VectorKind::{Dense, Multi};
+        let held = schema(&[("text/m@1", Dense), ("audio/w@1/tokens", Multi)]);
+        // A new revision is paired with the held one of the same model, modality and kind.
+        let asked = schema(&[("text/m@2", Dense), ("audio/w@1/tokens", Multi)]);
+        let why = held.mismatch(&asked);
+        assert!(why.contains("text/m@1 (held) vs text/m@2 (asked)"), "{why}");
+        let asked = schema(&[("text/m@1", Dense), ("audio/w@2/tokens", Multi)]);
+        let why = held.mismatch(&asked);
+        assert!(
+            why.contains("audio/w@1/tokens (held) vs audio/w@2/tokens (asked)"),
+            "{why}"
+        );
+        // Before the fusion recipe: following the recipe advice could not open it.
+        let fused = crate::Fusion::parse("text,audio/x@1")?
+            .apply_to(schema(&[("text/m@1", Dense), ("audio/x@1", Dense)]))?;
+        let asked = crate::Fusion::parse("text,audio/x@1")?
+            .apply_to(schema(&[("text/m@2", Dense), ("audio/x@1", Dense)]))?;
+        let why = fused.mismatch(&asked);
+        assert!(why.starts_with("another revision of a model"), "{why}");
+        // A store from before vectors were named by model says so.
+        let why = schema(&[("synopsis", Dense)]).mismatch(&schema(&[("text/m@1", Dense)]));
+        assert!(why.contains("made before vectors were named"), "{why}");
+        Ok(())
+    }
 }

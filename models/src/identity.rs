@@ -38,11 +38,7 @@ fn short(revision: &str) -> &str {
 
 /// The revision of the model in `dir`: a hub snapshot's commit, otherwise a digest of its files.
 pub fn revision(dir: &Path) -> Result<String, ModelError> {
-    let in_snapshots = dir
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|p| p == "snapshots");
-    if in_snapshots && let Some(commit) = dir.file_name().and_then(|c| c.to_str()) {
+    if let Some(commit) = hub_commit(dir) {
         return Ok(short(commit).to_string());
     }
     let files = deciding_files(dir)?;
@@ -78,6 +74,20 @@ pub fn revision(dir: &Path) -> Result<String, ModelError> {
         .map(|b| format!("{b:02x}"))
         .collect();
     Ok(short(&digest).to_string())
+}
+
+/// The commit of a Hugging Face cache snapshot, `…/models--ORG--NAME/snapshots/<40 hex>`: the
+/// hub pinned its files by that commit. Any other directory is identified by its contents.
+pub fn hub_commit(dir: &Path) -> Option<&str> {
+    fn name(p: Option<&Path>) -> Option<&str> {
+        p.and_then(Path::file_name).and_then(|n| n.to_str())
+    }
+    let commit = name(Some(dir))?;
+    let in_snapshots = name(dir.parent()) == Some("snapshots");
+    let in_hub_cache =
+        name(dir.parent().and_then(Path::parent)).is_some_and(|r| r.starts_with("models--"));
+    let is_commit = commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    (in_snapshots && in_hub_cache && is_commit).then_some(commit)
 }
 
 /// The files of `dir` that decide its vectors, sorted by relative path: JSON configs and
@@ -158,6 +168,20 @@ mod tests {
             .join("models--org--m/snapshots/c9745ed1d9f207416be6d2e6f8de32d1f16199bf");
         std::fs::create_dir_all(&snapshot)?;
         assert_eq!(identity("m", &snapshot)?, "m@c9745ed1d9f2");
+        // A folder merely called `snapshots`, or a name that is not a commit, is hashed.
+        for other in ["data/snapshots/bge", "models--org--m/snapshots/main"] {
+            let dir = tmp.path().join(other);
+            write_tiny_bert(&dir, &TinyBertSpec::default())?;
+            let id = identity("m", &dir)?;
+            assert_ne!(
+                id,
+                format!(
+                    "m@{}",
+                    dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
+                )
+            );
+            assert_eq!(id, identity("m", &tmp.path().join("data/snapshots/bge"))?);
+        }
         assert_eq!(
             pinned("m", "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"),
             "m@c9745ed1d9f2"

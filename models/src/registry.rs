@@ -99,23 +99,21 @@ impl Registry {
         self.audio.get(name).cloned()
     }
 
-    /// What the model plugins call `name` is: its modality (text first, then image, then
-    /// audio, for a model serving several), its dimension there and its identity
-    /// (`name@revision`, [`crate::identity`]), which names its vectors in the store.
-    pub fn describe(&self, name: &str) -> Option<(Modality, usize, String)> {
-        let text = || {
-            self.text(name)
-                .map(|m| (Modality::Text, m.dimension(), m.name().into()))
-        };
-        let image = || {
-            self.image(name)
-                .map(|m| (Modality::Image, m.dimension(), m.name().into()))
-        };
-        let audio = || {
-            self.audio(name)
-                .map(|m| (Modality::Audio, m.dimension(), m.name().into()))
-        };
-        text().or_else(image).or_else(audio)
+    /// What the model plugins call `name` serves: per modality it has (text, image, audio, in
+    /// that order; a CLIP or SigLIP model has two), its dimension there and the model's
+    /// identity (`name@revision`, [`crate::identity`]), which names its vectors in the store.
+    /// Empty when no model has that name.
+    pub fn modalities(&self, name: &str) -> Vec<(Modality, usize, String)> {
+        let text = self
+            .text(name)
+            .map(|m| (Modality::Text, m.dimension(), m.name().to_string()));
+        let image = self
+            .image(name)
+            .map(|m| (Modality::Image, m.dimension(), m.name().to_string()));
+        let audio = self
+            .audio(name)
+            .map(|m| (Modality::Audio, m.dimension(), m.name().to_string()));
+        [text, image, audio].into_iter().flatten().collect()
     }
 
     /// Names of the text models, sorted.
@@ -185,14 +183,12 @@ mod tests {
         let image = image::RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 30]));
         let v = registry.image("clip").ok_or("clip")?.embed(&[image])?;
         assert_eq!(v[0].len(), 16);
-        // A two-tower model is described by its text side first; unknown names by nothing.
-        let (modality, dim, identity) = registry.describe("enc@2").ok_or("enc@2")?;
-        assert_eq!(
-            (modality, dim, identity.as_str()),
-            (Modality::Text, b[0].len(), "enc@2")
-        );
-        assert_eq!(registry.describe("clip").map(|d| d.0), Some(Modality::Text));
-        assert!(registry.describe("nope").is_none());
+        // Each modality a model serves, with its dimension and identity; none for unknown names.
+        let served = registry.modalities("enc@2");
+        assert_eq!(served, [(Modality::Text, b[0].len(), "enc@2".to_string())]);
+        let clip: Vec<Modality> = registry.modalities("clip").iter().map(|m| m.0).collect();
+        assert_eq!(clip, [Modality::Text, Modality::Image]);
+        assert!(registry.modalities("nope").is_empty());
         Ok(())
     }
 }

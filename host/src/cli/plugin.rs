@@ -217,6 +217,15 @@ fn build(dir: &Path) -> anyhow::Result<ExitCode> {
         bail!("{} has no Cargo.toml; is it a plugin crate?", dir.display());
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    if ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|f| !f.is_empty()))
+    {
+        eprintln!(
+            "warning: RUSTFLAGS is set, so cargo ignores the plugin's .cargo/config.toml flags: the \
+             guest links with Rust's 1 MiB stack and each call starts slower (PLUGINS.md, \"Limits\")"
+        );
+    }
     // Run from the plugin's folder, so that its .cargo/config.toml (the guest's stack size)
     // applies as it does to a `cargo build` there.
     let output = Command::new(cargo)

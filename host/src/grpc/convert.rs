@@ -139,9 +139,13 @@ pub(crate) fn sid_codes(field: &str, codes: &[u32]) -> Result<Vec<u16>, Status> 
 /// `values` as a proto vector: repeated floats, or little-endian bytes when `packed`.
 pub(crate) fn vector_to_proto(values: Vec<f32>, packed: bool) -> proto::Vector {
     if packed {
+        let mut packed = Vec::with_capacity(values.len() * 4);
+        for v in &values {
+            packed.extend_from_slice(&v.to_le_bytes());
+        }
         proto::Vector {
             values: Vec::new(),
-            packed: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            packed,
         }
     } else {
         proto::Vector {

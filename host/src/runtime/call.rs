@@ -356,7 +356,7 @@ impl Plugin {
                 deadline: self.deadline,
             },
             Some(Trap::StackOverflow) => PluginError::StackOverflow { plugin, call },
-            Some(Trap::MemoryOutOfBounds) if deep_in_recursion(&error) => {
+            Some(Trap::MemoryOutOfBounds) if stack_wrapped(&error) => {
                 PluginError::StackOverflow { plugin, call }
             }
             Some(Trap::OutOfFuel) => PluginError::Fuel {
@@ -376,24 +376,25 @@ impl Plugin {
     }
 }
 
-/// Whether a trap came deep inside recursion: the backtrace wasmtime captured (the innermost
-/// [`RECURSION_FRAMES`] frames at least) cycles through a few functions. A guest's own stack
-/// lives in its linear memory and grows down towards address 0 (64 KiB for kit-built plugins),
-/// so running out of it is an out-of-bounds access, not the engine's stack overflow; this tells
-/// it from an ordinary out-of-bounds bug, which is not hundreds of calls deep in a cycle.
-fn deep_in_recursion(error: &wasmtime::Error) -> bool {
-    let Some(trace) = error.downcast_ref::<wasmtime::WasmBacktrace>() else {
-        return false;
-    };
-    let frames = trace.frames();
-    let mut functions: Vec<u32> = frames.iter().map(|f| f.func_index()).collect();
-    functions.sort_unstable();
-    functions.dedup();
-    frames.len() >= RECURSION_FRAMES && functions.len() <= 4
+/// Whether an out-of-bounds trap is the guest's own stack running out. A guest's stack lives
+/// in its linear memory, at the bottom (kit-built plugins link with 64 KiB), and grows down
+/// towards address 0: overflowing it wraps the stack pointer, so the faulting store lands just
+/// below 4 GiB, far above any memory a plugin may have (the host caps it well below). wasmtime
+/// attaches the fault's address to the error as "memory fault at wasm address 0x…"
+/// (`tests/sandbox.rs` checks both a deep recursion and a wild store elsewhere).
+fn stack_wrapped(error: &wasmtime::Error) -> bool {
+    error.chain().any(|cause| {
+        let text = cause.to_string();
+        text.strip_prefix("memory fault at wasm address 0x")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .is_some_and(|address| (WRAPPED_STACK..1 << 32).contains(&address))
+    })
 }
 
-/// Frames of one cycle that make a trap a stack overflow (wasmtime captures 20 by default).
-const RECURSION_FRAMES: usize = 16;
+/// Faults at or above this wasm address (the top 16 MiB of a 32-bit memory) come from a
+/// wrapped stack pointer: a frame of up to 16 MiB pushed past address 0.
+const WRAPPED_STACK: u64 = (1 << 32) - (16 << 20);
 
 /// The name of the plugin runtime's threads.
 const RUNTIME_THREAD: &str = "tessera-plugins";

@@ -23,9 +23,9 @@ pub struct PluginInfo {
     pub version: String,
     /// Tag names it may produce.
     pub tags: Vec<String>,
-    /// Embeddings it produces: (vector name, host model).
+    /// Embeddings it produces: (output name, host model, or `model:modality`).
     pub embeddings: Vec<(String, String)>,
-    /// Token sequences it produces: (multivector name, host model).
+    /// Token sequences it produces: (output name, host model, or `model:modality`).
     pub token_sequences: Vec<(String, String)>,
     /// Plugins whose tags it reads, which must run before it.
     pub after: Vec<String>,
@@ -36,7 +36,8 @@ pub struct PluginInfo {
 /// One vector a plugin produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding {
-    /// Vector name in the store.
+    /// The output's name, as `describe` declared it (the store names the vector after the
+    /// declared model: [`crate::runtime::Plugin::store_name`]).
     pub name: String,
     /// Host model that produced it.
     pub model: String,
@@ -47,7 +48,8 @@ pub struct Embedding {
 /// A sequence of vectors a plugin produced (one per audio window, image, text chunk).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenSequence {
-    /// Multivector name in the store.
+    /// The output's name, as `describe` declared it (stored as a multivector named after the
+    /// declared model).
     pub name: String,
     /// Host model that produced it.
     pub model: String,
@@ -283,22 +285,23 @@ impl Analysis {
                 evidence: tag.evidence,
             });
         }
-        for e in &raw.embeddings {
-            if !info.embeddings.iter().any(|(name, _)| *name == e.name) {
-                return Err(format!(
-                    "embedding {:?} was not declared by describe()",
-                    e.name
-                ));
+        // The store names an output's vector after its declared model, so the output must come
+        // from that model.
+        let from_declared = |kind: &str, declared: &[(String, String)], name: &str, model: &str| {
+            match declared.iter().find(|(n, _)| n == name) {
+                None => Err(format!("{kind} {name:?} was not declared by describe()")),
+                Some((_, m)) if m != model => Err(format!(
+                    "{kind} {name:?} says it comes from model {model:?}, but describe() declared {m:?}"
+                )),
+                Some(_) => Ok(()),
             }
+        };
+        for e in &raw.embeddings {
+            from_declared("embedding", &info.embeddings, &e.name, &e.model)?;
             check_vector("embedding", &e.name, &e.vector)?;
         }
         for t in &raw.token_sequences {
-            if !info.token_sequences.iter().any(|(name, _)| *name == t.name) {
-                return Err(format!(
-                    "token sequence {:?} was not declared by describe()",
-                    t.name
-                ));
-            }
+            from_declared("token sequence", &info.token_sequences, &t.name, &t.model)?;
             if t.vectors.is_empty() || t.vectors.len() > MAX_TOKENS {
                 return Err(format!(
                     "token sequence {:?} has {} vectors; 1..={MAX_TOKENS} are allowed",
@@ -507,6 +510,13 @@ mod tests {
         backwards.span = Some((10.0, 5.0));
         assert!(with(raw(vec![backwards], vec![], vec![])).contains("time span 10..5"));
         assert!(with(raw(vec![], vec![emb("other", vec![1.0])], vec![])).contains("not declared"));
+        // Its vector is stored under the declared model's name: another model is refused.
+        let mut elsewhere = emb("synopsis", vec![1.0]);
+        elsewhere.model = "clip".into();
+        assert!(
+            with(raw(vec![], vec![elsewhere], vec![]))
+                .contains("comes from model \"clip\", but describe() declared \"text\"")
+        );
         assert!(
             with(raw(
                 vec![],

@@ -49,8 +49,11 @@ pub enum PluginError {
         /// The cap.
         limit: usize,
     },
-    /// The plugin overflowed its stack (unbounded recursion).
-    #[error("plugin {plugin}: {call} overflowed its stack (unbounded recursion?)")]
+    /// The plugin overflowed its stack: the engine's, or its own in linear memory.
+    #[error(
+        "plugin {plugin}: {call} overflowed its stack (unbounded recursion, or more stack than \
+         it was linked with: raise `-zstack-size` in its .cargo/config.toml)"
+    )]
     StackOverflow {
         /// Plugin name.
         plugin: String,

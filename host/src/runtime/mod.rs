@@ -21,6 +21,7 @@ mod convert;
 mod error;
 pub mod inspect;
 mod linkers;
+mod outputs;
 mod stats;
 
 pub use call::{block_on, handle};
@@ -48,6 +49,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use convert::{Analysis, Embedding, PluginInfo, TokenSequence};
+pub use outputs::output_model;
 use tessera_indexes::{Tag, VectorKind};
 
 /// Sandbox limits for every plugin call.
@@ -99,7 +101,10 @@ const DECOMMIT_BATCH: usize = 16;
 /// Bytes at the start of a pooled linear memory that stay resident between instances (reset by
 /// memset). 128 KiB holds a kit-built guest's 64 KiB stack, its static data and first heap
 /// pages; a guest linked with Rust's default 1 MiB stack gains nothing from it and pays the
-/// memset (~2 µs), about what the table setting below saves it.
+/// memset (~2 µs), about what the table setting below saves it. Resident at most: 128 KiB per
+/// memory slot ever used (2 per instance slot, [`MAX_INSTANCES`] slots: 64 MiB) and 8 KiB per
+/// table slot; wasmtime resets the prefix to the module's image before a slot is reused, so
+/// nothing passes from one instance to the next.
 const MEMORY_KEEP_RESIDENT: usize = 128 << 10;
 
 /// Bytes at the start of a pooled table kept resident likewise: funcrefs are initialised lazily,
@@ -520,10 +525,11 @@ impl Plugin {
             .chain(self.info.embeddings.iter().map(|(_, m)| m))
             .chain(self.info.token_sequences.iter().map(|(_, m)| m))
             .map(|m| {
-                self.host
-                    .registry
-                    .describe(m)
-                    .map_or_else(|| m.clone(), |d| d.2)
+                // Every tower of a model shares its identity; an output's `:modality` is not part
+                // of it.
+                let name = m.rsplit_once(':').map_or(m.as_str(), |(name, _)| name);
+                let served = self.host.registry.modalities(name);
+                served.first().map_or_else(|| m.clone(), |s| s.2.clone())
             })
             .collect();
         models.sort();
@@ -540,7 +546,7 @@ impl Plugin {
             VectorKind::Multi => &self.info.token_sequences,
         };
         let (_, model) = declared.iter().find(|(name, _)| name == output)?;
-        let (modality, _, identity) = self.host.registry.describe(model)?;
+        let (modality, _, identity) = output_model(&self.host.registry, model).ok()?;
         Some(tessera_indexes::vector_name(
             modality.as_str(),
             &identity,

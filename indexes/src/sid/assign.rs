@@ -10,7 +10,8 @@
 //! A title kept in its previous cell by the stability slack ranks the disambiguation codes by the
 //! residual of its best cell, not of the kept one (uniqueness is unaffected).
 
-use super::codebook::{Codebook, Encoded, normalise};
+use super::codebook::{Codebook, normalise};
+use super::encode::Encoded;
 use crate::IndexError;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -198,6 +199,7 @@ impl Assigner {
         titles: &[SidInput<'_>],
         encoded: &[Encoded],
     ) -> Result<Vec<SemanticId>, IndexError> {
+        check_dims(&self.codebook, titles)?;
         let levels = self.codebook.levels();
         if encoded.len() != titles.len() {
             return Err(IndexError::Training(format!(
@@ -290,6 +292,13 @@ impl Assigner {
             .codebook
             .disambiguation_orders(&loser_vectors)
             .map_err(|e| name_title(e, &loser_titles))?;
+        if rankings.len() != losers.len() {
+            return Err(IndexError::Training(format!(
+                "{} rankings for {} colliding titles",
+                rankings.len(),
+                losers.len()
+            )));
+        }
         for (&i, ranking) in losers.iter().zip(rankings) {
             let prefix = encoded[i].codes[..levels].to_vec();
             let group = self.taken.entry(prefix).or_default();

@@ -8,9 +8,8 @@
 //! header ([`Header`]), then the centroids as little-endian f32, level by level. The header holds
 //! the body's sha256, so a truncated or altered file is refused rather than half-used.
 
-use super::kmeans::{self, Metric, Products, Rng};
+use super::kmeans::{self, Metric, Rng};
 use crate::IndexError;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -22,9 +21,6 @@ pub const CODEBOOK_FORMAT: u32 = 1;
 const MAX_HEADER: u32 = 64 * 1024;
 const MAX_LEVELS: usize = 8;
 const MAX_DIM: usize = 65_536;
-/// Rows per part of an encoded batch: a part's residuals and products (6 + 4 MiB at 384-d and
-/// 256 codes) stay near the cache while it goes through every level.
-const ENCODE_PART: usize = 4096;
 
 /// How to train a codebook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +77,11 @@ pub struct Header {
 /// A trained residual codebook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Codebook {
-    header: Header,
+    pub(super) header: Header,
     /// `levels + 1` matrices of `codes × dim`; the last is the disambiguation level.
-    centroids: Vec<Vec<f32>>,
+    pub(super) centroids: Vec<Vec<f32>>,
     /// Each level's centroids' squared norms, computed once (see [`kmeans::nearest`]).
-    norms: Vec<Vec<f32>>,
+    pub(super) norms: Vec<Vec<f32>>,
 }
 
 /// Training figures, for the operator.
@@ -103,7 +99,11 @@ pub(crate) fn normalise_rows(rows: &mut [f32], dim: usize) -> Result<(), IndexEr
 }
 
 /// [`normalise_rows`] for rows that start at row `first` of the caller's batch.
-fn normalise_rows_from(rows: &mut [f32], dim: usize, first: usize) -> Result<(), IndexError> {
+pub(super) fn normalise_rows_from(
+    rows: &mut [f32],
+    dim: usize,
+    first: usize,
+) -> Result<(), IndexError> {
     for (i, row) in rows.chunks_exact_mut(dim).enumerate() {
         normalise(row)
             .map_err(|reason| IndexError::Training(format!("vector {}: {reason}", first + i)))?;
@@ -133,7 +133,7 @@ pub(crate) fn normalise(row: &mut [f32]) -> Result<(), String> {
 /// close to isotropic noise, and assign by projection (see [`Metric::Projection`]).
 /// On 20k synthetic 384-d titles this raised the deeper levels' perplexity from 103 and 49 to
 /// 255 of 256, and cut collisions from 3.3% to 1.2% (BENCHMARKS.md).
-fn metric(level: usize) -> Metric {
+pub(super) fn metric(level: usize) -> Metric {
     if level == 0 {
         Metric::Euclidean
     } else {
@@ -275,107 +275,6 @@ impl Codebook {
         self.header.codes
     }
 
-    /// Encodes rows: per row, `levels + 1` codes (the last is the disambiguation level's nearest
-    /// code) and the squared distance of the final residual to it. Rows are normalised first; a
-    /// zero or non-finite row is an error naming its position.
-    pub fn encode(&self, rows: &[f32]) -> Result<Vec<Encoded>, IndexError> {
-        let dim = self.header.dim;
-        if !rows.len().is_multiple_of(dim) {
-            return Err(IndexError::Training(format!(
-                "{} floats do not form vectors of the codebook's dimension {dim}",
-                rows.len()
-            )));
-        }
-        let products = Products::for_rows(rows.len() / dim);
-        if products == Products::Loops {
-            return self.encode_part(rows, 0, products);
-        }
-        // A part goes through every level while it is in cache, and parts run side by side on
-        // the thread pool, so the work between the matrix products (picking codes, residuals)
-        // uses every core too.
-        let parts: Vec<Result<Vec<Encoded>, IndexError>> = rows
-            .par_chunks(ENCODE_PART * dim)
-            .enumerate()
-            .map(|(p, part)| self.encode_part(part, p * ENCODE_PART, products))
-            .collect();
-        let mut out = Vec::with_capacity(rows.len() / dim);
-        for part in parts {
-            out.extend(part?);
-        }
-        Ok(out)
-    }
-
-    /// [`Codebook::encode`] for rows that start at row `first` of the caller's batch.
-    fn encode_part(
-        &self,
-        rows: &[f32],
-        first: usize,
-        products: Products,
-    ) -> Result<Vec<Encoded>, IndexError> {
-        let dim = self.header.dim;
-        let mut residual = rows.to_vec();
-        normalise_rows_from(&mut residual, dim, first)?;
-        let mut out: Vec<Encoded> = (0..rows.len() / dim)
-            .map(|_| Encoded {
-                codes: Vec::with_capacity(self.centroids.len()),
-                distance: 0.0,
-            })
-            .collect();
-        for (l, (level, norms)) in self.centroids.iter().zip(&self.norms).enumerate() {
-            let (codes, dists) =
-                kmeans::nearest_via(&residual, dim, level, norms, metric(l), products)?;
-            for ((x, e), (&c, &d)) in residual
-                .chunks_exact_mut(dim)
-                .zip(out.iter_mut())
-                .zip(codes.iter().zip(&dists))
-            {
-                let centroid = &level[c as usize * dim..(c as usize + 1) * dim];
-                x.iter_mut().zip(centroid).for_each(|(v, c)| *v -= c);
-                e.codes.push(c as u16);
-                e.distance = d;
-            }
-        }
-        Ok(out)
-    }
-
-    /// The disambiguation level's codes for each vector, nearest first: the order in which a
-    /// colliding title tries them. Computed for all colliding titles of a batch at once.
-    pub(crate) fn disambiguation_orders(
-        &self,
-        vectors: &[&[f32]],
-    ) -> Result<Vec<Vec<u16>>, IndexError> {
-        let dim = self.header.dim;
-        let mut residual: Vec<f32> = Vec::with_capacity(vectors.len() * dim);
-        for v in vectors {
-            residual.extend_from_slice(v);
-        }
-        normalise_rows(&mut residual, dim)?;
-        let products = Products::for_rows(vectors.len());
-        let ((extra, levels), (extra_norms, norms)) = self
-            .centroids
-            .split_last()
-            .zip(self.norms.split_last())
-            .ok_or_else(|| IndexError::Training("codebook has no levels".into()))?;
-        for (l, (level, norms)) in levels.iter().zip(norms).enumerate() {
-            let (codes, _) =
-                kmeans::nearest_via(&residual, dim, level, norms, metric(l), products)?;
-            for (x, &c) in residual.chunks_exact_mut(dim).zip(&codes) {
-                let c = c as usize;
-                x.iter_mut()
-                    .zip(&level[c * dim..(c + 1) * dim])
-                    .for_each(|(v, c)| *v -= c);
-            }
-        }
-        kmeans::rankings(
-            &residual,
-            dim,
-            extra,
-            extra_norms,
-            metric(levels.len()),
-            products,
-        )
-    }
-
     /// The sum of the centroids the first `codes.len()` codes name (levels only, not the
     /// disambiguation code): the vector the codes stand for.
     pub fn reconstruct(&self, codes: &[u16]) -> Vec<f32> {
@@ -481,77 +380,24 @@ impl Codebook {
     }
 }
 
-/// One vector's codes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Encoded {
-    /// `levels` codes, then the disambiguation level's nearest code.
-    pub codes: Vec<u16>,
-    /// Squared distance of the last residual to that disambiguation code.
-    pub distance: f32,
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    /// `n` deterministic rows of `dim` values in -0.5..0.5.
+    pub(in crate::sid) fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut rng = Rng::new(seed);
         (0..n * dim).map(|_| rng.next_f64() as f32 - 0.5).collect()
     }
 
-    fn config() -> SidConfig {
+    /// A small codebook: 2 levels × 8 codes.
+    pub(in crate::sid) fn config() -> SidConfig {
         SidConfig {
             levels: 2,
             codes: 8,
             iterations: 10,
             seed: 3,
         }
-    }
-
-    #[test]
-    fn a_batch_encoded_in_parts_matches_one_pass_over_all_rows() -> Result<(), IndexError> {
-        // More rows than one part, the last part short, a bad row in a later part.
-        let (n, dim) = (2 * ENCODE_PART + 37, 8);
-        let data = rows(n, dim, 4);
-        let (book, _) = Codebook::train(&data[..2000 * dim], dim, config(), "fused", None)?;
-        let parts = book.encode(&data)?;
-        // Reference: every level over the whole batch at once.
-        let mut residual = data.clone();
-        normalise_rows(&mut residual, dim)?;
-        let mut whole: Vec<Vec<u16>> = vec![Vec::new(); n];
-        let mut last = vec![0f32; n];
-        for (l, (level, norms)) in book.centroids.iter().zip(&book.norms).enumerate() {
-            let (codes, dists) = kmeans::nearest(&residual, dim, level, norms, metric(l))?;
-            for (i, x) in residual.chunks_exact_mut(dim).enumerate() {
-                let c = codes[i] as usize;
-                x.iter_mut()
-                    .zip(&level[c * dim..(c + 1) * dim])
-                    .for_each(|(v, c)| *v -= c);
-                whole[i].push(c as u16);
-                last[i] = dists[i];
-            }
-        }
-        assert_eq!(parts.len(), n);
-        for (i, e) in parts.iter().enumerate() {
-            assert_eq!((&e.codes, e.distance), (&whole[i], last[i]), "row {i}");
-        }
-        // A colliding title's ranking starts at its own nearest disambiguation code.
-        let vectors: Vec<&[f32]> = data.chunks_exact(dim).take(50).collect();
-        let orders = book.disambiguation_orders(&vectors)?;
-        for (i, order) in orders.iter().enumerate() {
-            assert_eq!(order.len(), book.codes());
-            assert_eq!(order[0], whole[i][2], "row {i}");
-        }
-        // A bad row is named by its position in the whole batch.
-        let mut bad = data.clone();
-        bad[(ENCODE_PART + 5) * dim] = f32::NAN;
-        let err = book.encode(&bad).err().map(|e| e.to_string());
-        assert!(
-            err.as_deref()
-                .is_some_and(|e| e.contains(&format!("vector {}:", ENCODE_PART + 5))),
-            "{err:?}"
-        );
-        Ok(())
     }
 
     #[test]

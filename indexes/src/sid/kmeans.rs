@@ -181,6 +181,25 @@ pub(crate) fn rankings(
     Ok(out)
 }
 
+/// Rows `0..n` in runs of `size`, except that a last run of [`SMALL`] rows or fewer joins the
+/// one before: gemm multiplies a single row by a separate (matrix-vector) path, whose sums
+/// round differently, and a row's codes must not depend on where a batch's parts fall.
+pub(crate) fn row_ranges(n: usize, size: usize) -> Vec<std::ops::Range<usize>> {
+    let size = size.max(1);
+    let mut ranges: Vec<std::ops::Range<usize>> = (0..n)
+        .step_by(size)
+        .map(|start| start..(start + size).min(n))
+        .collect();
+    if ranges.len() > 1
+        && ranges.last().is_some_and(|r| r.len() <= SMALL)
+        && let Some(tail) = ranges.pop()
+        && let Some(last) = ranges.last_mut()
+    {
+        last.end = tail.end;
+    }
+    ranges
+}
+
 /// How dot products with the centroids are computed. The two ways round differently in the last
 /// bits, so one batch uses one way throughout (a near-tie then resolves the same way for all of
 /// its rows).
@@ -226,7 +245,8 @@ fn for_each_dot_row(
         .and_then(|c| c.t())
         .and_then(|c| c.contiguous())
         .map_err(math)?;
-    for chunk in rows.chunks(CHUNK * dim) {
+    for range in row_ranges(rows.len() / dim, CHUNK) {
+        let chunk = &rows[range.start * dim..range.end * dim];
         let m = chunk.len() / dim;
         let product = Tensor::from_slice(chunk, (m, dim), &Device::Cpu)
             .and_then(|x| x.matmul(&ct))
@@ -400,6 +420,22 @@ pub(crate) fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_last_run_joins_the_one_before() {
+        let ends = |n, size| {
+            row_ranges(n, size)
+                .iter()
+                .map(|r| (r.start, r.end))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ends(10, 4), [(0, 4), (4, 10)]);
+        assert_eq!(ends(13, 4), [(0, 4), (4, 8), (8, 13)]);
+        assert_eq!(ends(20, 8), [(0, 8), (8, 20)]);
+        assert_eq!(ends(21, 8), [(0, 8), (8, 16), (16, 21)]);
+        assert_eq!(ends(3, 8), [(0, 3)]);
+        assert!(row_ranges(0, 8).is_empty());
+    }
 
     #[test]
     fn lane_sums_match_plain_sums() {

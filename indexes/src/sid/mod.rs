@@ -13,10 +13,12 @@
 
 mod assign;
 mod codebook;
+mod encode;
 mod kmeans;
 mod stats;
 pub mod synthetic;
 
 pub use assign::{Assigner, STABILITY_SLACK, SemanticId, SidInput, encode_title};
-pub use codebook::{CODEBOOK_FORMAT, Codebook, Encoded, Header, SidConfig, TrainReport};
+pub use codebook::{CODEBOOK_FORMAT, Codebook, Header, SidConfig, TrainReport};
+pub use encode::Encoded;
 pub use stats::{LevelStats, SidStats, stats};

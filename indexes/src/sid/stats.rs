@@ -1,6 +1,7 @@
 //! Quality figures of a codebook over a set of vectors (`tessera sid stats`).
 
-use super::codebook::{Codebook, Encoded, normalise_rows};
+use super::codebook::{Codebook, normalise_rows};
+use super::encode::Encoded;
 use super::kmeans;
 use crate::IndexError;
 use serde::Serialize;

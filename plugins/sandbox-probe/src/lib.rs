@@ -176,10 +176,10 @@ impl Plugin for SandboxProbe {
                 Ok(Analysis::new().tag("probe", Some(&recurse(black_box(1)).to_string()), 1.0))
             }
             "panic" => panic!("sandbox-probe was asked to panic"),
-            // A wild store past the end of linear memory, one call deep: the host must report it
-            // as a crash, not as the stack overflow that a deep recursion's store would be.
+            // A wild store past the end of linear memory (at 2 GiB): the host must report it as
+            // a crash, not as the stack overflow that a store just below 4 GiB is.
             "out-of-bounds" => {
-                let wild = black_box(u32::MAX - 15) as usize as *mut u8;
+                let wild = black_box(0x8000_0000u32) as usize as *mut u8;
                 // SAFETY: none; this is the misbehaviour under test. Wasm bounds-checks the store
                 // and traps before anything is written.
                 unsafe { std::ptr::write_volatile(wild, 1) };

@@ -301,7 +301,9 @@ impl PluginInfo {
         self
     }
 
-    /// Declares an embedding stored as `name`, computed with host model `model`.
+    /// Declares an embedding output `name`, computed with host model `model` (`clip:image` or
+    /// `clip:text` for a model serving both). The store names the vector after the model and
+    /// its revision (`text/all-MiniLM-L6-v2@c9745ed1d9f2`); `name` labels the output.
     pub fn with_embedding(mut self, name: &str, model: &str) -> Self {
         self.embeddings.push(OutputSpec {
             name: name.to_string(),
@@ -310,7 +312,8 @@ impl PluginInfo {
         self
     }
 
-    /// Declares a token sequence (a multivector) stored as `name`, computed with `model`.
+    /// Declares a token sequence output `name` (stored as a multivector named after `model`, with
+    /// `/tokens`), computed with `model`.
     pub fn with_token_sequence(mut self, name: &str, model: &str) -> Self {
         self.token_sequences.push(OutputSpec {
             name: name.to_string(),
@@ -362,7 +365,7 @@ impl Analysis {
         self
     }
 
-    /// Adds an embedding stored as `name`, computed with host model `model`.
+    /// Adds the embedding output `name`; `model` must be the one declared for it.
     pub fn embedding(mut self, name: &str, model: &str, vector: Vec<f32>) -> Self {
         self.embeddings.push(NamedEmbedding {
             name: name.to_string(),
@@ -372,7 +375,7 @@ impl Analysis {
         self
     }
 
-    /// Adds a token sequence stored as `name`, computed with host model `model`.
+    /// Adds the token sequence output `name`; `model` must be the one declared for it.
     pub fn token_sequence(mut self, name: &str, model: &str, vectors: Vec<Vec<f32>>) -> Self {
         self.token_sequences.push(TokenSequence {
             name: name.to_string(),

@@ -122,9 +122,10 @@ class EntitiesServicer:
     def GetSchema(self, request, context):
         """What the store holds: its named vectors, with the model, dimension and kind of each, and
         the fused vector's recipe. A plugin output's vector is named after its modality and model
-        revision ("text/all-MiniLM-L6-v2@c9745ed1d9f2", multivectors end in "/tokens"), so a new
-        revision of a model arrives as a new vector beside the old one: rankers read the names
-        here rather than hard-coding them.
+        revision ("text/all-MiniLM-L6-v2@c9745ed1d9f2", multivectors end in "/tokens"). A store
+        holds the revisions it was made with; a new revision of a model goes into a new store, under
+        a new name, so vectors of two revisions never share an index: rankers read the names here
+        rather than hard-coding them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
