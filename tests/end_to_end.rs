@@ -3,6 +3,7 @@
 
 mod common;
 
+use sha2::Digest;
 use std::path::Path;
 
 use common::*;
@@ -102,6 +103,13 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
             let entity = result.entity.as_ref().ok_or("found entity missing")?;
             assert!(result.found);
             assert_eq!(entity.name, title.name);
+            // The store's times: first stored, last changed (here the same write).
+            assert!(
+                entity.created_unix_ms > 1_700_000_000_000,
+                "{}",
+                entity.created_unix_ms
+            );
+            assert_eq!(entity.updated_unix_ms, entity.created_unix_ms);
             let tags: HashMap<&str, Option<&str>> = entity
                 .tags
                 .iter()
@@ -778,6 +786,20 @@ fn ingest_runs_media_plugins_with_extra_models_and_stores_tags_with_evidence()
         .get(&["m1".to_string()])?
         .remove(0)
         .ok_or("m1 not stored")?;
+    // The poster is recorded by its content, as the run read it.
+    let poster = std::fs::read(tmp.path().join("media/poster.jpg"))?;
+    let sha: String = sha2::Sha256::digest(&poster)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        stored.assets,
+        [tessera_indexes::AssetDigest {
+            kind: "poster".into(),
+            uri: "media/poster.jpg".into(),
+            sha256: Some(sha),
+        }]
+    );
     let genres: Vec<&tessera_indexes::Tag> =
         stored.tags.iter().filter(|t| t.name == "genre").collect();
     assert_eq!(genres.len(), 2, "{:?}", stored.tags);

@@ -7,6 +7,7 @@ mod common;
 use common::{example_catalog, ingest_command, ingest_example, run_ok, tessera, tiny_model};
 use std::io::Write;
 use std::path::Path;
+use tessera_indexes::{EdgeStore, EntityStore};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -79,6 +80,20 @@ fn migrate_copies_a_store_and_proves_the_copy() {
         ))
     };
     assert_eq!(show(&from), show(&to));
+    // Each title keeps the time it was first stored; the copy's writes are its own changes.
+    let created = |store: &str| {
+        let store = EdgeStore::open_existing(Path::new(store)).unwrap_or_else(|e| panic!("{e}"));
+        let page = store
+            .scan(None, 1000, true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        page.entities
+            .into_iter()
+            .map(|e| (e.id, e.created_at))
+            .collect::<Vec<_>>()
+    };
+    let original = created(&from);
+    assert!(original.iter().all(|(_, t)| t.is_some()), "{original:?}");
+    assert_eq!(created(&to), original);
 
     // A second copy into the non-empty store is refused unless asked for; asked, it resumes
     // and verifies to the same checksum.

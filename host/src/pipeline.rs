@@ -282,7 +282,7 @@ impl Pipeline {
     /// taxonomy the tags go through. Equal fingerprints (and current plugin versions) mean a
     /// re-run would store the same thing.
     pub fn input_fingerprint(&self, title: &Title) -> String {
-        self.analyzer.input_fingerprint(title)
+        self.analyzer.inputs(title).fingerprint
     }
 
     /// Assets decoded for plugins so far, and decodes that a later plugin (or call) reused.
@@ -434,7 +434,7 @@ impl Pipeline {
 
     /// [`Pipeline::analyze`], awaited: while a plugin waits for a model it holds no thread.
     pub async fn analyze_async(&self, title: &Title) -> Result<Entity, (String, PluginError)> {
-        let input = self.input_fingerprint(title);
-        self.analyzer.analyze(title, input).await
+        let inputs = self.analyzer.inputs(title);
+        self.analyzer.analyze(title, inputs).await
     }
 }

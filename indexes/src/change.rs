@@ -25,6 +25,22 @@ pub struct Change {
     /// What changed: `created`, or some of `catalog` (catalog fields or asset contents),
     /// `vectors`, `tags`, `semantic_id`, `outputs`.
     pub what: Vec<String>,
+    /// When the change was written, in Unix milliseconds; `None` for changes recorded before
+    /// times were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
+    /// When the title was first stored, in Unix milliseconds, carried from each version to the
+    /// next (and across `store migrate`); `None` when unknown (titles stored before times were
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
+}
+
+/// Now, in Unix milliseconds (0 on a clock set before 1970).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Stored vectors are unit-normalised (cosine distance), so an incoming vector equals a stored
@@ -52,6 +68,7 @@ pub(crate) fn what_changed(old: Option<&Entity>, new: &Entity) -> Vec<String> {
         || old.language != new.language
         || old.metadata != new.metadata
         || old.input != new.input
+        || old.assets != new.assets
     {
         what.push("catalog".into());
     }
@@ -89,27 +106,38 @@ pub(crate) fn number_changes<'a>(
     previous: &[Option<Entity>],
     first: impl FnOnce(usize) -> Result<u64, crate::IndexError>,
 ) -> Result<Vec<(&'a Entity, Change)>, crate::IndexError> {
-    let changed: Vec<(&Entity, Vec<String>, Option<String>)> = entities
+    type Changed<'e, 'p> = (&'e Entity, Vec<String>, Option<String>, Option<&'p Entity>);
+    let changed: Vec<Changed<'a, '_>> = entities
         .iter()
         .zip(previous)
         .filter_map(|(entity, old)| {
             let what = what_changed(old.as_ref(), entity);
-            (!what.is_empty()).then(|| (entity, what, change_run(old.as_ref(), entity)))
+            let run = change_run(old.as_ref(), entity);
+            (!what.is_empty()).then_some((entity, what, run, old.as_ref()))
         })
         .collect();
     if changed.is_empty() {
         return Ok(Vec::new());
     }
     let first = first(changed.len())?;
+    let now = unix_ms();
     Ok(changed
         .into_iter()
         .zip(first..)
-        .map(|((entity, what, run), seq)| {
+        .map(|((entity, what, run, old), seq)| {
+            // A stored title keeps its creation time; a new one is created now, unless it
+            // brings its time along (a migrated title).
+            let created = match old {
+                Some(old) => old.created_at,
+                None => entity.created_at.or(Some(now)),
+            };
             let change = Change {
                 seq,
                 id: entity.id.clone(),
                 run,
                 what,
+                at: Some(now),
+                created,
             };
             (entity, change)
         })

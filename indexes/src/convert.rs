@@ -1,6 +1,9 @@
 //! Entities to qdrant points and back. One place knows the payload layout.
 
-use crate::{Change, Entity, HitVector, IndexError, Neighbor, Output, StoredSid, Tag, TagOverride};
+use crate::{
+    AssetDigest, Change, Entity, HitVector, IndexError, Neighbor, Output, StoredSid, Tag,
+    TagOverride,
+};
 use qdrant_edge::{
     Payload, PointId, PointStructPersisted, Record, ScoredPoint, VectorInternal, VectorPersisted,
     VectorStructInternal, VectorStructPersisted,
@@ -131,6 +134,9 @@ pub(crate) fn entity_payload(entity: &Entity, change: Option<&Change>) -> Map<St
     map.insert("metadata".into(), json!(entity.metadata));
     map.insert("tags".into(), json!(entity.tags));
     map.insert("input".into(), json!(entity.input));
+    if !entity.assets.is_empty() {
+        map.insert("assets".into(), json!(entity.assets));
+    }
     map.insert("overrides".into(), json!(entity.overrides));
     map.insert(
         "outputs".into(),
@@ -153,7 +159,13 @@ pub(crate) fn entity_payload(entity: &Entity, change: Option<&Change>) -> Map<St
     if let Some(change) = change {
         map.insert(
             "change".into(),
-            json!({ "seq": change.seq, "run": change.run, "what": change.what }),
+            json!({
+                "seq": change.seq,
+                "run": change.run,
+                "what": change.what,
+                "at": change.at,
+                "created": change.created,
+            }),
         );
     }
     if let Some(sid) = &entity.semantic_id {
@@ -298,6 +310,16 @@ pub(crate) fn entity_from_parts(
         Some(Value::String(input)) => Some(input),
         _ => None,
     };
+    // The title's times live in its latest change (what a write that changes nothing leaves).
+    let times = |change: &Value, key: &str| change.get(key).and_then(Value::as_u64);
+    let change = take("change");
+    let (created_at, updated_at) = change
+        .as_ref()
+        .map_or((None, None), |c| (times(c, "created"), times(c, "at")));
+    let assets: Vec<AssetDigest> = match take("assets") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_value(v).map_err(|e| corrupt(format!("assets: {e}")))?,
+    };
     let overrides: Vec<TagOverride> = match take("overrides") {
         None => Vec::new(),
         Some(v) => serde_json::from_value(v).map_err(|e| corrupt(format!("overrides: {e}")))?,
@@ -318,6 +340,9 @@ pub(crate) fn entity_from_parts(
         semantic_id,
         outputs,
         input,
+        assets,
+        created_at,
+        updated_at,
         overrides,
     })
 }
@@ -352,6 +377,10 @@ pub(crate) fn change_from_payload(
         seq: u64,
         run: Option<String>,
         what: Vec<String>,
+        #[serde(default)]
+        at: Option<u64>,
+        #[serde(default)]
+        created: Option<u64>,
     }
     let raw: Raw = serde_json::from_value(change.clone()).map_err(|e| IndexError::Corrupt {
         entity: id.to_string(),
@@ -362,6 +391,8 @@ pub(crate) fn change_from_payload(
         id: id.to_string(),
         run: raw.run,
         what: raw.what,
+        at: raw.at,
+        created: raw.created,
     }))
 }
 

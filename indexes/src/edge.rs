@@ -266,11 +266,14 @@ impl EdgeStore {
                 .iter()
                 .map(|e| {
                     *last += 1;
+                    // Stored before changes were recorded: when it was created is not known.
                     let change = Change {
                         seq: *last,
                         id: e.id.clone(),
                         run: None,
                         what: vec!["created".into()],
+                        at: Some(crate::change::unix_ms()),
+                        created: e.created_at,
                     };
                     entity_to_point(e, &change)
                 })
@@ -822,6 +825,8 @@ mod tests {
                         id: id.into(),
                         run: None,
                         what: vec![],
+                        at: None,
+                        created: None,
                     },
                 );
                 if let Some(payload) = &mut point.payload {

@@ -42,6 +42,18 @@ pub use server::{ServerConfig, ServerStore};
 
 use std::collections::BTreeMap;
 
+/// One of a title's source assets, by the content it had when the title's outputs were made.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AssetDigest {
+    /// Its role in the catalog (`poster`, `trailer`, `subtitles`, …).
+    pub kind: String,
+    /// Where the catalog says it is.
+    pub uri: String,
+    /// sha256 of its bytes, lowercase hex; `None` when the file was missing or unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
 /// A tag with its provenance.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tag {
@@ -123,6 +135,15 @@ pub struct Entity {
     /// Fingerprint of what the outputs were made from (catalog fields, asset contents), so a
     /// re-run can skip titles whose inputs have not changed; `None` when not recorded.
     pub input: Option<String>,
+    /// Each source asset's content hash when the outputs were made (empty for titles without
+    /// assets, and for titles stored before these were recorded).
+    pub assets: Vec<AssetDigest>,
+    /// When the store first stored the title, in Unix milliseconds (kept by every later write
+    /// and by `store migrate`); `None` when unknown. Set by the store, not by writers.
+    pub created_at: Option<u64>,
+    /// When the store last wrote a change to the title, in Unix milliseconds (a write that
+    /// changes nothing leaves it); `None` when unknown. Set by the store.
+    pub updated_at: Option<u64>,
     /// People's decisions about this title's tags; machine runs keep them and apply them.
     pub overrides: Vec<TagOverride>,
 }

@@ -9,8 +9,8 @@ use common::{Backend, Fixture};
 use std::collections::BTreeMap;
 use tessera_indexes::sid::SemanticId;
 use tessera_indexes::{
-    Entity, EntityStore, FUSED, Fusion, IndexError, Output, Schema, StoredSid, Tag, TagOverride,
-    VectorSpec,
+    AssetDigest, Entity, EntityStore, FUSED, Fusion, IndexError, Output, Schema, StoredSid, Tag,
+    TagOverride, VectorSpec,
 };
 
 on_both_backends!(
@@ -70,6 +70,20 @@ fn entity(id: &str, v: [f32; 3]) -> Entity {
         }),
         outputs: vec![output("mood", "1.2.0", "run-1")],
         input: Some("in-1".into()),
+        assets: vec![
+            AssetDigest {
+                kind: "poster".into(),
+                uri: "posters/x.jpg".into(),
+                sha256: Some("ab".repeat(32)),
+            },
+            AssetDigest {
+                kind: "trailer".into(),
+                uri: "gone.mp4".into(),
+                sha256: None,
+            },
+        ],
+        created_at: None,
+        updated_at: None,
         overrides: vec![TagOverride {
             name: "genre".into(),
             value: Some("drama".into()),
@@ -95,6 +109,9 @@ fn assert_same(got: &Entity, want: &Entity) {
     }
     a.vectors.clear();
     b.vectors.clear();
+    // The store sets the times (tests/changes.rs checks them).
+    assert!(got.created_at.is_some() && got.updated_at.is_some());
+    (a.created_at, a.updated_at) = (b.created_at, b.updated_at);
     assert_eq!(a, b);
 }
 

@@ -8,7 +8,10 @@ use common::{Backend, Fixture};
 use std::collections::BTreeMap;
 use tessera_indexes::{Entity, EntityStore, IndexError, Output, Schema, VectorSpec};
 
-on_both_backends!(the_feed_lists_each_title_at_its_latest_change);
+on_both_backends!(
+    the_feed_lists_each_title_at_its_latest_change,
+    titles_keep_their_creation_time_and_the_time_of_their_last_change,
+);
 
 fn schema() -> Schema {
     Schema::new([("text".to_string(), VectorSpec::dense(3, "m"))])
@@ -124,5 +127,66 @@ fn the_feed_lists_each_title_at_its_latest_change(backend: Backend) -> Result<()
         feed(store, before_reopen)?,
         vec![("d".into(), vec!["created".to_string()])]
     );
+    Ok(())
+}
+
+fn titles_keep_their_creation_time_and_the_time_of_their_last_change(
+    backend: Backend,
+) -> Result<(), IndexError> {
+    let Some(fixture) = Fixture::new(backend, schema())? else {
+        return Ok(());
+    };
+    let store = fixture.store();
+    let read = |id: &str| -> Result<Entity, IndexError> {
+        store
+            .get(&[id.to_string()])?
+            .pop()
+            .flatten()
+            .ok_or_else(|| IndexError::Engine(format!("{id} is not stored")))
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let before = now();
+    store.upsert(&[entity("a", [1.0, 0.0, 0.0], "run-1")])?;
+    let first = read("a")?;
+    let created = first
+        .created_at
+        .ok_or(IndexError::Engine("no created_at".into()))?;
+    assert!(before <= created && created <= now(), "{created}");
+    assert_eq!(first.updated_at, Some(created));
+    // The feed carries the same time.
+    assert_eq!(
+        store.changes(0, 10)?.last().and_then(|c| c.at),
+        Some(created)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    // A write that changes nothing leaves both times.
+    store.upsert(&[entity("a", [1.0, 0.0, 0.0], "run-1")])?;
+    let same = read("a")?;
+    assert_eq!(
+        (same.created_at, same.updated_at),
+        (Some(created), Some(created))
+    );
+    // A change moves the update time, never the creation time, whatever the writer sends.
+    let mut changed = entity("a", [0.0, 1.0, 0.0], "run-2");
+    changed.created_at = Some(1);
+    changed.updated_at = Some(1);
+    store.upsert(&[changed])?;
+    let second = read("a")?;
+    assert_eq!(second.created_at, Some(created));
+    let updated = second
+        .updated_at
+        .ok_or(IndexError::Engine("no updated_at".into()))?;
+    assert!(updated > created, "{updated} vs {created}");
+    // A title new to this store that brings its creation time (a migrated one) keeps it.
+    let mut migrated = entity("b", [0.0, 0.0, 1.0], "run-1");
+    migrated.created_at = Some(1_700_000_000_000);
+    store.upsert(&[migrated])?;
+    let b = read("b")?;
+    assert_eq!(b.created_at, Some(1_700_000_000_000));
+    assert!(b.updated_at.is_some_and(|t| t >= updated));
     Ok(())
 }

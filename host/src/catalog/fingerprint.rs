@@ -9,11 +9,32 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
+use tessera_indexes::AssetDigest;
+
+/// What a title's outputs are made from: one fingerprint over all of it, and each asset's own
+/// content hash (stored with the title, so a reader can tell which file changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    /// See [`fingerprint`].
+    pub fingerprint: String,
+    /// Per asset, in catalog order: its kind, URI and sha256 (`None` when missing or unreadable).
+    pub assets: Vec<AssetDigest>,
+}
 
 /// `sha256:` + hex of the title's fields and its assets' kinds, URIs and content (a missing or
 /// unreadable file hashes as such, so the fingerprint changes once the file appears).
 pub fn fingerprint(title: &Title) -> String {
-    fingerprint_with(title, file_digest)
+    inputs(title).fingerprint
+}
+
+/// [`fingerprint`] and the assets' digests, each file read once.
+pub fn inputs(title: &Title) -> Inputs {
+    inputs_with(title, file_digest)
+}
+
+/// [`inputs`] with the files' digests from `digests` (see [`fingerprint_cached`]).
+pub fn inputs_cached(title: &Title, digests: &DigestCache) -> Inputs {
+    inputs_with(title, |path| digests.digest(path))
 }
 
 /// [`fingerprint`] with the asset files' digests from `digests`, which keeps each file's digest
@@ -21,7 +42,7 @@ pub fn fingerprint(title: &Title) -> String {
 /// reads a media file's contents once, not on every pass. A file rewritten with the same size
 /// within one timestamp tick keeps its old digest; batch runs use [`fingerprint`].
 pub fn fingerprint_cached(title: &Title, digests: &DigestCache) -> String {
-    fingerprint_with(title, |path| digests.digest(path))
+    inputs_cached(title, digests).fingerprint
 }
 
 /// A file's size and modification time, and its digest when it had them.
@@ -63,7 +84,7 @@ impl DigestCache {
     }
 }
 
-fn fingerprint_with(title: &Title, file_digest: impl Fn(&Path) -> Vec<u8>) -> String {
+fn inputs_with(title: &Title, file_digest: impl Fn(&Path) -> Vec<u8>) -> Inputs {
     let mut hash = Sha256::new();
     let mut field = |bytes: &[u8]| {
         // Length-prefixed, so field boundaries cannot shift ("ab","c" vs "a","bc").
@@ -79,14 +100,27 @@ fn fingerprint_with(title: &Title, file_digest: impl Fn(&Path) -> Vec<u8>) -> St
         field(k.as_bytes());
         field(v.as_bytes());
     }
+    let mut assets = Vec::with_capacity(title.assets.len());
     for asset in &title.assets {
+        let digest = file_digest(&asset.path);
         field(asset.kind.as_bytes());
         field(asset.uri.as_bytes());
-        field(&file_digest(&asset.path));
+        field(&digest);
+        assets.push(AssetDigest {
+            kind: asset.kind.clone(),
+            uri: asset.uri.clone(),
+            // A real digest is 32 bytes; the markers for a missing or unreadable file are not.
+            sha256: (digest.len() == 32).then(|| hex(&digest)),
+        });
     }
-    let digest = hash.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    Inputs {
+        fingerprint: format!("sha256:{}", hex(&hash.finalize())),
+        assets,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn file_digest(path: &Path) -> Vec<u8> {
@@ -108,6 +142,43 @@ fn file_digest(path: &Path) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::catalog::AssetRef;
+
+    #[test]
+    fn each_asset_is_recorded_by_its_content_or_as_missing()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("p.png"), b"one")?;
+        let asset = |kind: &str, uri: &str| AssetRef {
+            kind: kind.into(),
+            uri: uri.into(),
+            path: dir.path().join(uri),
+        };
+        let title = Title {
+            id: "t".into(),
+            name: "T".into(),
+            synopsis: String::new(),
+            year: None,
+            language: String::new(),
+            metadata: Default::default(),
+            assets: vec![asset("poster", "p.png"), asset("trailer", "gone.mp4")],
+        };
+        let got = inputs(&title);
+        assert_eq!(got.fingerprint, fingerprint(&title));
+        let one = hex(&Sha256::digest(b"one"));
+        let digests: Vec<(&str, &str, Option<&str>)> = got
+            .assets
+            .iter()
+            .map(|a| (a.kind.as_str(), a.uri.as_str(), a.sha256.as_deref()))
+            .collect();
+        assert_eq!(
+            digests,
+            [
+                ("poster", "p.png", Some(one.as_str())),
+                ("trailer", "gone.mp4", None)
+            ]
+        );
+        Ok(())
+    }
 
     #[test]
     fn the_cache_follows_size_and_time_and_agrees_with_the_plain_fingerprint()

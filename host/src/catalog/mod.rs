@@ -14,7 +14,9 @@ mod dir;
 mod fingerprint;
 mod jsonl;
 
-pub use fingerprint::{DigestCache, fingerprint, fingerprint_cached};
+pub use fingerprint::{
+    DigestCache, Inputs, fingerprint, fingerprint_cached, inputs, inputs_cached,
+};
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};

@@ -234,6 +234,17 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
                 run: o.run,
             })
             .collect(),
+        assets: entity
+            .assets
+            .into_iter()
+            .map(|a| proto::AssetDigest {
+                kind: a.kind,
+                uri: a.uri,
+                sha256: a.sha256.unwrap_or_default(),
+            })
+            .collect(),
+        created_unix_ms: entity.created_at.unwrap_or(0),
+        updated_unix_ms: entity.updated_at.unwrap_or(0),
     }
 }
 

@@ -568,6 +568,7 @@ impl Entities for EntitiesService {
                                     id: c.id,
                                     run: c.run.unwrap_or_default(),
                                     what: c.what,
+                                    at_unix_ms: c.at.unwrap_or(0),
                                 })
                                 .collect(),
                         };

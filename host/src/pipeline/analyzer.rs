@@ -2,7 +2,7 @@
 //! runtime, as a task of its own, so it owns what it needs.
 
 use crate::caps::media::Decoded;
-use crate::catalog::Title;
+use crate::catalog::{Inputs, Title};
 use crate::runtime::{Analysis, Plugin, PluginError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -53,23 +53,23 @@ impl Analyzer {
     /// What a title's outputs are made from: its catalog fields and asset contents, and the
     /// taxonomy the tags go through. Taken before the plugins read the assets, so a file
     /// replaced during the analysis makes the title stale rather than wrongly current.
-    pub(super) fn input_fingerprint(&self, title: &Title) -> String {
-        let base = match &self.digests {
-            Some(cache) => crate::catalog::fingerprint_cached(title, cache),
-            None => crate::catalog::fingerprint(title),
+    pub(super) fn inputs(&self, title: &Title) -> Inputs {
+        let mut inputs = match &self.digests {
+            Some(cache) => crate::catalog::inputs_cached(title, cache),
+            None => crate::catalog::inputs(title),
         };
-        match &self.taxonomy_digest {
-            Some(digest) => format!("{base}+taxonomy:{digest}"),
-            None => base,
+        if let Some(digest) = &self.taxonomy_digest {
+            inputs.fingerprint = format!("{}+taxonomy:{digest}", inputs.fingerprint);
         }
+        inputs
     }
 
-    /// Every plugin on `title`, in order, each seeing the tags of those before it; `input` is
-    /// the fingerprint taken before (see [`Analyzer::input_fingerprint`]).
+    /// Every plugin on `title`, in order, each seeing the tags of those before it; `inputs` are
+    /// taken before (see [`Analyzer::inputs`]).
     pub(super) async fn analyze(
         &self,
         title: &Title,
-        input: String,
+        inputs: Inputs,
     ) -> Result<Entity, (String, PluginError)> {
         let mut entity = Entity {
             id: title.id.clone(),
@@ -77,7 +77,8 @@ impl Analyzer {
             year: title.year,
             language: title.language.clone(),
             metadata: title.metadata.clone(),
-            input: Some(input),
+            input: Some(inputs.fingerprint),
+            assets: inputs.assets,
             ..Default::default()
         };
         // Every plugin on this title reads the same decoded assets.

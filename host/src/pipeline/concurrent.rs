@@ -157,7 +157,8 @@ impl Pipeline {
                 // The inputs as they are before any plugin reads them, taken here rather than
                 // in the title's task: hashing assets reads files, which would stall the
                 // plugin runtime's threads (or, as a blocking section, add threads).
-                let input = self.input_fingerprint(title);
+                let inputs = self.analyzer.inputs(title);
+                let input = inputs.fingerprint.clone();
                 match &runtime {
                     Ok(runtime) => {
                         let analyzer = self.analyzer.clone();
@@ -167,9 +168,9 @@ impl Pipeline {
                             let report = Report {
                                 done: Some(done),
                                 index: i,
-                                input: input.clone(),
+                                input,
                             };
-                            report.send(analyzer.analyze(&title, input).await);
+                            report.send(analyzer.analyze(&title, inputs).await);
                         });
                     }
                     Err(e) => {

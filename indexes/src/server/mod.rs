@@ -819,6 +819,8 @@ mod tests {
                 id: format!("t{i}"),
                 run: None,
                 what: vec!["created".into()],
+                at: None,
+                created: None,
             })
             .collect()
     }

@@ -239,6 +239,8 @@ mod tests {
             id: e.id.clone(),
             run: None,
             what: vec!["created".into()],
+            at: None,
+            created: None,
         };
         let point = entity_to_point(&e, &change);
         // What the server answers for that point: the same payload and named vectors.

@@ -51,16 +51,18 @@ class WatchEntitiesResponse(_message.Message):
     def __init__(self, changes: _Optional[_Iterable[_Union[EntityChange, _Mapping]]] = ...) -> None: ...
 
 class EntityChange(_message.Message):
-    __slots__ = ("seq", "id", "run", "what")
+    __slots__ = ("seq", "id", "run", "what", "at_unix_ms")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     WHAT_FIELD_NUMBER: _ClassVar[int]
+    AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     id: str
     run: str
     what: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, seq: _Optional[int] = ..., id: _Optional[str] = ..., run: _Optional[str] = ..., what: _Optional[_Iterable[str]] = ...) -> None: ...
+    at_unix_ms: int
+    def __init__(self, seq: _Optional[int] = ..., id: _Optional[str] = ..., run: _Optional[str] = ..., what: _Optional[_Iterable[str]] = ..., at_unix_ms: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("vector_name", "vector", "entity_id", "text", "tokens", "filter", "limit", "offset", "with_vectors")
@@ -215,7 +217,7 @@ class EntityResult(_message.Message):
     def __init__(self, id: _Optional[str] = ..., found: _Optional[bool] = ..., entity: _Optional[_Union[Entity, _Mapping]] = ...) -> None: ...
 
 class Entity(_message.Message):
-    __slots__ = ("id", "name", "vectors", "tags", "year", "language", "semantic_id", "semantic_id_codebook", "multivectors", "outputs")
+    __slots__ = ("id", "name", "vectors", "tags", "year", "language", "semantic_id", "semantic_id_codebook", "multivectors", "outputs", "assets", "created_unix_ms", "updated_unix_ms")
     class VectorsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +242,9 @@ class Entity(_message.Message):
     SEMANTIC_ID_CODEBOOK_FIELD_NUMBER: _ClassVar[int]
     MULTIVECTORS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     vectors: _containers.MessageMap[str, Vector]
@@ -250,7 +255,20 @@ class Entity(_message.Message):
     semantic_id_codebook: str
     multivectors: _containers.MessageMap[str, MultiVector]
     outputs: _containers.RepeatedCompositeFieldContainer[Output]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vectors: _Optional[_Mapping[str, Vector]] = ..., tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ..., year: _Optional[int] = ..., language: _Optional[str] = ..., semantic_id: _Optional[_Iterable[int]] = ..., semantic_id_codebook: _Optional[str] = ..., multivectors: _Optional[_Mapping[str, MultiVector]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ...) -> None: ...
+    assets: _containers.RepeatedCompositeFieldContainer[AssetDigest]
+    created_unix_ms: int
+    updated_unix_ms: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., vectors: _Optional[_Mapping[str, Vector]] = ..., tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ..., year: _Optional[int] = ..., language: _Optional[str] = ..., semantic_id: _Optional[_Iterable[int]] = ..., semantic_id_codebook: _Optional[str] = ..., multivectors: _Optional[_Mapping[str, MultiVector]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., assets: _Optional[_Iterable[_Union[AssetDigest, _Mapping]]] = ..., created_unix_ms: _Optional[int] = ..., updated_unix_ms: _Optional[int] = ...) -> None: ...
+
+class AssetDigest(_message.Message):
+    __slots__ = ("kind", "uri", "sha256")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    uri: str
+    sha256: str
+    def __init__(self, kind: _Optional[str] = ..., uri: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class MultiVector(_message.Message):
     __slots__ = ("tokens",)
