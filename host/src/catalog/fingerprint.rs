@@ -143,25 +143,32 @@ mod tests {
     use super::*;
     use crate::catalog::AssetRef;
 
-    #[test]
-    fn each_asset_is_recorded_by_its_content_or_as_missing()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("p.png"), b"one")?;
-        let asset = |kind: &str, uri: &str| AssetRef {
-            kind: kind.into(),
-            uri: uri.into(),
-            path: dir.path().join(uri),
-        };
-        let title = Title {
+    /// A title whose assets are `(kind, uri)` files under `dir`.
+    fn titled(dir: &Path, assets: &[(&str, &str)]) -> Title {
+        Title {
             id: "t".into(),
             name: "T".into(),
             synopsis: String::new(),
             year: None,
             language: String::new(),
             metadata: Default::default(),
-            assets: vec![asset("poster", "p.png"), asset("trailer", "gone.mp4")],
-        };
+            assets: assets
+                .iter()
+                .map(|(kind, uri)| AssetRef {
+                    kind: kind.to_string(),
+                    uri: uri.to_string(),
+                    path: dir.join(uri),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_asset_is_recorded_by_its_content_or_as_missing()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("p.png"), b"one")?;
+        let title = titled(dir.path(), &[("poster", "p.png"), ("trailer", "gone.mp4")]);
         let got = inputs(&title);
         assert_eq!(got.fingerprint, fingerprint(&title));
         let one = hex(&Sha256::digest(b"one"));
@@ -186,19 +193,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let poster = dir.path().join("p.png");
         std::fs::write(&poster, b"one")?;
-        let title = Title {
-            id: "t".into(),
-            name: "T".into(),
-            synopsis: String::new(),
-            year: None,
-            language: String::new(),
-            metadata: Default::default(),
-            assets: vec![AssetRef {
-                kind: "poster".into(),
-                uri: "p.png".into(),
-                path: poster.clone(),
-            }],
-        };
+        let title = titled(dir.path(), &[("poster", "p.png")]);
         let cache = DigestCache::default();
         assert_eq!(fingerprint_cached(&title, &cache), fingerprint(&title));
         // Same size and time: the cached digest stands (the contents are not read again).
