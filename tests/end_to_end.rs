@@ -879,10 +879,18 @@ fn runs_are_recorded_and_only_stale_titles_are_reprocessed()
         assert_eq!(entity.outputs.len(), 1);
         assert_eq!(entity.outputs[0].plugin, "synopsis-embedder");
         assert_eq!(entity.outputs[0].run, run);
-        // Outputs record the model by identity, so a new revision makes them stale.
-        assert_eq!(
-            entity.outputs[0].models,
-            [tessera_models::identity::identity("tiny-model", &model)?]
+        // Outputs record the model by identity, so a new revision makes them stale; each tag
+        // carries its plugin's models too.
+        let identity = tessera_models::identity::identity("tiny-model", &model)?;
+        assert_eq!(entity.outputs[0].models, std::slice::from_ref(&identity));
+        assert!(
+            !entity.tags.is_empty()
+                && entity
+                    .tags
+                    .iter()
+                    .all(|t| t.models == std::slice::from_ref(&identity)),
+            "{:?}",
+            entity.tags
         );
     }
     // Nothing changed: nothing to do.

@@ -172,6 +172,7 @@ impl Taxonomy {
             span: None,
             evidence: None,
             run: None,
+            models: Vec::new(),
         };
         let canonical = self.canonical(&probe)?;
         let (new_name, canonical_value) = split(&canonical);
@@ -255,6 +256,7 @@ mod tests {
             span: None,
             evidence: None,
             run: None,
+            models: Vec::new(),
         }
     }
 

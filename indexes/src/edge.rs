@@ -553,6 +553,7 @@ mod tests {
                 span: Some((30.0, 60.0)),
                 evidence: Some("matched \"in French\"".into()),
                 run: Some("run-1".into()),
+                models: Vec::new(),
             }],
             outputs: vec![Output {
                 plugin: "p".into(),

@@ -77,6 +77,11 @@ pub struct Tag {
     /// The ingestion run that produced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// The models its plugin may call or declared outputs with, by identity (`name@revision`),
+    /// sorted: which model revision a tag may come from. Empty for tags stored before these
+    /// were recorded, and for people's tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }
 
 /// Which plugin, at which version and with which models, wrote a title's outputs, and in which
@@ -162,6 +167,7 @@ mod override_tests {
             span: None,
             evidence: None,
             run: None,
+            models: Vec::new(),
         }
     }
 
@@ -263,6 +269,7 @@ impl TagOverride {
                     span: None,
                     evidence: Some(o.reason.clone()),
                     run: None,
+                    models: Vec::new(),
                 });
             }
         }

@@ -116,6 +116,7 @@ fn the_feed_lists_each_title_at_its_latest_change(backend: Backend) -> Result<()
         span: None,
         evidence: None,
         run: Some("r3".into()),
+        models: Vec::new(),
     });
     assert_eq!(store.last_change()?, before_reopen);
     store.upsert(&[d])?;

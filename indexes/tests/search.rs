@@ -45,6 +45,7 @@ fn tag(name: &str, value: Option<&str>, confidence: f32) -> Tag {
         span: None,
         evidence: None,
         run: None,
+        models: Vec::new(),
     }
 }
 

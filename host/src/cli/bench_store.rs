@@ -46,6 +46,7 @@ fn entity(i: usize, vector: Vec<f32>) -> Entity {
             span: None,
             evidence: None,
             run: Some("bench".into()),
+            models: Vec::new(),
         }],
         ..Default::default()
     }

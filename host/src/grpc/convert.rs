@@ -208,6 +208,7 @@ pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity
             span: t.span.map(|(start, end)| proto::TimeSpan { start, end }),
             evidence: t.evidence,
             run: t.run,
+            models: t.models,
         })
         .collect();
     proto::Entity {

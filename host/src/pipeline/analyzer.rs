@@ -94,14 +94,16 @@ impl Analyzer {
                 .analyze_async(title, &entity.tags, &decoded)
                 .await
                 .map_err(|e| (plugin.info().name.clone(), e))?;
+            let models = plugin.output_models();
             entity.tags.extend(tags.into_iter().map(|mut t| {
                 t.run = Some(self.run.clone());
+                t.models = models.clone();
                 t
             }));
             entity.outputs.push(Output {
                 plugin: plugin.info().name.clone(),
                 version: plugin.info().version.clone(),
-                models: plugin.output_models(),
+                models,
                 run: self.run.clone(),
             });
             // Outputs are stored under their model's name (`schema_for` checked each declared

@@ -283,6 +283,7 @@ impl Analysis {
                 run: None,
                 span: tag.span,
                 evidence: tag.evidence,
+                models: Vec::new(),
             });
         }
         // The store names an output's vector after its declared model, so the output must come

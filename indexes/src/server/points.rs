@@ -219,6 +219,7 @@ mod tests {
                 span: Some((1.5, 3.0)),
                 evidence: None,
                 run: Some("run-1".into()),
+                models: Vec::new(),
             }],
             outputs: vec![Output {
                 plugin: "g".into(),

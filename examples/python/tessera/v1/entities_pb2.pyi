@@ -285,7 +285,7 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ..., packed: _Optional[bytes] = ...) -> None: ...
 
 class Tag(_message.Message):
-    __slots__ = ("name", "value", "confidence", "plugin", "plugin_version", "span", "evidence", "run")
+    __slots__ = ("name", "value", "confidence", "plugin", "plugin_version", "span", "evidence", "run", "models")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
@@ -294,6 +294,7 @@ class Tag(_message.Message):
     SPAN_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     value: str
     confidence: float
@@ -302,7 +303,8 @@ class Tag(_message.Message):
     span: TimeSpan
     evidence: str
     run: str
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., confidence: _Optional[float] = ..., plugin: _Optional[str] = ..., plugin_version: _Optional[str] = ..., span: _Optional[_Union[TimeSpan, _Mapping]] = ..., evidence: _Optional[str] = ..., run: _Optional[str] = ...) -> None: ...
+    models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., confidence: _Optional[float] = ..., plugin: _Optional[str] = ..., plugin_version: _Optional[str] = ..., span: _Optional[_Union[TimeSpan, _Mapping]] = ..., evidence: _Optional[str] = ..., run: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("plugin", "version", "models", "run")
