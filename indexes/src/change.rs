@@ -68,7 +68,6 @@ pub(crate) fn what_changed(old: Option<&Entity>, new: &Entity) -> Vec<String> {
         || old.language != new.language
         || old.metadata != new.metadata
         || old.input != new.input
-        || old.assets != new.assets
     {
         what.push("catalog".into());
     }
@@ -126,17 +125,22 @@ pub(crate) fn number_changes<'a>(
         .zip(first..)
         .map(|((entity, what, run, old), seq)| {
             // A stored title keeps its creation time; a new one is created now, unless it
-            // brings its time along (a migrated title).
-            let created = match old {
-                Some(old) => old.created_at,
-                None => entity.created_at.or(Some(now)),
+            // brings its time along (a copied title, whose time may be unknown).
+            let created = match (old, entity.created_at) {
+                (Some(old), _) => old.created_at,
+                (None, Some(crate::UNKNOWN_TIME)) => None,
+                (None, brought) => brought.or(Some(now)),
             };
+            // Never before the title's last change, should the clock step back.
+            let at = old
+                .and_then(|o| o.updated_at)
+                .map_or(now, |last| now.max(last));
             let change = Change {
                 seq,
                 id: entity.id.clone(),
                 run,
                 what,
-                at: Some(now),
+                at: Some(at),
                 created,
             };
             (entity, change)

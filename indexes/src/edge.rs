@@ -266,13 +266,14 @@ impl EdgeStore {
                 .iter()
                 .map(|e| {
                     *last += 1;
-                    // Stored before changes were recorded: when it was created is not known.
+                    // Stored before changes were recorded: neither when it was created nor when
+                    // it last changed is known.
                     let change = Change {
                         seq: *last,
                         id: e.id.clone(),
                         run: None,
                         what: vec!["created".into()],
-                        at: Some(crate::change::unix_ms()),
+                        at: None,
                         created: e.created_at,
                     };
                     entity_to_point(e, &change)

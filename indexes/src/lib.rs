@@ -42,6 +42,10 @@ pub use server::{ServerConfig, ServerStore};
 
 use std::collections::BTreeMap;
 
+/// A creation time a writer passes for a title whose time is not known (a copy of a title
+/// stored before times were recorded): the store records none rather than the time of the copy.
+pub const UNKNOWN_TIME: u64 = 0;
+
 /// One of a title's source assets, by the content it had when the title's outputs were made.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AssetDigest {
@@ -144,7 +148,8 @@ pub struct Entity {
     /// assets, and for titles stored before these were recorded).
     pub assets: Vec<AssetDigest>,
     /// When the store first stored the title, in Unix milliseconds (kept by every later write
-    /// and by `store migrate`); `None` when unknown. Set by the store, not by writers.
+    /// and by `store migrate`); `None` when unknown. Set by the store: a writer's value counts
+    /// only for a title new to the store (a copied one; [`UNKNOWN_TIME`] keeps it unknown).
     pub created_at: Option<u64>,
     /// When the store last wrote a change to the title, in Unix milliseconds (a write that
     /// changes nothing leaves it); `None` when unknown. Set by the store.

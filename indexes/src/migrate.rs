@@ -45,9 +45,10 @@ fn mismatch(reason: String) -> IndexError {
 }
 
 /// A title's content digest: its payload (without the change record) as canonical JSON (keys
-/// sorted), plus the names and shapes of its vectors.
+/// sorted) with its creation time, plus the names and shapes of its vectors.
 fn digest(entity: &Entity) -> Result<[u8; 32], IndexError> {
-    let payload = entity_payload(entity, None);
+    let mut payload = entity_payload(entity, None);
+    payload.insert("created_at".into(), serde_json::json!(entity.created_at));
     let json = serde_json::to_vec(&payload).map_err(|e| mismatch(e.to_string()))?;
     let mut hash = Sha256::new();
     hash.update(&json);
@@ -79,7 +80,12 @@ pub fn copy(
     let mut titles = 0;
     let mut cursor: Option<String> = None;
     loop {
-        let read = from.scan(cursor.as_deref(), page.max(1), true)?;
+        let mut read = from.scan(cursor.as_deref(), page.max(1), true)?;
+        // A creation time the source does not know stays unknown in the copy, rather than
+        // becoming the time of the copy (see `Entity::created_at`).
+        for e in &mut read.entities {
+            e.created_at = Some(e.created_at.unwrap_or(crate::UNKNOWN_TIME));
+        }
         to.upsert(&read.entities)?;
         titles += read.entities.len();
         progress(titles);
@@ -229,6 +235,28 @@ mod tests {
         // Copying again changes nothing and still verifies.
         copy(&from, &to, 100, |_| ())?;
         assert_eq!(verify(&from, &to, 64)?.checksum, verified.checksum);
+        // Creation times come across as they are, an unknown one stays unknown.
+        let created = |store: &EdgeStore, id: &str| -> Result<Option<u64>, IndexError> {
+            Ok(store
+                .get(&[id.to_string()])?
+                .pop()
+                .flatten()
+                .and_then(|e| e.created_at))
+        };
+        assert!(created(&from, "t3")?.is_some());
+        assert_eq!(created(&to, "t3")?, created(&from, "t3")?);
+        let unknown_dir = tempfile::tempdir().map_err(|e| mismatch(e.to_string()))?;
+        let (old, copy_of_old) = (
+            EdgeStore::open(&unknown_dir.path().join("a"), schema())?,
+            EdgeStore::open(&unknown_dir.path().join("b"), schema())?,
+        );
+        let mut before_times = entity(1);
+        before_times.created_at = Some(crate::UNKNOWN_TIME);
+        old.upsert(&[before_times])?;
+        assert_eq!(created(&old, "t1")?, None);
+        copy(&old, &copy_of_old, 10, |_| ())?;
+        assert_eq!(created(&copy_of_old, "t1")?, None);
+        verify(&old, &copy_of_old, 10)?;
 
         // A title whose tags differ in the copy fails, named.
         let mut changed = entity(7);

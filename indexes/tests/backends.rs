@@ -63,7 +63,7 @@ fn entity(id: &str, v: [f32; 3]) -> Entity {
             span: Some((12.5, 30.0)),
             evidence: Some("prototype calm".into()),
             run: Some("run-1".into()),
-            models: Vec::new(),
+            models: vec!["w@1".into()],
         }],
         semantic_id: Some(StoredSid {
             codebook: "sid-x".into(),
