@@ -8,8 +8,8 @@
 //!   preprocessing and weights).
 
 use crate::ModelError;
+use crate::manifest::{hash_file, hex};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Hex digits of a revision kept in an identity: enough to tell revisions apart, short enough
@@ -49,30 +49,14 @@ pub fn revision(dir: &Path) -> Result<String, ModelError> {
         });
     }
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
     for (relative, path) in files {
-        let io = |e: std::io::Error| ModelError::File {
-            path: path.clone(),
-            reason: e.to_string(),
-        };
         // The name is part of the digest, so moving bytes from one file to another counts.
         hasher.update(relative.as_bytes());
         hasher.update([0]);
-        let mut file = std::fs::File::open(&path).map_err(io)?;
-        loop {
-            let n = file.read(&mut buffer).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
+        hash_file(&mut hasher, &path)?;
         hasher.update([0]);
     }
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = hex(&hasher.finalize());
     Ok(short(&digest).to_string())
 }
 

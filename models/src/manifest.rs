@@ -139,27 +139,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-fn hex(digest: &[u8]) -> String {
+pub(crate) fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
+    let mut hasher = Sha256::new();
+    hash_file(&mut hasher, path)?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Feeds a file's bytes to `hasher`, 1 MiB at a time.
+pub(crate) fn hash_file(hasher: &mut Sha256, path: &Path) -> Result<(), ModelError> {
     let io = |e: std::io::Error| ModelError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buffer).map_err(io)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hex(&hasher.finalize()))
 }
 
 /// Checks every file of `manifest` in `dir` against its sha256.

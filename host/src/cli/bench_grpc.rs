@@ -230,13 +230,7 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
                 // Read the floats as a ranker would: packed bytes are decoded here.
                 let floats = |v: &tessera::grpc::proto::Vector| {
                     if packed {
-                        v.packed
-                            .as_chunks::<4>()
-                            .0
-                            .iter()
-                            .map(|b| f32::from_le_bytes(*b))
-                            .collect::<Vec<f32>>()
-                            .len()
+                        tessera::grpc::unpack_floats(&v.packed).map_or(0, |f| f.len())
                     } else {
                         v.values.len()
                     }

@@ -155,21 +155,24 @@ pub(crate) fn vector_to_proto(values: Vec<f32>, packed: bool) -> proto::Vector {
     }
 }
 
+/// The floats of a packed vector (`Vector.packed`: little-endian float32); `None` when the bytes
+/// are not a whole number of floats.
+pub fn unpack_floats(packed: &[u8]) -> Option<Vec<f32>> {
+    let (floats, rest) = packed.as_chunks::<4>();
+    rest.is_empty()
+        .then(|| floats.iter().map(|b| f32::from_le_bytes(*b)).collect())
+}
+
 /// A client's vector, given as floats or as packed little-endian bytes (not both).
 pub(crate) fn vector_from_proto(vector: proto::Vector, field: &str) -> Result<Vec<f32>, Status> {
     match (vector.values.is_empty(), vector.packed.is_empty()) {
         (_, true) => Ok(vector.values),
-        (true, false) if vector.packed.len().is_multiple_of(4) => Ok(vector
-            .packed
-            .as_chunks::<4>()
-            .0
-            .iter()
-            .map(|b| f32::from_le_bytes(*b))
-            .collect()),
-        (true, false) => Err(Status::invalid_argument(format!(
-            "{field}: packed holds {} bytes, not a whole number of 4-byte floats",
-            vector.packed.len()
-        ))),
+        (true, false) => unpack_floats(&vector.packed).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{field}: packed holds {} bytes, not a whole number of 4-byte floats",
+                vector.packed.len()
+            ))
+        }),
         (false, false) => Err(Status::invalid_argument(format!(
             "{field}: give values or packed, not both"
         ))),

@@ -15,6 +15,7 @@ mod search;
 mod service;
 
 pub use auth::{Tokens, TokensError};
+pub use convert::unpack_floats;
 pub use metrics::Metrics;
 pub use service::EntitiesService;
 

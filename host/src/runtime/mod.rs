@@ -423,8 +423,15 @@ impl PluginHost {
             allowed_models: settings.allowed_models.map(Arc::new),
             config: Arc::new(settings.config),
             stats: Arc::default(),
+            placement: Arc::default(),
         };
         plugin.info = plugin.describe_fresh_as(source, contract)?;
+        // Once per load: the registry does not change under a plugin.
+        plugin.placement = Arc::new(outputs::Placement::of(
+            &plugin.info,
+            plugin.allowed_models().unwrap_or_default(),
+            &self.registry,
+        ));
         Ok(plugin)
     }
 
@@ -482,6 +489,8 @@ pub struct Plugin {
     allowed_models: Option<Arc<Vec<String>>>,
     config: Arc<BTreeMap<String, String>>,
     stats: Arc<PluginStats>,
+    /// Where its outputs go in the store and the models they depend on, from its declarations.
+    placement: Arc<outputs::Placement>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -518,40 +527,14 @@ impl Plugin {
     /// those its declared vectors come from, each by its identity (`name@revision`) when it is
     /// loaded, so that a new revision behind the same name makes the outputs stale; sorted.
     pub fn output_models(&self) -> Vec<String> {
-        let mut models: Vec<String> = self
-            .allowed_models()
-            .unwrap_or_default()
-            .iter()
-            .chain(self.info.embeddings.iter().map(|(_, m)| m))
-            .chain(self.info.token_sequences.iter().map(|(_, m)| m))
-            .map(|m| {
-                // Every tower of a model shares its identity; an output's `:modality` is not part
-                // of it.
-                let name = m.rsplit_once(':').map_or(m.as_str(), |(name, _)| name);
-                let served = self.host.registry.modalities(name);
-                served.first().map_or_else(|| m.clone(), |s| s.2.clone())
-            })
-            .collect();
-        models.sort();
-        models.dedup();
-        models
+        self.placement.models.clone()
     }
 
     /// The store's name for the vectors of its declared output `output` of `kind`
     /// ([`tessera_indexes::vector_name`]: modality and model identity); `None` when it declares
     /// no such output or its model is not loaded.
     pub fn store_name(&self, output: &str, kind: VectorKind) -> Option<String> {
-        let declared = match kind {
-            VectorKind::Dense => &self.info.embeddings,
-            VectorKind::Multi => &self.info.token_sequences,
-        };
-        let (_, model) = declared.iter().find(|(name, _)| name == output)?;
-        let (modality, _, identity) = output_model(&self.host.registry, model).ok()?;
-        Some(tessera_indexes::vector_name(
-            modality.as_str(),
-            &identity,
-            kind,
-        ))
+        self.placement.store_name(output, kind)
     }
 
     /// The contract line the plugin is linked against.
