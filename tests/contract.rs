@@ -470,6 +470,32 @@ fn a_plugin_built_against_contract_0_1_still_runs() {
     assert_eq!(current.contract(), Contract::V1);
 }
 
+/// The call at load goes through the bindings, which type-check the exports; later calls take
+/// them by index, unchecked. Both must read the guest alike, on either contract line.
+#[test]
+fn calls_after_load_see_what_the_checked_call_at_load_saw() {
+    let f = fixture();
+    for name in [
+        "legacy-v0",
+        "legacy-v1-0",
+        "sandbox-probe",
+        "synopsis-embedder",
+    ] {
+        let plugin = f.load(name, PluginSettings::default());
+        for _ in 0..3 {
+            let again = plugin
+                .describe_fresh()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&again, plugin.info(), "{name}");
+        }
+    }
+    let probe = f.probe();
+    let tags = probe_tags(&probe, &title("ok", "", vec![]));
+    assert!(!tags.is_empty());
+    assert_eq!(tags[0].value.as_deref(), Some("ok"));
+    assert_eq!(probe_tags(&probe, &title("ok", "", vec![])), tags);
+}
+
 #[test]
 fn a_plugin_built_against_1_0_runs_on_the_1_1_host_and_1_1_plugins_get_their_budget() {
     let f = fixture();

@@ -72,26 +72,40 @@ impl Plugin {
             reason,
         };
         let mut scope = self.begin(None, "describe", Decoded::new())?;
-        // The same steps on either line's bindings (their types differ).
+        // The same steps on either line's bindings (their types differ): checked by the
+        // bindings at load, by index afterwards ([`Exports`]).
         macro_rules! describe {
-            ($pre:expr) => {
+            ($pre:expr, $typed:ident) => {
                 scope
-                    .run(self.deadline, async |store: &mut Store<PluginState>| {
-                        let instance = $pre.instantiate_async(&mut *store).await?;
-                        mark_instantiated(store);
-                        instance.call_describe(store).await
-                    })
+                    .run(
+                        self.deadline,
+                        async |store: &mut Store<PluginState>| match &self.exports {
+                            Some(exports) => {
+                                let instance =
+                                    $pre.instance_pre().instantiate_async(&mut *store).await?;
+                                mark_instantiated(store);
+                                let describe = exports.$typed(store, &instance)?;
+                                let (info,) = describe.call_async(&mut *store, ()).await?;
+                                Ok(info)
+                            }
+                            None => {
+                                let instance = $pre.instantiate_async(&mut *store).await?;
+                                mark_instantiated(store);
+                                instance.call_describe(store).await
+                            }
+                        },
+                    )
                     .await
             };
         }
         match &self.pre {
             Pre::V1(pre) => {
-                let outcome = describe!(pre);
+                let outcome = describe!(pre, describe_v1);
                 let raw = self.finish(scope, outcome)?;
                 PluginInfo::from_v1(raw, contract).map_err(invalid)
             }
             Pre::V0(pre) => {
-                let outcome = describe!(pre);
+                let outcome = describe!(pre, describe_v0);
                 let raw = self.finish(scope, outcome)?;
                 PluginInfo::from_v0(raw, contract).map_err(invalid)
             }
@@ -151,11 +165,25 @@ impl Plugin {
                                 })
                             })
                             .collect::<Result<Vec<_>, _>>()?;
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        mark_instantiated(store);
-                        instance
-                            .call_analyze(store, &wit_title, &assets, &prior)
-                            .await
+                        match &self.exports {
+                            Some(exports) => {
+                                let instance =
+                                    pre.instance_pre().instantiate_async(&mut *store).await?;
+                                mark_instantiated(store);
+                                let analyze = exports.analyze_v1(store, &instance)?;
+                                let (outcome,) = analyze
+                                    .call_async(&mut *store, (&wit_title, &assets, &prior))
+                                    .await?;
+                                Ok(outcome)
+                            }
+                            None => {
+                                let instance = pre.instantiate_async(&mut *store).await?;
+                                mark_instantiated(store);
+                                instance
+                                    .call_analyze(store, &wit_title, &assets, &prior)
+                                    .await
+                            }
+                        }
                     })
                     .await;
                 self.finish(scope, outcome)?
@@ -165,11 +193,25 @@ impl Plugin {
             Pre::V0(pre) => {
                 let wit_title = convert::title_to_v0(title);
                 let outcome = scope
-                    .run(self.deadline, async |store: &mut Store<PluginState>| {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        mark_instantiated(store);
-                        instance.call_analyze(store, &wit_title).await
-                    })
+                    .run(
+                        self.deadline,
+                        async |store: &mut Store<PluginState>| match &self.exports {
+                            Some(exports) => {
+                                let instance =
+                                    pre.instance_pre().instantiate_async(&mut *store).await?;
+                                mark_instantiated(store);
+                                let analyze = exports.analyze_v0(store, &instance)?;
+                                let (outcome,) =
+                                    analyze.call_async(&mut *store, (&wit_title,)).await?;
+                                Ok(outcome)
+                            }
+                            None => {
+                                let instance = pre.instantiate_async(&mut *store).await?;
+                                mark_instantiated(store);
+                                instance.call_analyze(store, &wit_title).await
+                            }
+                        },
+                    )
                     .await;
                 self.finish(scope, outcome)?
                     .map(convert::RawAnalysis::from)

@@ -19,6 +19,7 @@ mod compile_cache;
 pub mod contract;
 mod convert;
 mod error;
+mod exports;
 pub mod inspect;
 mod linkers;
 mod outputs;
@@ -35,6 +36,7 @@ use crate::caps::media::{Asset, Decoded, MediaCtx, MediaLimits};
 use crate::caps::models::{ModelsCtx, ModelsLimits};
 use crate::catalog::Title;
 use bindings::{v0, v1};
+use exports::Exports;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -424,8 +426,12 @@ impl PluginHost {
             config: Arc::new(settings.config),
             stats: Arc::default(),
             placement: Arc::default(),
+            exports: None,
         };
+        // The first call goes through the bindings, which type-check both exports; later
+        // calls take them by index.
         plugin.info = plugin.describe_fresh_as(source, contract)?;
+        plugin.exports = Exports::checked(&component);
         // Once per load: the registry does not change under a plugin.
         plugin.placement = Arc::new(outputs::Placement::of(
             &plugin.info,
@@ -491,6 +497,8 @@ pub struct Plugin {
     stats: Arc<PluginStats>,
     /// Where its outputs go in the store and the models they depend on, from its declarations.
     placement: Arc<outputs::Placement>,
+    /// Its exports, once the call at load has type-checked them; `None` before.
+    exports: Option<Exports>,
 }
 
 impl std::fmt::Debug for Plugin {
