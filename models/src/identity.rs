@@ -9,6 +9,7 @@
 
 use crate::ModelError;
 use crate::manifest::{hash_file, hex};
+use crate::weights::WEIGHTS_FILE;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -75,17 +76,20 @@ pub fn hub_commit(dir: &Path) -> Option<&str> {
 }
 
 /// The files of `dir` that decide its vectors, sorted by relative path: JSON configs and
-/// tokenizers, vocabularies and weights at the top level, and sentence-transformers' pooling
-/// config. Anything else (a README, a lock file) may change freely.
+/// tokenizers, vocabularies, the weights file the encoders load ([`WEIGHTS_FILE`]) and
+/// sentence-transformers' pooling config. Anything else may change freely: a README, and other
+/// checkpoints beside the one loaded (a hub clone's `pytorch_model.bin`, ONNX or adapter
+/// weights), which would otherwise also cost a full read at every start.
 fn deciding_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, ModelError> {
     let io = |e: std::io::Error| ModelError::File {
         path: dir.to_path_buf(),
         reason: e.to_string(),
     };
     let deciding = |name: &str| {
-        [".json", ".safetensors", ".bin", ".txt", ".model"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
+        name == WEIGHTS_FILE
+            || [".json", ".txt", ".model"]
+                .iter()
+                .any(|ext| name.ends_with(ext))
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -130,8 +134,11 @@ mod tests {
         // Same files elsewhere: same identity; other weights under the same name: another.
         assert_eq!(identity("bge", &b)?, id);
         assert_ne!(identity("bge", &c)?, id);
-        // A README does not decide the vectors; the pooling config does.
+        // A README does not decide the vectors, nor do checkpoints the encoders never load; the
+        // pooling config does.
         std::fs::write(a.join("README.md"), "notes")?;
+        std::fs::write(a.join("pytorch_model.bin"), "other weights")?;
+        std::fs::write(a.join("adapter_model.safetensors"), "other weights")?;
         assert_eq!(identity("bge", &a)?, id);
         std::fs::create_dir_all(a.join("1_Pooling"))?;
         std::fs::write(

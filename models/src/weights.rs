@@ -5,6 +5,10 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use std::path::{Path, PathBuf};
 
+/// The one weights file every encoder loads from its directory. Other checkpoints lying beside it
+/// (`pytorch_model.bin`, ONNX or adapter files) are never read.
+pub(crate) const WEIGHTS_FILE: &str = "model.safetensors";
+
 /// A model directory's weights, ready for a model's `load`.
 pub(crate) struct Checkpoint {
     /// The weights file, for error messages.
@@ -18,7 +22,7 @@ impl Checkpoint {
     /// mmapped: mmap needs `unsafe` (the file could change under us), and encoder weights are
     /// small next to the process.
     pub(crate) fn read(dir: &Path, dtype: DType, device: &Device) -> Result<Self, ModelError> {
-        let path = dir.join("model.safetensors");
+        let path = dir.join(WEIGHTS_FILE);
         let bytes = std::fs::read(&path).map_err(|e| ModelError::File {
             path: path.clone(),
             reason: e.to_string(),
