@@ -98,6 +98,7 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
         // The vectors served must be exactly what the model computes directly.
         let encoder = SentenceEncoder::load(&model, "tiny", &Device::Cpu)?;
         let mut checked = 0;
+        let mut posters = 0;
         for (title, result) in titles.iter().zip(&response.results) {
             assert_eq!(result.id, title.id, "results come back in request order");
             let entity = result.entity.as_ref().ok_or("found entity missing")?;
@@ -110,6 +111,29 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
                 entity.created_unix_ms
             );
             assert_eq!(entity.updated_unix_ms, entity.created_unix_ms);
+            // Each asset as the run read it: its catalog kind and URI, and its content's sha256.
+            let assets: Vec<(&str, &str, String)> = title
+                .assets
+                .iter()
+                .map(|a| {
+                    let bytes = std::fs::read(&a.path).unwrap_or_default();
+                    let sha: String = sha2::Sha256::digest(&bytes)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    (a.kind.as_str(), a.uri.as_str(), sha)
+                })
+                .collect();
+            let served: Vec<(&str, &str, String)> = entity
+                .assets
+                .iter()
+                .map(|a| (a.kind.as_str(), a.uri.as_str(), a.sha256.clone()))
+                .collect();
+            assert_eq!(served, assets, "{}", title.id);
+            posters += served
+                .iter()
+                .filter(|(kind, _, _)| *kind == "poster")
+                .count();
             let tags: HashMap<&str, Option<&str>> = entity
                 .tags
                 .iter()
@@ -149,6 +173,14 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
         assert!(
             checked >= 12,
             "only {checked} titles had vectors to compare"
+        );
+        let with_posters = titles
+            .iter()
+            .filter(|t| t.assets.iter().any(|a| a.kind == "poster"))
+            .count();
+        assert!(
+            posters >= 12 && posters == with_posters,
+            "{posters} posters"
         );
 
         // Bad input is INVALID_ARGUMENT, not a crash, and the server keeps serving.

@@ -188,6 +188,35 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_asset_is_recorded_without_a_digest_and_read_again_once_readable()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        // A directory opens but cannot be read as a file.
+        std::fs::create_dir(dir.path().join("p.png"))?;
+        let title = titled(dir.path(), &[("poster", "p.png")]);
+        let cache = DigestCache::default();
+        let unreadable = inputs_cached(&title, &cache);
+        assert_eq!(unreadable, inputs(&title));
+        assert_eq!(unreadable.assets[0].sha256, None);
+        let missing = inputs(&titled(dir.path(), &[("poster", "gone.png")]));
+        assert_eq!(missing.assets[0].sha256, None);
+        // Unreadable and missing are told apart (the URI aside, the markers differ).
+        let mut renamed = titled(dir.path(), &[("poster", "p.png")]);
+        renamed.assets[0].path = dir.path().join("gone.png");
+        assert_ne!(inputs(&renamed).fingerprint, unreadable.fingerprint);
+        // The cache kept nothing for it: once it is a readable file, its content counts.
+        std::fs::remove_dir(dir.path().join("p.png"))?;
+        std::fs::write(dir.path().join("p.png"), b"one")?;
+        let readable = inputs_cached(&title, &cache);
+        assert_eq!(
+            readable.assets[0].sha256.as_deref(),
+            Some(hex(&Sha256::digest(b"one")).as_str())
+        );
+        assert_eq!(readable, inputs(&title));
+        Ok(())
+    }
+
+    #[test]
     fn the_cache_follows_size_and_time_and_agrees_with_the_plain_fingerprint()
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
