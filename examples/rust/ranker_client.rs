@@ -55,11 +55,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Batch lookup: one result per id, in order; unknown ids are found = false.
     let got = client
         .get_entities(request(
+            // Fields left out take their zero value, which the API keeps meaning "as before"
+            // when fields are added (entities.proto's compatibility rules): a client written
+            // this way keeps compiling against a newer copy of the proto.
             GetEntitiesRequest {
                 ids: ids.clone(),
-                vector_names: vec![],
                 min_tag_confidence: 0.5,
-                packed_vectors: false,
+                ..Default::default()
             },
             token.as_ref(),
         ))
@@ -103,10 +105,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 SearchRequest {
                     vector_name: text.name.clone(),
                     query: Some(Query::EntityId(first.clone())),
-                    filter: None,
                     limit: 5,
-                    offset: 0,
-                    with_vectors: false,
+                    ..Default::default()
                 },
                 token.as_ref(),
             ))
@@ -120,14 +120,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The change feed so far (a nearline consumer would keep `after_seq` and follow).
     let mut feed = client
-        .watch_entities(request(
-            WatchEntitiesRequest {
-                after_seq: 0,
-                page_size: 0,
-                follow: false,
-            },
-            token.as_ref(),
-        ))
+        .watch_entities(request(WatchEntitiesRequest::default(), token.as_ref()))
         .await?
         .into_inner();
     let (mut changes, mut last) = (0, 0);
