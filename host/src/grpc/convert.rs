@@ -139,9 +139,13 @@ pub(crate) fn sid_codes(field: &str, codes: &[u32]) -> Result<Vec<u16>, Status> 
 /// `values` as a proto vector: repeated floats, or little-endian bytes when `packed`.
 pub(crate) fn vector_to_proto(values: Vec<f32>, packed: bool) -> proto::Vector {
     if packed {
-        let mut packed = Vec::with_capacity(values.len() * 4);
-        for v in &values {
-            packed.extend_from_slice(&v.to_le_bytes());
+        // Filled in place, four bytes per float: a loop the compiler turns into wide copies,
+        // where pushing each float's bytes onto a growing Vec checked capacity every time
+        // (a tenth of the server's time at 16 streams, BENCHMARKS.md).
+        let mut packed = vec![0u8; values.len() * 4];
+        let (chunks, _) = packed.as_chunks_mut::<4>();
+        for (bytes, v) in chunks.iter_mut().zip(&values) {
+            *bytes = v.to_le_bytes();
         }
         proto::Vector {
             values: Vec::new(),
@@ -300,6 +304,20 @@ mod tests {
             min_tag_confidence: min,
             packed_vectors: false,
         }
+    }
+
+    #[test]
+    fn packed_vectors_are_little_endian_floats_and_round_trip() {
+        let values = vec![1.0f32, -2.5, f32::MIN_POSITIVE, 3.25e7, 0.0];
+        let packed = vector_to_proto(values.clone(), true);
+        assert!(packed.values.is_empty());
+        assert_eq!(&packed.packed[..4], &1.0f32.to_le_bytes());
+        assert_eq!(&packed.packed[4..8], &[0x00, 0x00, 0x20, 0xc0]);
+        assert_eq!(packed.packed.len(), values.len() * 4);
+        assert_eq!(unpack_floats(&packed.packed), Some(values.clone()));
+        let plain = vector_to_proto(values.clone(), false);
+        assert!(plain.packed.is_empty() && plain.values == values);
+        assert_eq!(unpack_floats(&packed.packed[..7]), None);
     }
 
     #[test]
