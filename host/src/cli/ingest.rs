@@ -1,9 +1,10 @@
 //! `tessera ingest`: run plugins over a catalog into the store.
 
 use super::SandboxArgs;
+pub use super::ingest_metrics::MetricsFile;
 use super::ingest_report::{FailureReport, Progress};
+pub use super::ingest_select::{Selection, Shard, select};
 use anyhow::{Context, bail};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tessera::pipeline::{self, IngestReport, Pipeline};
 use tessera::plugin_control::PluginControl;
 use tessera::runtime::{Plugin, PluginHost};
 use tessera::text_model::{self, TextSource};
-use tessera_indexes::{Entity, EntityStore, Output, StoreLocation};
+use tessera_indexes::{Entity, EntityStore, StoreLocation};
 use tessera_models::hub::HubModel;
 
 /// Flags of `tessera ingest`.
@@ -104,107 +105,6 @@ pub struct IngestArgs {
     // Last: the heading applies to the flags after it.
     #[command(flatten, next_help_heading = "gRPC API (with --serve)")]
     pub api: super::serve::ApiArgs,
-}
-
-/// How often `--metrics-file` is rewritten during a run.
-const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// `--metrics-file`: the run's metrics in the Prometheus text format, replaced atomically (a
-/// temp file renamed over it), so a collector never reads half a file.
-pub struct MetricsFile {
-    pub path: PathBuf,
-    written: Option<std::time::Instant>,
-    run: String,
-    /// Titles the run has picked so far.
-    pub total: usize,
-    done: usize,
-    failed: usize,
-    /// Whether a failed write was reported already.
-    warned: bool,
-}
-
-impl MetricsFile {
-    fn new(path: PathBuf, run: &str, total: usize) -> Self {
-        MetricsFile {
-            path,
-            written: None,
-            run: run.to_string(),
-            total,
-            done: 0,
-            failed: 0,
-            warned: false,
-        }
-    }
-
-    /// Writes the file when it is due; a failure is a warning, printed once: a collector
-    /// reading a stale file is better than a run stopped for it.
-    pub fn write_quietly(&mut self, pipeline: &Pipeline) {
-        if let Err(e) = self.write_every(METRICS_EVERY, pipeline)
-            && !self.warned
-        {
-            self.warned = true;
-            eprintln!(
-                "warning: writing the metrics file {}: {e}",
-                self.path.display()
-            );
-        }
-    }
-
-    pub fn count(&mut self, ok: bool) {
-        self.done += 1;
-        if !ok {
-            self.failed += 1;
-        }
-    }
-
-    /// Writes the file unless it was written less than `every` ago.
-    fn write_every(
-        &mut self,
-        every: std::time::Duration,
-        pipeline: &Pipeline,
-    ) -> std::io::Result<()> {
-        match self.written {
-            Some(at) if at.elapsed() < every => Ok(()),
-            _ => self.write(pipeline),
-        }
-    }
-
-    pub fn write(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
-        use std::fmt::Write as _;
-        let run = tessera::histogram::label(&self.run);
-        let mut out = String::new();
-        for (name, help, value) in [
-            (
-                "tessera_ingest_titles",
-                "Titles this run processes.",
-                self.total,
-            ),
-            (
-                "tessera_ingest_titles_done",
-                "Titles processed so far (stored or failed).",
-                self.done,
-            ),
-            (
-                "tessera_ingest_titles_failed",
-                "Titles that failed so far.",
-                self.failed,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            let _ = writeln!(out, "{name}{{run=\"{run}\"}} {value}");
-        }
-        let running = pipeline.plugins();
-        let plugins: Vec<_> = running.iter().map(|p| p.metrics_source()).collect();
-        tessera::runtime::render_prometheus(&mut out, &plugins);
-        let tmp = self.path.with_extension("prom.tmp");
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&tmp, out)?;
-        std::fs::rename(&tmp, &self.path)?;
-        self.written = Some(std::time::Instant::now());
-        Ok(())
-    }
 }
 
 /// What `setup` builds.
@@ -413,126 +313,6 @@ pub fn finish(report: &IngestReport, total: usize) -> ExitCode {
     }
 }
 
-/// The titles of `titles` that are not stored or that some plugin of this run would change.
-fn needing(setup: &Setup, titles: &[Title]) -> anyhow::Result<Vec<Title>> {
-    let mut redo: HashSet<String> = HashSet::new();
-    for plugin in setup.pipeline.plugins().iter() {
-        let current = Output {
-            plugin: plugin.info().name.clone(),
-            version: plugin.info().version.clone(),
-            models: plugin.output_models(),
-            run: setup.pipeline.run().to_string(),
-        };
-        let needing = setup.store.needing(&current)?;
-        redo.extend(needing.missing);
-        redo.extend(needing.stale);
-    }
-    let mut out = Vec::new();
-    for chunk in titles.chunks(1024) {
-        let ids: Vec<String> = chunk.iter().map(|t| t.id.clone()).collect();
-        let stored = setup.store.get(&ids)?;
-        out.extend(
-            chunk
-                .iter()
-                .zip(stored)
-                .filter(|(t, s)| s.is_none() || redo.contains(&t.id))
-                .map(|(t, _)| t.clone()),
-        );
-    }
-    Ok(out)
-}
-
-/// Which titles of the catalog a run processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
-    /// New titles, titles whose inputs changed, and titles with out-of-date outputs.
-    Changed,
-    /// Every title.
-    All,
-    /// Titles not stored.
-    Missing,
-    /// Titles not stored or with out-of-date outputs.
-    Stale,
-}
-
-/// The titles `selection` picks, and how many it leaves out as unchanged.
-pub fn select(
-    setup: &Setup,
-    titles: Vec<Title>,
-    selection: Selection,
-) -> anyhow::Result<(Vec<Title>, usize)> {
-    let total = titles.len();
-    let picked = match selection {
-        Selection::All => titles,
-        Selection::Stale => needing(setup, &titles)?,
-        Selection::Missing | Selection::Changed => {
-            let stale: HashSet<String> = if selection == Selection::Changed {
-                needing(setup, &titles)?.into_iter().map(|t| t.id).collect()
-            } else {
-                HashSet::new()
-            };
-            let mut picked = Vec::new();
-            for chunk in titles.chunks(1024) {
-                let ids: Vec<String> = chunk.iter().map(|t| t.id.clone()).collect();
-                let stored = setup.store.get(&ids)?;
-                for (title, stored) in chunk.iter().zip(stored) {
-                    let redo = match (&stored, selection) {
-                        (None, _) => true,
-                        (Some(_), Selection::Missing) => false,
-                        (Some(entity), _) => {
-                            stale.contains(&title.id)
-                                || entity.input.as_deref()
-                                    != Some(setup.pipeline.input_fingerprint(title).as_str())
-                        }
-                    };
-                    if redo {
-                        picked.push(title.clone());
-                    }
-                }
-            }
-            picked
-        }
-    };
-    let skipped = total - picked.len();
-    Ok((picked, skipped))
-}
-
-/// A worker's share of a catalog: titles whose id hashes to `index` of `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    index: u64,
-    count: u64,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?}: give I/N with 0 <= I < N, e.g. 0/4");
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u64, u64) = (
-            i.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-impl Shard {
-    /// Whether this shard owns `id`. FNV-1a over the id's bytes: stable across machines,
-    /// versions and catalog order, so every worker computes the same split.
-    pub fn owns(&self, id: &str) -> bool {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in id.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        hash % self.count == self.index
-    }
-}
-
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     // Read before the models and plugins load: a catalog that cannot be read fails in a moment.
     // A watch reads it on every pass; at start it only has to exist.
@@ -703,33 +483,4 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_split_ids_without_overlap_or_gaps() {
-        let shards: Vec<Shard> = (0..4)
-            .map(|i| format!("{i}/4").parse())
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        assert_eq!(shards.len(), 4);
-        let mut sizes = [0usize; 4];
-        for n in 0..10_000 {
-            let id = format!("tt-{n:05}");
-            let owners: Vec<usize> = (0..4).filter(|&s| shards[s].owns(&id)).collect();
-            assert_eq!(owners.len(), 1, "{id} has owners {owners:?}");
-            sizes[owners[0]] += 1;
-        }
-        // Roughly even.
-        assert!(
-            sizes.iter().all(|&s| (2_200..2_800).contains(&s)),
-            "{sizes:?}"
-        );
-        for bad in ["4/4", "1/0", "x/2", "3", "-1/2"] {
-            assert!(bad.parse::<Shard>().is_err(), "{bad}");
-        }
-    }
 }
