@@ -13,6 +13,7 @@ mod convert;
 pub mod metrics;
 mod search;
 mod service;
+mod stream_out;
 
 pub use auth::{Tokens, TokensError};
 pub use convert::unpack_floats;

@@ -7,83 +7,14 @@ use super::proto::{self, entities_server::Entities};
 use super::search::{
     DEFAULT_PAGE_SIZE, Query, ScanParams, SearchParams, validate_scan, validate_search,
 };
+use super::stream_out::{ResponseStream, StreamOut};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_indexes::{EntityStore, HitVector, IndexError, Search, SearchQuery, VectorKind};
 use tessera_models::ModelError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tonic::{Request, Response, Status};
-
-/// Pages a scan stream buffers ahead of a slow reader: beyond these the producer waits, so a
-/// client that stops reading holds at most this much memory.
-const SCAN_BUFFER: usize = 2;
-
-/// Longest a stream waits on a client that does not read before ending the stream (with
-/// UNAVAILABLE: resume from the last cursor or seq), so stalled clients cannot hold call slots.
-const STALLED_CLIENT: Duration = Duration::from_secs(60);
-
-/// A server stream's response body.
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// The producing side of a server stream: pages go through a small channel; when the stream
-/// must end early (shutdown, a stalled client) the reason is delivered after what was sent.
-struct StreamOut<T> {
-    tx: mpsc::Sender<Result<T, Status>>,
-    ending: Arc<std::sync::Mutex<Option<Status>>>,
-    stopping: watch::Receiver<bool>,
-}
-
-impl<T: Send + 'static> StreamOut<T> {
-    /// A producer and the response stream it feeds.
-    fn new(stopping: watch::Receiver<bool>) -> (Self, ResponseStream<T>) {
-        let (tx, rx) = mpsc::channel(SCAN_BUFFER);
-        let ending = Arc::new(std::sync::Mutex::new(None));
-        let last = ending.clone();
-        let tail = tokio_stream::iter([()]).filter_map(move |()| {
-            last.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .map(Err)
-        });
-        let stream = Box::pin(ReceiverStream::new(rx).chain(tail));
-        (
-            StreamOut {
-                tx,
-                ending,
-                stopping,
-            },
-            stream,
-        )
-    }
-
-    fn end_with(&self, status: Status) {
-        *self.ending.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
-    }
-
-    /// Sends one item; false when the stream is over (client gone, server stopping, client
-    /// stalled), after recording why.
-    async fn send(&mut self, item: Result<T, Status>) -> bool {
-        let ending = tokio::select! {
-            sent = self.tx.send_timeout(item, STALLED_CLIENT) => match sent {
-                Ok(()) => return true,
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => return false,
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => format!(
-                    "the client read nothing for {} s; resume from the last cursor or seq",
-                    STALLED_CLIENT.as_secs()
-                ),
-            },
-            _ = self.stopping.wait_for(|stop| *stop) => {
-                "the server is shutting down; resume from the last cursor or seq".to_string()
-            }
-        };
-        self.end_with(Status::unavailable(ending));
-        false
-    }
-}
 
 /// A call's in-flight slot, shared by the handler and the blocking work it starts.
 type Slot = Arc<OwnedSemaphorePermit>;
@@ -291,8 +222,8 @@ fn model_status(error: ModelError) -> Status {
     }
 }
 
-type ScanStream = Pin<Box<dyn Stream<Item = Result<proto::ScanEntitiesResponse, Status>> + Send>>;
-type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::WatchEntitiesResponse, Status>> + Send>>;
+type ScanStream = ResponseStream<proto::ScanEntitiesResponse>;
+type WatchStream = ResponseStream<proto::WatchEntitiesResponse>;
 
 #[tonic::async_trait]
 impl Entities for EntitiesService {
@@ -590,7 +521,7 @@ impl Entities for EntitiesService {
                             ));
                             return;
                         }
-                        _ = out.tx.closed() => return,
+                        _ = out.closed() => return,
                     }
                 }
             });
