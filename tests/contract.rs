@@ -470,8 +470,9 @@ fn a_plugin_built_against_contract_0_1_still_runs() {
     assert_eq!(current.contract(), Contract::V1);
 }
 
-/// The call at load goes through the bindings, which type-check the exports; later calls take
-/// them by index, unchecked. Both must read the guest alike, on either contract line.
+/// The call at load (`describe`) goes through the bindings, which type-check both exports;
+/// later calls take them by index, unchecked. `describe` must read alike both ways on contracts
+/// 0.1, 1.0 and 1.1; `analyze` runs by index in every test after load (here, twice alike).
 #[test]
 fn calls_after_load_see_what_the_checked_call_at_load_saw() {
     let f = fixture();

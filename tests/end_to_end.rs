@@ -116,11 +116,15 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
                 .assets
                 .iter()
                 .map(|a| {
-                    let bytes = std::fs::read(&a.path).unwrap_or_default();
-                    let sha: String = sha2::Sha256::digest(&bytes)
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
+                    // A file the run could not read is served with an empty sha256.
+                    let sha: String = std::fs::read(&a.path)
+                        .map(|bytes| {
+                            sha2::Sha256::digest(&bytes)
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     (a.kind.as_str(), a.uri.as_str(), sha)
                 })
                 .collect();
@@ -174,14 +178,12 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
             checked >= 12,
             "only {checked} titles had vectors to compare"
         );
-        let with_posters = titles
+        let in_catalog = titles
             .iter()
-            .filter(|t| t.assets.iter().any(|a| a.kind == "poster"))
+            .flat_map(|t| &t.assets)
+            .filter(|a| a.kind == "poster")
             .count();
-        assert!(
-            posters >= 12 && posters == with_posters,
-            "{posters} posters"
-        );
+        assert!(posters >= 12 && posters == in_catalog, "{posters} posters");
 
         // Bad input is INVALID_ARGUMENT, not a crash, and the server keeps serving.
         let bad = client

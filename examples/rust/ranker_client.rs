@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The store's vectors are named after their model and its revision
     // (`text/all-MiniLM-L6-v2@c9745ed1d9f2`): read the names rather than hard-coding them.
     let schema = client
-        .get_schema(request(GetSchemaRequest {}, token.as_ref()))
+        .get_schema(request(GetSchemaRequest::default(), token.as_ref()))
         .await?
         .into_inner();
     for v in &schema.vectors {

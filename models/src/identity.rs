@@ -99,9 +99,27 @@ fn deciding_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, ModelError> {
             files.push((name, entry.path()));
         }
     }
-    let pooling = dir.join("1_Pooling").join("config.json");
-    if pooling.is_file() {
-        files.push(("1_Pooling/config.json".to_string(), pooling));
+    // sentence-transformers modules keep their settings in their own folders; the loader reads
+    // the pooling module's from wherever modules.json puts it (1_Pooling by convention).
+    let mut modules = vec!["1_Pooling".to_string()];
+    if let Ok(text) = std::fs::read_to_string(dir.join("modules.json"))
+        && let Ok(listed) = serde_json::from_str::<Vec<serde_json::Value>>(&text)
+    {
+        modules.extend(
+            listed
+                .iter()
+                .filter_map(|m| m.get("path")?.as_str())
+                .filter(|path| !path.is_empty())
+                .map(str::to_string),
+        );
+    }
+    modules.sort();
+    modules.dedup();
+    for module in modules {
+        let config = dir.join(&module).join("config.json");
+        if config.is_file() {
+            files.push((format!("{module}/config.json"), config));
+        }
     }
     files.sort();
     Ok(files)
@@ -145,7 +163,26 @@ mod tests {
             a.join("1_Pooling/config.json"),
             r#"{"pooling_mode_cls_token": true}"#,
         )?;
-        assert_ne!(identity("bge", &a)?, id);
+        let with_pooling = identity("bge", &a)?;
+        assert_ne!(with_pooling, id);
+        // A pooling module elsewhere counts when modules.json names it, as the loader reads it.
+        std::fs::create_dir_all(a.join("pool"))?;
+        std::fs::write(
+            a.join("pool/config.json"),
+            r#"{"pooling_mode_mean_tokens": true}"#,
+        )?;
+        assert_eq!(identity("bge", &a)?, with_pooling);
+        std::fs::write(
+            a.join("modules.json"),
+            r#"[{"idx": 1, "name": "1", "path": "pool", "type": "sentence_transformers.models.Pooling"}]"#,
+        )?;
+        let named = identity("bge", &a)?;
+        assert_ne!(named, with_pooling);
+        std::fs::write(
+            a.join("pool/config.json"),
+            r#"{"pooling_mode_cls_token": true}"#,
+        )?;
+        assert_ne!(identity("bge", &a)?, named);
         // A name that already holds a revision is kept.
         assert_eq!(identity("bge@v2", &a)?, "bge@v2");
         Ok(())

@@ -198,6 +198,10 @@ mod tests {
         let unreadable = inputs_cached(&title, &cache);
         assert_eq!(unreadable, inputs(&title));
         assert_eq!(unreadable.assets[0].sha256, None);
+        assert!(
+            cache.files.lock().is_ok_and(|files| files.is_empty()),
+            "an unreadable file's marker is not cached"
+        );
         let missing = inputs(&titled(dir.path(), &[("poster", "gone.png")]));
         assert_eq!(missing.assets[0].sha256, None);
         // Unreadable and missing are told apart (the URI aside, the markers differ).

@@ -97,11 +97,12 @@ impl Exports {
             .get_func(&mut *store, index)
             .ok_or_else(|| wasmtime::format_err!("the component exports no function `{name}`"))?;
         // SAFETY: `new_unchecked` requires the function's component type to match `P` and `R`.
-        // `Exports` is only made (`checked`) for a component whose `describe` and `analyze` the
-        // bindings' own load type-checked against these same generated types (the plugin's
-        // first call, at load), and `instance` is an instance of that component: export types
-        // belong to the component, not to an instance, and the only resource either export
-        // mentions (`asset`) is the host's, the same type in every store.
+        // `Exports` is only made (`checked`) for a component the bindings have type-checked
+        // against these same generated types: `TaggerPre::new` checks both exports against the
+        // linked component's type when the plugin is linked, and the plugin's first call, at
+        // load, checks them again on an instance. `instance` is an instance of that component:
+        // export types belong to the component, not to an instance, and the only resource
+        // either export mentions (`asset`) is the host's, the same type in every store.
         #[allow(unsafe_code)]
         let typed = unsafe { TypedFunc::new_unchecked(func) };
         Ok(typed)

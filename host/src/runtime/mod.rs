@@ -428,8 +428,8 @@ impl PluginHost {
             placement: Arc::default(),
             exports: None,
         };
-        // The first call goes through the bindings, which type-check both exports; later
-        // calls take them by index.
+        // Linking (`TaggerPre::new`) type-checked both exports, and this first call goes
+        // through the bindings, which check them again; later calls take them by index.
         plugin.info = plugin.describe_fresh_as(source, contract)?;
         plugin.exports = Exports::checked(&component);
         // Once per load: the registry does not change under a plugin.

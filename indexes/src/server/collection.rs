@@ -1,5 +1,6 @@
-//! Opening a collection: connecting, creating it with its vectors and payload indexes, and
-//! checking an existing one's schema (kept in the collection's metadata) against the caller's.
+//! A collection's life: connecting, creating it with its vectors and payload indexes, checking
+//! an existing one's schema (kept in the collection's metadata) against the caller's, resuming
+//! its change numbering, and deleting it.
 
 use super::*;
 
