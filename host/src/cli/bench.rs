@@ -23,6 +23,13 @@ pub enum BenchCommand {
         /// call of your own plugin costs before it does any work.
         #[arg(long)]
         plugin: Option<PathBuf>,
+        /// Then calls per second with this many calls in flight on the plugin runtime (one
+        /// thread per core, as `tessera ingest` runs them); 0 skips it.
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        in_flight: Vec<usize>,
+        /// Seconds per throughput measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
     },
     /// Sentences per second of a text model at several batch sizes.
     Embed {
@@ -155,7 +162,12 @@ pub enum BenchCommand {
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
-        BenchCommand::PluginCall { iterations, plugin } => plugin_call(iterations, plugin),
+        BenchCommand::PluginCall {
+            iterations,
+            plugin,
+            in_flight,
+            seconds,
+        } => plugin_call(iterations, plugin, &in_flight, seconds),
         BenchCommand::Embed {
             model,
             batch,
@@ -216,7 +228,12 @@ pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(index).copied().unwrap_or_default()
 }
 
-fn plugin_call(iterations: usize, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn plugin_call(
+    iterations: usize,
+    file: Option<PathBuf>,
+    in_flight: &[usize],
+    seconds: f64,
+) -> anyhow::Result<ExitCode> {
     let (name, bytes): (String, std::borrow::Cow<'static, [u8]>) = match &file {
         Some(path) => (
             path.display().to_string(),
@@ -298,7 +315,54 @@ fn plugin_call(iterations: usize, file: Option<PathBuf>) -> anyhow::Result<ExitC
         times.push(t.elapsed());
     }
     report("waited for from a thread", times);
+    if !(seconds.is_finite() && seconds > 0.0) {
+        bail!("--seconds must be a positive number of seconds, not {seconds}");
+    }
+    for &tasks in in_flight.iter().filter(|&&n| n > 0) {
+        let (calls, took) =
+            plugin_call_throughput(&plugin, tasks, Duration::from_secs_f64(seconds))?;
+        let per_second = calls as f64 / took.as_secs_f64();
+        println!(
+            "plugin calls with {tasks} in flight on {} runtime threads: {per_second:.0} calls/s ({:.1} µs of wall time each)",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            1e6 / per_second.max(f64::MIN_POSITIVE)
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fresh instance + `describe` calls completed by `tasks` tasks that each call in a loop on the
+/// plugin runtime for `time` (throughput with calls in flight side by side, as an ingest has
+/// them), and how long they took, the last calls included.
+fn plugin_call_throughput(
+    plugin: &tessera::runtime::Plugin,
+    tasks: usize,
+    time: Duration,
+) -> anyhow::Result<(u64, Duration)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let handle = tessera::runtime::handle()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let until = start + time;
+    let workers: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (plugin, done) = (plugin.clone(), done.clone());
+            handle.spawn(async move {
+                while Instant::now() < until {
+                    plugin.describe_fresh_async().await?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, tessera::runtime::PluginError>(())
+            })
+        })
+        .collect();
+    handle.block_on(async {
+        for worker in workers {
+            worker.await.context("a benchmark task panicked")??;
+        }
+        anyhow::Ok(())
+    })?;
+    Ok((done.load(Ordering::Relaxed), start.elapsed()))
 }
 
 fn embed(
