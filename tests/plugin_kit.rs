@@ -230,3 +230,52 @@ fn manifests_pin_the_component_and_carry_models_limits_and_config()
     );
     Ok(())
 }
+
+/// `tessera bench plugin-call` is the figure plugin authors compare against: it reports the
+/// latency of a fresh instance + call and the calls per second with calls in flight, and
+/// refuses a measurement time that is not one.
+#[test]
+fn bench_plugin_call_reports_latency_and_throughput() {
+    let out = run_ok(tessera().args([
+        "bench",
+        "plugin-call",
+        "--iterations",
+        "50",
+        "--in-flight",
+        "1,4",
+        "--seconds",
+        "0.2",
+    ]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("awaited, 50 calls") && stdout.contains("p50"),
+        "{stdout}"
+    );
+    let rate = |tasks: &str| -> f64 {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("plugin calls with {tasks} in flight")))
+            .and_then(|l| l.split(": ").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no rate for {tasks} in flight: {stdout}"))
+    };
+    assert!(rate("1") > 0.0 && rate("4") > 0.0, "{stdout}");
+
+    let out = tessera()
+        .args([
+            "bench",
+            "plugin-call",
+            "--iterations",
+            "5",
+            "--seconds",
+            "0",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("tessera: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--seconds must be a positive number"),
+        "{stderr}"
+    );
+}

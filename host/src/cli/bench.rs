@@ -234,6 +234,9 @@ fn plugin_call(
     in_flight: &[usize],
     seconds: f64,
 ) -> anyhow::Result<ExitCode> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        bail!("--seconds must be a positive number of seconds, not {seconds}");
+    }
     let (name, bytes): (String, std::borrow::Cow<'static, [u8]>) = match &file {
         Some(path) => (
             path.display().to_string(),
@@ -315,9 +318,6 @@ fn plugin_call(
         times.push(t.elapsed());
     }
     report("waited for from a thread", times);
-    if !(seconds.is_finite() && seconds > 0.0) {
-        bail!("--seconds must be a positive number of seconds, not {seconds}");
-    }
     for &tasks in in_flight.iter().filter(|&&n| n > 0) {
         let (calls, took) =
             plugin_call_throughput(&plugin, tasks, Duration::from_secs_f64(seconds))?;
