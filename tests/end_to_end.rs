@@ -347,10 +347,16 @@ fn plugin_inspect_prints_the_contract_and_refuses_non_components()
         text.contains("instance tessera:plugin/models@1.1.0: embed-text"),
         "{text}"
     );
+    // The kit's 64 KiB stack, below the data; no note about a large stack.
+    assert!(
+        text.contains("; stack 64 KiB below the static data") && !text.contains("note:"),
+        "{text}"
+    );
     let output = run_ok(tessera().args(["plugin", "inspect", "--json", path]));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     assert_eq!(json["tagger"], true);
     assert_eq!(json["contract_versions"], serde_json::json!(["1.1.0"]));
+    assert_eq!(json["memory"]["stack_bytes"], 65536);
     assert!(
         json["host_support"]
             .as_str()

@@ -36,6 +36,84 @@ pub struct ComponentSummary {
     pub imports: Vec<Item>,
     /// Exports, in the component's order.
     pub exports: Vec<Item>,
+    /// The guest's linear memory as its code module declares it; `None` when it has none.
+    pub memory: Option<MemoryLayout>,
+}
+
+/// A guest's linear memory at instantiation: what every fresh instance starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemoryLayout {
+    /// Initial size in bytes.
+    pub initial_bytes: u64,
+    /// The stack's size in bytes when it sits below the static data, as wasm-ld lays out Rust
+    /// guests (an overflow then traps instead of overwriting data); `None` otherwise.
+    pub stack_bytes: Option<u64>,
+}
+
+/// Stacks from this size on are Rust's default (1 MiB) rather than the plugin kit's 64 KiB: a
+/// fresh instance then costs ~19 µs instead of ~11 µs (BENCHMARKS.md, "Plugin call overhead").
+pub const LARGE_STACK: u64 = 512 << 10;
+
+/// The layout of the component's largest core module (the guest's own code; the others are
+/// small adapters): its first memory's initial size and, from the first mutable `i32` global
+/// (wasm-ld's `__stack_pointer`), the stack's size when no data lies below it. Read with
+/// wasmparser, bounded by the component's own size; anything malformed gives `None`.
+fn memory_layout(bytes: &[u8]) -> Option<MemoryLayout> {
+    use wasmparser::{Parser, Payload};
+    let mut largest: Option<&[u8]> = None;
+    for payload in Parser::new(0).parse_all(bytes) {
+        if let Payload::ModuleSection {
+            unchecked_range, ..
+        } = payload.ok()?
+        {
+            let module = bytes.get(unchecked_range)?;
+            if largest.is_none_or(|l| module.len() > l.len()) {
+                largest = Some(module);
+            }
+        }
+    }
+    let module = largest?;
+    let (mut initial, mut stack_pointer, mut lowest_data) = (None, None, None::<u64>);
+    for payload in Parser::new(0).parse_all(module) {
+        match payload.ok()? {
+            Payload::MemorySection(memories) => {
+                if let Some(memory) = memories.into_iter().next() {
+                    let memory = memory.ok()?;
+                    let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                    initial = Some(memory.initial.saturating_mul(page));
+                }
+            }
+            Payload::GlobalSection(globals) if stack_pointer.is_none() => {
+                for global in globals {
+                    let global = global.ok()?;
+                    if global.ty.mutable && global.ty.content_type == wasmparser::ValType::I32 {
+                        let mut ops = global.init_expr.get_operators_reader();
+                        if let Ok(wasmparser::Operator::I32Const { value }) = ops.read() {
+                            stack_pointer = u64::try_from(value).ok();
+                        }
+                        break;
+                    }
+                }
+            }
+            Payload::DataSection(data) => {
+                for segment in data {
+                    let segment = segment.ok()?;
+                    if let wasmparser::DataKind::Active { offset_expr, .. } = segment.kind {
+                        let mut ops = offset_expr.get_operators_reader();
+                        if let Ok(wasmparser::Operator::I32Const { value }) = ops.read() {
+                            let offset = u64::try_from(value).ok()?;
+                            lowest_data = Some(lowest_data.map_or(offset, |l| l.min(offset)));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(MemoryLayout {
+        initial_bytes: initial?,
+        stack_bytes: stack_pointer.filter(|&sp| lowest_data.is_none_or(|data| data >= sp)),
+    })
 }
 
 fn kind(item: &ComponentItem) -> &'static str {
@@ -127,6 +205,7 @@ pub fn inspect(source: &str, bytes: &[u8]) -> Result<ComponentSummary, PluginErr
         tagger: exported("describe") && exported("analyze"),
         imports,
         exports,
+        memory: memory_layout(bytes),
     })
 }
 
@@ -167,6 +246,14 @@ mod tests {
             .find(|e| e.name == "analyze")
             .ok_or("no analyze export")?;
         assert_eq!(analyze.kind, "func");
+        // The plugin kit links a 64 KiB stack below the static data (plugins/.cargo/config.toml).
+        let memory = summary.memory.ok_or("no memory layout")?;
+        assert_eq!(memory.stack_bytes, Some(64 << 10));
+        assert!(memory.initial_bytes >= 64 << 10, "{memory:?}");
+        assert!(memory.initial_bytes.is_multiple_of(64 << 10), "{memory:?}");
+        // Garbage has no layout (and no panic).
+        assert_eq!(memory_layout(b"\0asm\x0d\x00\x01\x00garbage"), None);
+        assert_eq!(memory_layout(&bytes[..bytes.len() / 2]), None);
         Ok(())
     }
 
