@@ -118,37 +118,41 @@ pub(crate) fn nearest_via(
     debug_assert_eq!(cn.len(), centroids.len() / dim, "one norm per centroid");
     let mut codes = Vec::with_capacity(rows.len() / dim);
     let mut dists = Vec::with_capacity(rows.len() / dim);
-    let inv_len: Vec<f32> = cn
-        .iter()
-        .map(|&c| if c > 0.0 { c.sqrt().recip() } else { 0.0 })
-        .collect();
+    let inv_len = inverse_lengths(cn);
     for_each_dot_row(rows, dim, centroids, products, |xn, dots| {
-        let best = match metric {
-            Metric::Euclidean => {
-                let mut best = (0, f32::INFINITY);
-                for (j, (&d, &c)) in dots.iter().zip(cn).enumerate() {
-                    let e = c - 2.0 * d;
-                    if e < best.1 {
-                        best = (j, e);
-                    }
-                }
-                best.0
+        // The first centroid of lowest cost.
+        let mut best = (0, f32::INFINITY);
+        for (j, ((&d, &c), &l)) in dots.iter().zip(cn).zip(&inv_len).enumerate() {
+            let cost = cost(metric, d, c, l);
+            if cost < best.1 {
+                best = (j, cost);
             }
-            Metric::Projection => {
-                let mut best = (0, f32::NEG_INFINITY);
-                for (j, (&d, &l)) in dots.iter().zip(&inv_len).enumerate() {
-                    let p = d * l;
-                    if p > best.1 {
-                        best = (j, p);
-                    }
-                }
-                best.0
-            }
-        };
+        }
+        let best = best.0;
         codes.push(best as u32);
         dists.push((xn - 2.0 * dots[best] + cn[best]).max(0.0));
     })?;
     Ok((codes, dists))
+}
+
+/// What choosing a centroid costs a row under `metric`, from their dot product `dot`, the
+/// centroid's squared norm `norm` and its inverse length `inv_len`; lower is better. Euclidean:
+/// the squared distance less the row's own norm (the same for every centroid). Projection: the
+/// negated projection on the centroid's direction (a zero centroid projects nothing). One
+/// formula for [`nearest_via`] and [`rankings`], so a ranking starts where `nearest` chose.
+#[inline]
+fn cost(metric: Metric, dot: f32, norm: f32, inv_len: f32) -> f32 {
+    match metric {
+        Metric::Euclidean => norm - 2.0 * dot,
+        Metric::Projection => -(dot * inv_len),
+    }
+}
+
+/// `1 / sqrt(norm)` per centroid, 0 for a zero centroid.
+fn inverse_lengths(cn: &[f32]) -> Vec<f32> {
+    cn.iter()
+        .map(|&c| if c > 0.0 { c.sqrt().recip() } else { 0.0 })
+        .collect()
 }
 
 /// Every centroid for each row, best first under `metric` (ties by index); `cn` as in
@@ -163,17 +167,12 @@ pub(crate) fn rankings(
 ) -> Result<Vec<Vec<u16>>, IndexError> {
     debug_assert_eq!(cn.len(), centroids.len() / dim, "one norm per centroid");
     let mut out = Vec::with_capacity(rows.len() / dim);
+    let inv_len = inverse_lengths(cn);
     let mut scored: Vec<(f32, u16)> = Vec::with_capacity(cn.len());
     for_each_dot_row(rows, dim, centroids, products, |_, dots| {
         scored.clear();
-        for (j, (&d, &c)) in dots.iter().zip(cn).enumerate() {
-            // Lower is better for both.
-            let score = match metric {
-                Metric::Euclidean => c - 2.0 * d,
-                Metric::Projection if c > 0.0 => -d / c.sqrt(),
-                Metric::Projection => 0.0,
-            };
-            scored.push((score, j as u16));
+        for (j, ((&d, &c), &l)) in dots.iter().zip(cn).zip(&inv_len).enumerate() {
+            scored.push((cost(metric, d, c, l), j as u16));
         }
         scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         out.push(scored.iter().map(|&(_, c)| c).collect());
