@@ -224,6 +224,7 @@ impl Assigner {
         }
         // A title whose previous level codes still fit almost as well as the best ones keeps
         // them: without this slack a retrain moves every title near a cell boundary.
+        let nearest = encoded;
         let mut encoded = encoded.to_vec();
         for (i, t) in titles.iter().enumerate() {
             if let Some(prev) = &previous[i]
@@ -285,12 +286,17 @@ impl Assigner {
                 losers.push(i);
             }
         }
-        // Pass 2: the others walk down their residual's ranking of the disambiguation codes.
+        // Pass 2: the others walk down their residual's ranking of the disambiguation codes
+        // (the residual under the codes encoding found, before the slack above).
         let loser_titles: Vec<SidInput<'_>> = losers.iter().map(|&i| titles[i]).collect();
         let loser_vectors: Vec<&[f32]> = loser_titles.iter().map(|t| t.vector).collect();
+        let loser_codes: Vec<&[u16]> = losers
+            .iter()
+            .map(|&i| &nearest[i].codes[..levels])
+            .collect();
         let rankings = self
             .codebook
-            .disambiguation_orders(&loser_vectors)
+            .disambiguation_orders(&loser_vectors, &loser_codes)
             .map_err(|e| name_title(e, &loser_titles))?;
         if rankings.len() != losers.len() {
             return Err(IndexError::Training(format!(

@@ -76,12 +76,30 @@ impl Codebook {
     }
 
     /// The disambiguation level's codes for each vector, nearest first: the order in which a
-    /// colliding title tries them. Computed for all colliding titles of a batch at once.
+    /// colliding title tries them. `prefixes[i]` holds the level codes [`Codebook::encode`] gave
+    /// `vectors[i]`: its residual is rebuilt from them (the same subtractions as encoding), not
+    /// searched for again. Computed for all colliding titles of a batch at once.
     pub(crate) fn disambiguation_orders(
         &self,
         vectors: &[&[f32]],
+        prefixes: &[&[u16]],
     ) -> Result<Vec<Vec<u16>>, IndexError> {
         let dim = self.header.dim;
+        if vectors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ((extra, levels), (extra_norms, _)) = self
+            .centroids
+            .split_last()
+            .zip(self.norms.split_last())
+            .ok_or_else(|| IndexError::Training("codebook has no levels".into()))?;
+        if vectors.len() != prefixes.len() {
+            return Err(IndexError::Training(format!(
+                "{} vectors but {} code prefixes",
+                vectors.len(),
+                prefixes.len()
+            )));
+        }
         let mut residual: Vec<f32> = Vec::with_capacity(vectors.len() * dim);
         for (i, v) in vectors.iter().enumerate() {
             if v.len() != dim {
@@ -93,20 +111,20 @@ impl Codebook {
             residual.extend_from_slice(v);
         }
         normalise_rows(&mut residual, dim)?;
-        let products = Products::for_rows(vectors.len());
-        let ((extra, levels), (extra_norms, norms)) = self
-            .centroids
-            .split_last()
-            .zip(self.norms.split_last())
-            .ok_or_else(|| IndexError::Training("codebook has no levels".into()))?;
-        for (l, (level, norms)) in levels.iter().zip(norms).enumerate() {
-            let (codes, _) =
-                kmeans::nearest_via(&residual, dim, level, norms, metric(l), products)?;
-            for (x, &c) in residual.chunks_exact_mut(dim).zip(&codes) {
-                let c = c as usize;
-                x.iter_mut()
-                    .zip(&level[c * dim..(c + 1) * dim])
-                    .for_each(|(v, c)| *v -= c);
+        for (i, (x, codes)) in residual.chunks_exact_mut(dim).zip(prefixes).enumerate() {
+            if codes.len() != levels.len() {
+                return Err(IndexError::Training(format!(
+                    "vector {i}: {} level codes; the codebook has {} levels",
+                    codes.len(),
+                    levels.len()
+                )));
+            }
+            for (level, &c) in levels.iter().zip(*codes) {
+                let c = usize::from(c);
+                let centroid = level.get(c * dim..(c + 1) * dim).ok_or_else(|| {
+                    IndexError::Training(format!("vector {i}: code {c} is not in the codebook"))
+                })?;
+                x.iter_mut().zip(centroid).for_each(|(v, c)| *v -= c);
             }
         }
         kmeans::rankings(
@@ -115,7 +133,7 @@ impl Codebook {
             extra,
             extra_norms,
             metric(levels.len()),
-            products,
+            Products::for_rows(vectors.len()),
         )
     }
 }
@@ -170,7 +188,8 @@ mod tests {
         }
         // A colliding title's ranking starts at its own nearest disambiguation code.
         let vectors: Vec<&[f32]> = data.chunks_exact(dim).take(50).collect();
-        let orders = book.disambiguation_orders(&vectors)?;
+        let prefixes: Vec<&[u16]> = whole.iter().take(50).map(|c| &c[..book.levels()]).collect();
+        let orders = book.disambiguation_orders(&vectors, &prefixes)?;
         for (i, order) in orders.iter().enumerate() {
             assert_eq!(order.len(), book.codes());
             assert_eq!(order[0], whole[i][2], "row {i}");

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 /// Rows per matrix product: bounds the distance matrix to `CHUNK × k` floats (8 MiB at k = 256).
 const CHUNK: usize = 8192;
 /// Up to this many rows, dot products are plain loops rather than a matrix product.
-pub(crate) const SMALL: usize = 4;
+const SMALL: usize = 4;
 /// k-means++ seeds from at most this many rows; more adds time, not quality, at k ≤ a few hundred.
 const SEED_SAMPLE: usize = 32_768;
 
