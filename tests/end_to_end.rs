@@ -5,7 +5,6 @@ mod common;
 #[path = "end_to_end_models.rs"]
 mod models;
 
-use sha2::Digest;
 use std::path::Path;
 
 use common::*;
@@ -119,13 +118,8 @@ fn catalog_through_plugin_model_store_and_grpc() -> Result<(), Box<dyn std::erro
                 .iter()
                 .map(|a| {
                     // A file the run could not read is served with an empty sha256.
-                    let sha: String = std::fs::read(&a.path)
-                        .map(|bytes| {
-                            sha2::Sha256::digest(&bytes)
-                                .iter()
-                                .map(|b| format!("{b:02x}"))
-                                .collect()
-                        })
+                    let sha = std::fs::read(&a.path)
+                        .map(|bytes| tessera::manifest::sha256_hex(&bytes))
                         .unwrap_or_default();
                     (a.kind.as_str(), a.uri.as_str(), sha)
                 })
@@ -445,10 +439,7 @@ fn ingest_runs_media_plugins_with_extra_models_and_stores_tags_with_evidence()
         .ok_or("m1 not stored")?;
     // The poster is recorded by its content, as the run read it.
     let poster = std::fs::read(tmp.path().join("media/poster.jpg"))?;
-    let sha: String = sha2::Sha256::digest(&poster)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = tessera::manifest::sha256_hex(&poster);
     assert_eq!(
         stored.assets,
         [tessera_indexes::AssetDigest {

@@ -116,7 +116,7 @@ pub fn path_for(component: &Path) -> PathBuf {
     component.with_extension("toml")
 }
 
-pub use tessera_models::manifest::sha256_hex;
+pub use tessera_models::manifest::{hex, sha256_hex};
 
 impl PluginManifest {
     /// Reads and checks a manifest file.

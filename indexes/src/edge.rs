@@ -266,8 +266,8 @@ impl EdgeStore {
                 .iter()
                 .map(|e| {
                     *last += 1;
-                    // Stored before changes were recorded: neither when it was created nor when
-                    // it last changed is known.
+                    // Stored before changes were recorded: when it last changed is not known,
+                    // and it has a creation time only if its payload held one.
                     let change = Change {
                         seq: *last,
                         id: e.id.clone(),

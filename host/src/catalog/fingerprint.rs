@@ -3,6 +3,7 @@
 //! would produce the same outputs, so ingest skips the title.
 
 use super::Title;
+use crate::manifest::hex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
@@ -117,10 +118,6 @@ fn inputs_with(title: &Title, file_digest: impl Fn(&Path) -> Vec<u8>) -> Inputs 
         fingerprint: format!("sha256:{}", hex(&hash.finalize())),
         assets,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn file_digest(path: &Path) -> Vec<u8> {

@@ -168,7 +168,11 @@ pub fn unpack_floats(packed: &[u8]) -> Option<Vec<f32>> {
 }
 
 /// A client's vector, given as floats or as packed little-endian bytes (not both).
-pub(crate) fn vector_from_proto(vector: proto::Vector, field: &str) -> Result<Vec<f32>, Status> {
+/// `field` names it in errors; it is only formatted when there is one.
+pub(crate) fn vector_from_proto(
+    vector: proto::Vector,
+    field: impl std::fmt::Display,
+) -> Result<Vec<f32>, Status> {
     match (vector.values.is_empty(), vector.packed.is_empty()) {
         (_, true) => Ok(vector.values),
         (true, false) => unpack_floats(&vector.packed).ok_or_else(|| {

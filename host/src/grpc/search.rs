@@ -107,7 +107,7 @@ pub(crate) fn validate_search(
             }
             let mut tokens = Vec::with_capacity(m.tokens.len());
             for (i, t) in m.tokens.into_iter().enumerate() {
-                let values = super::convert::vector_from_proto(t, &format!("tokens[{i}]"))?;
+                let values = super::convert::vector_from_proto(t, format_args!("tokens[{i}]"))?;
                 if values.len() != spec.dim {
                     return Err(wrong_dim(format!("tokens[{i}]"), values.len()));
                 }

@@ -165,25 +165,14 @@ impl Plugin {
                                 })
                             })
                             .collect::<Result<Vec<_>, _>>()?;
-                        match &self.exports {
-                            Some(exports) => {
-                                let instance =
-                                    pre.instance_pre().instantiate_async(&mut *store).await?;
-                                mark_instantiated(store);
-                                let analyze = exports.analyze_v1(store, &instance)?;
-                                let (outcome,) = analyze
-                                    .call_async(&mut *store, (&wit_title, &assets, &prior))
-                                    .await?;
-                                Ok(outcome)
-                            }
-                            None => {
-                                let instance = pre.instantiate_async(&mut *store).await?;
-                                mark_instantiated(store);
-                                instance
-                                    .call_analyze(store, &wit_title, &assets, &prior)
-                                    .await
-                            }
-                        }
+                        let exports = loaded_exports(&self.exports)?;
+                        let instance = pre.instance_pre().instantiate_async(&mut *store).await?;
+                        mark_instantiated(store);
+                        let analyze = exports.analyze_v1(store, &instance)?;
+                        let (outcome,) = analyze
+                            .call_async(&mut *store, (&wit_title, &assets, &prior))
+                            .await?;
+                        Ok(outcome)
                     })
                     .await;
                 self.finish(scope, outcome)?
@@ -193,25 +182,14 @@ impl Plugin {
             Pre::V0(pre) => {
                 let wit_title = convert::title_to_v0(title);
                 let outcome = scope
-                    .run(
-                        self.deadline,
-                        async |store: &mut Store<PluginState>| match &self.exports {
-                            Some(exports) => {
-                                let instance =
-                                    pre.instance_pre().instantiate_async(&mut *store).await?;
-                                mark_instantiated(store);
-                                let analyze = exports.analyze_v0(store, &instance)?;
-                                let (outcome,) =
-                                    analyze.call_async(&mut *store, (&wit_title,)).await?;
-                                Ok(outcome)
-                            }
-                            None => {
-                                let instance = pre.instantiate_async(&mut *store).await?;
-                                mark_instantiated(store);
-                                instance.call_analyze(store, &wit_title).await
-                            }
-                        },
-                    )
+                    .run(self.deadline, async |store: &mut Store<PluginState>| {
+                        let exports = loaded_exports(&self.exports)?;
+                        let instance = pre.instance_pre().instantiate_async(&mut *store).await?;
+                        mark_instantiated(store);
+                        let analyze = exports.analyze_v0(store, &instance)?;
+                        let (outcome,) = analyze.call_async(&mut *store, (&wit_title,)).await?;
+                        Ok(outcome)
+                    })
                     .await;
                 self.finish(scope, outcome)?
                     .map(convert::RawAnalysis::from)
@@ -416,6 +394,13 @@ impl Plugin {
             },
         }
     }
+}
+
+/// The exports a plugin's load found (`analyze` only ever runs after it).
+fn loaded_exports(exports: &Option<Exports>) -> wasmtime::Result<&Exports> {
+    exports
+        .as_ref()
+        .ok_or_else(|| wasmtime::format_err!("the plugin was called before it finished loading"))
 }
 
 /// Whether an out-of-bounds trap is the guest's own stack running out. A guest's stack lives

@@ -2,27 +2,9 @@
 //! each vector as little-endian float32 bytes, the same floats as repeated `values`; a query
 //! vector may be sent packed; malformed packed vectors are refused with the field named.
 
-mod common;
-
-use common::*;
-use tessera::catalog;
-use tessera::grpc::proto::{
-    GetEntitiesRequest, ScanEntitiesRequest, SearchRequest, Vector,
-    entities_client::EntitiesClient, search_request::Query,
-};
-use tonic::Code;
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// The floats of a packed vector (little-endian float32 bytes).
-fn unpack(packed: &[u8]) -> Vec<f32> {
-    packed
-        .as_chunks::<4>()
-        .0
-        .iter()
-        .map(|b| f32::from_le_bytes(*b))
-        .collect()
-}
+use super::*;
+use tessera::grpc::proto::{ScanEntitiesRequest, Vector};
+use tessera::grpc::unpack_floats;
 
 #[test]
 fn packed_vectors_carry_the_same_floats_both_ways() -> TestResult {
@@ -50,7 +32,12 @@ fn packed_vectors_carry_the_same_floats_both_ways() -> TestResult {
             assert_eq!(a.vectors.len(), b.vectors.len(), "{}", a.id);
             if let (Some(va), Some(vb)) = (a.vectors.get(&name), b.vectors.get(&name)) {
                 assert!(vb.values.is_empty() && va.packed.is_empty());
-                assert_eq!(unpack(&vb.packed), va.values, "{}", a.id);
+                assert_eq!(
+                    unpack_floats(&vb.packed),
+                    Some(va.values.clone()),
+                    "{}",
+                    a.id
+                );
                 compared += 1;
             }
         }
