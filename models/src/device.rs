@@ -50,6 +50,18 @@ impl FromStr for DeviceChoice {
     }
 }
 
+/// Threads candle's CPU kernels use: `RAYON_NUM_THREADS` when set, else candle's own default
+/// (the machine's physical cores, or its preferred ones on a hybrid CPU).
+///
+/// candle-core 0.11 works that default out again on every matmul, and on Linux it comes from
+/// reading and parsing `/proc/cpuinfo` each time: 36 reads per MiniLM forward pass, which took
+/// a quarter of the time at batch 1 (BENCHMARKS.md, "Text encoder vs PyTorch"). A binary that
+/// embeds this library sets `RAYON_NUM_THREADS` to this value once at startup, before any
+/// thread runs, and candle finds it there from then on (`tessera` does, in `main`).
+pub fn cpu_threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
 /// Opens the chosen device. `Auto` never falls back silently: it logs which device it picked.
 pub fn select_device(choice: DeviceChoice) -> Result<Device, ModelError> {
     match choice {

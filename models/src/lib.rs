@@ -50,7 +50,7 @@ pub mod zero_shot;
 
 pub use audio::{AudioEmbedder, AudioEmbedding, BatchedAudio, WhisperAudioEncoder};
 pub use candle_core::Device;
-pub use device::{DeviceChoice, select_device};
+pub use device::{DeviceChoice, cpu_threads, select_device};
 pub use error::ModelError;
 pub use registry::Registry;
 pub use text::{BatchedText, ClipTextEncoder, SentenceEncoder, SiglipTextEncoder, TextEmbedder};
