@@ -27,6 +27,8 @@
 //! - [`tiny`]: writes deterministic tiny random-weight models in the same HF format, for tests and
 //!   offline demos.
 //! - [`preprocess`]: pure functions (tokenizing, pooling) kept apart from the network.
+//! - [`packed_linear`]: on CPUs with AVX-512, linear layers whose weights are packed once at load
+//!   for an AVX-512 kernel (BERT's projections use it; candle's matmul elsewhere).
 //!
 //! What this crate must not do: know about plugins, titles or stores (data flows from the host
 //! into models and back, never sideways), or download anything unless a caller asks for it.
@@ -39,6 +41,7 @@ pub mod hub;
 pub mod identity;
 pub mod loader;
 pub mod manifest;
+pub mod packed_linear;
 pub mod preprocess;
 mod registry;
 pub mod text;

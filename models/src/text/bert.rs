@@ -6,7 +6,10 @@
 //!   that the compiler vectorises, on the CPU; other devices keep candle's kernel;
 //! - attention: one fused QKV matmul instead of three, the padding mask turned into an additive
 //!   bias once per batch instead of per layer, and the fused last-dim softmax.
+//! - projections: on CPUs with AVX-512, [`crate::packed_linear`]'s layer with the weight packed
+//!   once at load, instead of candle's matmul re-packing it for gemm's AVX2 kernels every call.
 
+use crate::packed_linear::{Projection, contiguous_f32};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Shape, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
@@ -14,11 +17,11 @@ use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType
 /// Weights and shape of one encoder layer.
 #[derive(Debug)]
 struct Layer {
-    qkv: Linear,
-    attn_out: Linear,
+    qkv: Projection,
+    attn_out: Projection,
     attn_norm: LayerNorm,
-    ffn_in: Linear,
-    ffn_out: Linear,
+    ffn_in: Projection,
+    ffn_out: Projection,
     ffn_norm: LayerNorm,
 }
 
@@ -65,12 +68,15 @@ impl Layer {
             ],
             0,
         )?;
+        let linear = |inputs, outputs, name| {
+            Projection::new(candle_nn::linear(inputs, outputs, vb.pp(name))?)
+        };
         Ok(Layer {
-            qkv: Linear::new(weight, Some(bias)),
-            attn_out: candle_nn::linear(h, h, vb.pp("attention.output.dense"))?,
+            qkv: Projection::new(Linear::new(weight, Some(bias)))?,
+            attn_out: linear(h, h, "attention.output.dense")?,
             attn_norm: norm(h, c.layer_norm_eps, vb.pp("attention.output.LayerNorm"))?,
-            ffn_in: candle_nn::linear(h, c.intermediate_size, vb.pp("intermediate.dense"))?,
-            ffn_out: candle_nn::linear(c.intermediate_size, h, vb.pp("output.dense"))?,
+            ffn_in: linear(h, c.intermediate_size, "intermediate.dense")?,
+            ffn_out: linear(c.intermediate_size, h, "output.dense")?,
             ffn_norm: norm(h, c.layer_norm_eps, vb.pp("output.LayerNorm"))?,
         })
     }
@@ -224,28 +230,21 @@ impl CustomOp1 for FastGeluErf {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu_erf: f32 only");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu_erf: needs a contiguous tensor");
-        };
-        let input = &data[start..end];
+        let input = contiguous_f32("gelu_erf", storage, layout)?;
         let mut out = vec![0.0f32; input.len()];
         let gelu = |src: &[f32], dst: &mut [f32]| {
             for (o, &v) in dst.iter_mut().zip(src) {
                 *o = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
             }
         };
-        // Split large tensors over the cores: the op sits between two matmuls that use them all.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if input.len() >= 1 << 16 && threads > 1 {
-            let chunk = input.len().div_ceil(threads);
-            std::thread::scope(|s| {
-                for (src, dst) in input.chunks(chunk).zip(out.chunks_mut(chunk)) {
-                    s.spawn(move || gelu(src, dst));
-                }
-            });
+        // Split large tensors over rayon's threads: the op sits between two matmuls that use
+        // every core.
+        if input.len() >= 1 << 16 {
+            use rayon::prelude::*;
+            input
+                .par_chunks(1 << 14)
+                .zip(out.par_chunks_mut(1 << 14))
+                .for_each(|(src, dst)| gelu(src, dst));
         } else {
             gelu(input, &mut out);
         }
