@@ -6,11 +6,13 @@
 
 use super::{AudioEmbedder, WindowFeatures};
 use crate::ModelError;
+use crate::packed_linear::Projection;
 use crate::preprocess::mel::LogMel;
+use crate::text::bert::gelu_erf;
 use crate::text::read_model_config;
 use crate::weights::Checkpoint;
 use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -52,13 +54,13 @@ struct ConfigFile {
 
 #[derive(Debug)]
 struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+    q: Projection,
+    k: Projection,
+    v: Projection,
+    out: Projection,
     attn_norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Projection,
+    fc2: Projection,
     ffn_norm: LayerNorm,
 }
 
@@ -79,14 +81,15 @@ impl Layer {
     fn load(c: &WhisperEncoderConfig, vb: VarBuilder) -> candle_core::Result<Self> {
         let d = c.d_model;
         let a = vb.pp("self_attn");
+        let p = Projection::new;
         Ok(Layer {
-            q: candle_nn::linear(d, d, a.pp("q_proj"))?,
-            k: candle_nn::linear_no_bias(d, d, a.pp("k_proj"))?,
-            v: candle_nn::linear(d, d, a.pp("v_proj"))?,
-            out: candle_nn::linear(d, d, a.pp("out_proj"))?,
+            q: p(candle_nn::linear(d, d, a.pp("q_proj"))?)?,
+            k: p(candle_nn::linear_no_bias(d, d, a.pp("k_proj"))?)?,
+            v: p(candle_nn::linear(d, d, a.pp("v_proj"))?)?,
+            out: p(candle_nn::linear(d, d, a.pp("out_proj"))?)?,
             attn_norm: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-            fc1: candle_nn::linear(d, c.encoder_ffn_dim, vb.pp("fc1"))?,
-            fc2: candle_nn::linear(c.encoder_ffn_dim, d, vb.pp("fc2"))?,
+            fc1: p(candle_nn::linear(d, c.encoder_ffn_dim, vb.pp("fc1"))?)?,
+            fc2: p(candle_nn::linear(c.encoder_ffn_dim, d, vb.pp("fc2"))?)?,
             ffn_norm: layer_norm(d, vb.pp("final_layer_norm"))?,
         })
     }
@@ -103,7 +106,7 @@ impl Layer {
         let attn = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         let x = (x + self.out.forward(&attn)?)?;
         let h = self.ffn_norm.forward(&x)?;
-        let h = self.fc2.forward(&self.fc1.forward(&h)?.gelu_erf()?)?;
+        let h = self.fc2.forward(&gelu_erf(&self.fc1.forward(&h)?)?)?;
         x + h
     }
 }
