@@ -24,7 +24,12 @@ fn tune_candle_threads() {
         // other thread can be reading the environment concurrently.
         unsafe { std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT) };
     }
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+    // candle treats an empty, zero or unparsable value as unset (and re-reads /proc/cpuinfo).
+    let chosen = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > 0);
+    if !chosen {
         let threads = tessera_models::cpu_threads().to_string();
         // SAFETY: as above; `cpu_threads` reads files and starts no thread.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", threads) };

@@ -53,11 +53,15 @@ impl FromStr for DeviceChoice {
 /// Threads candle's CPU kernels use: `RAYON_NUM_THREADS` when set, else candle's own default
 /// (the machine's physical cores, or its preferred ones on a hybrid CPU).
 ///
-/// candle-core 0.11 works that default out again on every matmul, and on Linux it comes from
-/// reading and parsing `/proc/cpuinfo` each time: 36 reads per MiniLM forward pass, which took
-/// a quarter of the time at batch 1 (BENCHMARKS.md, "Text encoder vs PyTorch"). A binary that
-/// embeds this library sets `RAYON_NUM_THREADS` to this value once at startup, before any
-/// thread runs, and candle finds it there from then on (`tessera` does, in `main`).
+/// candle-core 0.11 works that default out again on every matmul (an empty, zero or unparsable
+/// `RAYON_NUM_THREADS` counts as unset), and on Linux it comes from reading and parsing
+/// `/proc/cpuinfo` each time: 36 reads per MiniLM forward pass, 6% of the samples at batch 1,
+/// and batch-1 throughput rose 30–40% without them (BENCHMARKS.md, "Text encoder vs PyTorch").
+/// A binary that embeds this library sets `RAYON_NUM_THREADS` to this value once at startup,
+/// before any thread runs, and candle finds it there from then on (`tessera` does, in `main`).
+/// That also sizes rayon's global pool, which gemm's and our kernels' tasks run on: on a machine
+/// with SMT, physical cores instead of logical ones. (`CANDLE_NUM_THREADS`, when set, sizes
+/// candle's own barrier pool separately.)
 pub fn cpu_threads() -> usize {
     candle_core::utils::get_num_threads()
 }

@@ -28,7 +28,7 @@
 //!   offline demos.
 //! - [`preprocess`]: pure functions (tokenizing, pooling) kept apart from the network.
 //! - [`packed_linear`]: on CPUs with AVX-512, linear layers whose weights are packed once at load
-//!   for an AVX-512 kernel (BERT's projections use it; candle's matmul elsewhere).
+//!   for an AVX-512 kernel (BERT's and Whisper's projections use it; candle's matmul elsewhere).
 //!
 //! What this crate must not do: know about plugins, titles or stores (data flows from the host
 //! into models and back, never sideways), or download anything unless a caller asks for it.

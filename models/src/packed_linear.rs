@@ -8,8 +8,9 @@
 //! 8 × 32 register tile is computed with AVX-512 FMAs.
 //!
 //! Every output element sums its products in input order, one after another, whatever the
-//! batch: a text's vector does not depend on what it is batched with (the batch invariance the
-//! fidelity tests check), which blocked GEMMs do not promise.
+//! batch: a row's output from this layer does not depend on the other rows (bit for bit), which
+//! blocked GEMMs do not promise. (The encoders' attention still goes through candle's matmul;
+//! their batch-invariance tests allow 1e-5.)
 //!
 //! Where AVX-512 is missing, or the tensor is not an f32 one on the CPU, [`PackedLinear::new`]
 //! gives `None` and the caller keeps candle's layer.
@@ -103,13 +104,13 @@ impl PackedLinear {
         x.contiguous()?.apply_op1_no_bwd(self)
     }
 
-    /// `y` (`m × outputs`, row-major) = `x` (`m × inputs`) · Wᵀ + b, on rayon's threads: tasks
-    /// of MC rows, or, when there are fewer rows than that (a text or two), tasks of panels.
-    fn product(&self, x: &[f32], y: &mut [f32]) {
+    /// `y` (`m × outputs`, row-major) = `x` (`m × inputs`) · Wᵀ + b, as `threads` or more
+    /// tasks on rayon's pool: tasks of MC rows when there are enough of them, else (a text or
+    /// two) tasks of panels.
+    fn product(&self, x: &[f32], y: &mut [f32], threads: usize) {
         let (k, n) = (self.inputs, self.outputs);
         let panels = n.div_ceil(NR);
-        let threads = rayon::current_num_threads();
-        if x.len() > MC * k || threads < 2 || panels < 2 {
+        if x.len().div_ceil(MC * k) >= threads || panels < 2 {
             y.par_chunks_mut(MC * n)
                 .zip(x.par_chunks(MC * k))
                 .for_each(|(y, x)| self.panel_range(&pack_rows(x, k), 0..panels, y, n));
@@ -162,7 +163,7 @@ impl PackedLinear {
                 let kc = KC.min(k - k0);
                 let weights = &panel[k0 * NR..(k0 + kc) * NR];
                 for (tile, acc) in packed.chunks_exact(k * MR).zip(&mut sums) {
-                    tile_product(&tile[k0 * MR..(k0 + kc) * MR], weights, acc);
+                    self.tile_product(&tile[k0 * MR..(k0 + kc) * MR], weights, acc);
                 }
             }
             for (out, acc) in out.chunks_exact_mut(stride).zip(sums.iter().flatten()) {
@@ -181,10 +182,18 @@ pub(crate) fn contiguous_f32<'a>(
     layout: &Layout,
 ) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op} takes f32 tensors");
+        candle_core::bail!(
+            "{op} takes f32 tensors, got {:?} of shape {:?}",
+            candle_core::backend::BackendStorage::dtype(storage),
+            layout.dims()
+        );
     };
     let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op} takes a contiguous tensor");
+        candle_core::bail!(
+            "{op} takes a contiguous tensor, got shape {:?} with strides {:?}",
+            layout.dims(),
+            layout.stride()
+        );
     };
     Ok(&data[start..end])
 }
@@ -256,35 +265,39 @@ impl CustomOp1 for PackedLinear {
         }
         let mut y = vec![0f32; x.len() / self.inputs * self.outputs];
         if !x.is_empty() {
-            self.product(x, &mut y);
+            self.product(x, &mut y, rayon::current_num_threads());
         }
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
 }
 
-/// Adds one `MR × NR` tile of the product to `acc`: `tile` holds MR rows input-major, `panel`
-/// NR weight columns input-major, over the same inputs.
-#[allow(unsafe_code)]
-fn tile_product(tile: &[f32], panel: &[f32], acc: &mut [[f32; NR]; MR]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: a `PackedLinear` exists only where `available()` found AVX-512F and FMA,
-        // the features `tile_product_avx512` is compiled for.
-        unsafe { tile_product_avx512(tile, panel, acc) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        // Unreachable (no `PackedLinear` is built without AVX-512); plain arithmetic keeps
-        // other targets compiling.
-        for (a, w) in tile
-            .as_chunks::<MR>()
-            .0
-            .iter()
-            .zip(panel.as_chunks::<NR>().0)
+impl PackedLinear {
+    /// Adds one `MR × NR` tile of the product to `acc`: `tile` holds MR rows input-major,
+    /// `panel` NR weight columns input-major, over the same inputs. A method so that only a
+    /// `PackedLinear`, which proves the CPU's features, can reach the kernel.
+    #[allow(unsafe_code)]
+    fn tile_product(&self, tile: &[f32], panel: &[f32], acc: &mut [[f32; NR]; MR]) {
+        #[cfg(target_arch = "x86_64")]
         {
-            for (acc_row, &a) in acc.iter_mut().zip(a) {
-                for (c, &w) in acc_row.iter_mut().zip(w) {
-                    *c = a.mul_add(w, *c);
+            // SAFETY: `self` exists, and `PackedLinear::new`, its only constructor, builds one
+            // only where `available()` found AVX-512F and FMA, the features
+            // `tile_product_avx512` is compiled for.
+            unsafe { tile_product_avx512(tile, panel, acc) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            // Unreachable (no `PackedLinear` is built without AVX-512); plain arithmetic keeps
+            // other targets compiling.
+            for (a, w) in tile
+                .as_chunks::<MR>()
+                .0
+                .iter()
+                .zip(panel.as_chunks::<NR>().0)
+            {
+                for (acc_row, &a) in acc.iter_mut().zip(a) {
+                    for (c, &w) in acc_row.iter_mut().zip(w) {
+                        *c = a.mul_add(w, *c);
+                    }
                 }
             }
         }
@@ -422,6 +435,43 @@ mod tests {
             let alone = layer.forward(&batch.narrow(0, r, 1)?)?;
             let inside = all.narrow(0, r, 1)?;
             assert_eq!(max_abs_diff(&alone, &inside)?, 0.0, "row {r}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn row_tasks_and_panel_tasks_give_the_same_bits() -> TestResult {
+        if !available() {
+            eprintln!("SKIP: this CPU has no AVX-512; the packed layer is not used here");
+            return Ok(());
+        }
+        // 100 rows: two row tasks, so 1 or 2 threads split rows and 3 or more split panels;
+        // 300 inputs span two input blocks; 200 outputs leave a ragged last panel.
+        let (rows, inputs, outputs) = (100, 300, 200);
+        let layer = packed(&noise(&[outputs, inputs], 8)?, Some(&noise(&[outputs], 9)?))?;
+        let x = noise(&[rows, inputs], 10)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let run = |rows: usize, threads: usize| {
+            let mut y = vec![f32::NAN; rows * outputs];
+            layer.product(&x[..rows * inputs], &mut y, threads);
+            y
+        };
+        let reference = run(rows, 1);
+        assert!(
+            reference.iter().all(|v| v.is_finite()),
+            "an output was not written"
+        );
+        for threads in [2, 3, 4, 7, 64] {
+            assert!(run(rows, threads) == reference, "{threads} threads");
+        }
+        for r in [1, 9, 64, 65] {
+            for threads in [1, 4] {
+                assert!(
+                    run(r, threads)[..] == reference[..r * outputs],
+                    "first {r} rows, {threads} threads"
+                );
+            }
         }
         Ok(())
     }

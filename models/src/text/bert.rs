@@ -286,4 +286,19 @@ mod tests {
         assert!(diff < 1e-5, "max abs diff {diff}");
         Ok(())
     }
+
+    #[test]
+    fn fast_gelu_splits_large_tensors_without_changing_values() -> candle_core::Result<()> {
+        // Over the size that goes to rayon's threads, and not a multiple of their chunks.
+        let n = (1 << 16) + 12_345;
+        let values: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 / 100.0 - 5.0).collect();
+        let x = Tensor::from_vec(values.clone(), n, &candle_core::Device::Cpu)?;
+        let ours = gelu_erf(&x)?.to_vec1::<f32>()?;
+        assert_eq!(ours.len(), n);
+        for (i, (&v, &g)) in values.iter().zip(&ours).enumerate() {
+            let expected = 0.5 * v * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
+            assert_eq!(g, expected, "element {i}");
+        }
+        Ok(())
+    }
 }
