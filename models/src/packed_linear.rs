@@ -29,7 +29,6 @@ const KC: usize = 256;
 const MC: usize = 64;
 
 /// `y = x · Wᵀ + b` with `W` packed for the AVX-512 kernel.
-#[derive(Clone)]
 pub struct PackedLinear {
     /// Panel `p` holds output columns `p·NR ..` for every input index, input-major
     /// (`[panels][inputs][NR]`), zero past the last output.
@@ -173,6 +172,37 @@ impl PackedLinear {
             }
         }
     }
+
+    /// Adds one `MR × NR` tile of the product to `acc`: `tile` holds MR rows input-major,
+    /// `panel` NR weight columns input-major, over the same inputs. A method so that only a
+    /// `PackedLinear`, which proves the CPU's features, can reach the kernel.
+    #[allow(unsafe_code)]
+    fn tile_product(&self, tile: &[f32], panel: &[f32], acc: &mut [[f32; NR]; MR]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `self` exists, and `PackedLinear::new`, its only constructor, builds one
+            // only where `available()` found AVX-512F and FMA, the features
+            // `tile_product_avx512` is compiled for.
+            unsafe { tile_product_avx512(tile, panel, acc) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            // Unreachable (no `PackedLinear` is built without AVX-512); plain arithmetic keeps
+            // other targets compiling.
+            for (a, w) in tile
+                .as_chunks::<MR>()
+                .0
+                .iter()
+                .zip(panel.as_chunks::<NR>().0)
+            {
+                for (acc_row, &a) in acc.iter_mut().zip(a) {
+                    for (c, &w) in acc_row.iter_mut().zip(w) {
+                        *c = a.mul_add(w, *c);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The f32 values of a contiguous CPU tensor, for custom ops; `op` names the op in the error.
@@ -271,39 +301,6 @@ impl CustomOp1 for PackedLinear {
     }
 }
 
-impl PackedLinear {
-    /// Adds one `MR × NR` tile of the product to `acc`: `tile` holds MR rows input-major,
-    /// `panel` NR weight columns input-major, over the same inputs. A method so that only a
-    /// `PackedLinear`, which proves the CPU's features, can reach the kernel.
-    #[allow(unsafe_code)]
-    fn tile_product(&self, tile: &[f32], panel: &[f32], acc: &mut [[f32; NR]; MR]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: `self` exists, and `PackedLinear::new`, its only constructor, builds one
-            // only where `available()` found AVX-512F and FMA, the features
-            // `tile_product_avx512` is compiled for.
-            unsafe { tile_product_avx512(tile, panel, acc) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            // Unreachable (no `PackedLinear` is built without AVX-512); plain arithmetic keeps
-            // other targets compiling.
-            for (a, w) in tile
-                .as_chunks::<MR>()
-                .0
-                .iter()
-                .zip(panel.as_chunks::<NR>().0)
-            {
-                for (acc_row, &a) in acc.iter_mut().zip(a) {
-                    for (c, &w) in acc_row.iter_mut().zip(w) {
-                        *c = a.mul_add(w, *c);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The kernel: 16 accumulator registers (MR rows × two 16-float halves of the panel), per
 /// input index two loads of weights and MR broadcasts of the rows' values. Written with
 /// intrinsics because the compiler, left to vectorise the plain loops, gathered along the
@@ -354,23 +351,21 @@ fn tile_product_avx512(tile: &[f32], panel: &[f32], sums: &mut [[f32; NR]; MR]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    /// A deterministic pseudo-random tensor in [-1, 1).
+    /// Deterministic test values: normal, standard deviation 0.5.
     fn noise(shape: &[usize], seed: u64) -> candle_core::Result<Tensor> {
-        let n: usize = shape.iter().product();
-        let mut s = seed;
-        let v: Vec<f32> = (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu)
+        crate::tiny::normal_tensor(shape, 0.5, seed)
+    }
+
+    /// Whether to skip: the kernel does not run on this CPU (said on stderr).
+    fn no_kernel_here() -> bool {
+        let missing = !available();
+        if missing {
+            eprintln!("SKIP: this CPU has no AVX-512; the packed layer is not used here");
+        }
+        missing
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> candle_core::Result<f32> {
@@ -391,8 +386,7 @@ mod tests {
 
     #[test]
     fn matches_candles_linear_on_ragged_shapes() -> TestResult {
-        if !available() {
-            eprintln!("SKIP: this CPU has no AVX-512; the packed layer is not used here");
+        if no_kernel_here() {
             return Ok(());
         }
         // Outputs not a multiple of the panel width, rows not a multiple of the tile or the
@@ -424,8 +418,7 @@ mod tests {
 
     #[test]
     fn a_row_is_the_same_alone_and_inside_any_batch() -> TestResult {
-        if !available() {
-            eprintln!("SKIP: this CPU has no AVX-512; the packed layer is not used here");
+        if no_kernel_here() {
             return Ok(());
         }
         let layer = packed(&noise(&[96, 600], 4)?, None)?;
@@ -441,8 +434,7 @@ mod tests {
 
     #[test]
     fn row_tasks_and_panel_tasks_give_the_same_bits() -> TestResult {
-        if !available() {
-            eprintln!("SKIP: this CPU has no AVX-512; the packed layer is not used here");
+        if no_kernel_here() {
             return Ok(());
         }
         // 100 rows: two row tasks, so 1 or 2 threads split rows and 3 or more split panels;
@@ -478,8 +470,7 @@ mod tests {
 
     #[test]
     fn refuses_a_wrong_width_and_non_f32_weights() -> TestResult {
-        if !available() {
-            eprintln!("SKIP: this CPU has no AVX-512; the packed layer is not used here");
+        if no_kernel_here() {
             return Ok(());
         }
         let layer = packed(&noise(&[8, 16], 6)?, None)?;

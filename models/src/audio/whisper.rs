@@ -375,25 +375,14 @@ impl AudioEmbedder for WhisperAudioEncoder {
 mod tests {
     use super::*;
 
-    /// A deterministic tensor of the given shape with values in [-1, 1).
-    fn values(shape: (usize, usize, usize, usize), seed: u32) -> candle_core::Result<Tensor> {
-        let n = shape.0 * shape.1 * shape.2 * shape.3;
-        let v: Vec<f32> = (0..n as u32)
-            .map(|i| {
-                ((i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) % 2000) as f32 / 1000.0
-                    - 1.0
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu)
-    }
-
     #[test]
     fn attention_in_query_blocks_matches_attention_at_once() -> candle_core::Result<()> {
         // 37 positions: blocks of 5 rows (the last one ragged), of 1 row, and all at once.
         let (b, heads, t, d) = (2, 3, 37, 8);
-        let q = values((b, heads, t, d), 1)?;
-        let k_t = values((b, heads, t, d), 2)?.t()?;
-        let v = values((b, heads, t, d), 3)?;
+        let values = |seed| crate::tiny::normal_tensor(&[b, heads, t, d], 0.5, seed);
+        let q = values(1)?;
+        let k_t = values(2)?.t()?;
+        let v = values(3)?;
         let whole = attention(&q, &k_t, &v, usize::MAX)?;
         let row_bytes = b * heads * t * 4;
         for block in [5 * row_bytes, row_bytes, 0] {

@@ -51,6 +51,16 @@ impl Normal {
     }
 }
 
+/// A tensor of `shape` with normally distributed values (standard deviation `std`) from seed
+/// `seed`: deterministic inputs for tests.
+#[cfg(test)]
+pub(crate) fn normal_tensor(shape: &[usize], std: f64, seed: u64) -> candle_core::Result<Tensor> {
+    let mut rng = Normal(seed);
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|_| rng.sample(std)).collect();
+    Tensor::from_vec(data, shape, &Device::Cpu)
+}
+
 /// Named tensors filled from one seeded generator, in the order they are added.
 pub(crate) struct Weights {
     rng: Normal,
