@@ -219,9 +219,10 @@ pub(crate) fn in_order(ids: &[String], mut found: HashMap<String, Entity>) -> Ve
 
 /// A qdrant-edge record as an entity.
 pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
-    let point = format!("{:?}", record.id);
+    let id = record.id;
+    let point = PointLabel(&id);
     let corrupt = |reason: String| IndexError::Corrupt {
-        entity: point.clone(),
+        entity: point.to_string(),
         reason,
     };
     let payload = record
@@ -252,10 +253,20 @@ pub(crate) fn record_to_entity(record: Record) -> Result<Entity, IndexError> {
     entity_from_parts(&point, payload, vectors, multivectors)
 }
 
+/// A qdrant-edge point id as errors name it. Formatted only when an error is made: a read of
+/// 100 titles would otherwise format 100 ids that nothing shows.
+struct PointLabel<'a>(&'a PointId);
+
+impl std::fmt::Display for PointLabel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
 /// An entity from a stored point's payload and vectors, in any backend; `point` names the
 /// point in errors.
 pub(crate) fn entity_from_parts(
-    point: &str,
+    point: &dyn std::fmt::Display,
     mut payload: Map<String, Value>,
     vectors: BTreeMap<String, Vec<f32>>,
     multivectors: BTreeMap<String, Vec<Vec<f32>>>,

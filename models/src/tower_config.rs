@@ -76,3 +76,19 @@ pub(crate) fn read_tower_config<T: DeserializeOwned>(
         path,
     })
 }
+
+/// One tower's config out of a published config.json in `tests/data/published` (`name` without
+/// `.config.json`), read as [`read_tower_config`] reads a model directory's.
+#[cfg(test)]
+pub(crate) fn read_published<T: DeserializeOwned>(
+    name: &str,
+    keys: [&str; 3],
+    what: &str,
+) -> Result<TowerConfig<T>, Box<dyn std::error::Error>> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/published")
+        .join(format!("{name}.config.json"));
+    let dir = tempfile::tempdir()?;
+    std::fs::copy(source, dir.path().join("config.json"))?;
+    Ok(read_tower_config(dir.path(), keys, what)?)
+}

@@ -145,6 +145,9 @@ pub enum BenchCommand {
         /// of repeated floats.
         #[arg(long)]
         packed: bool,
+        /// Store reads the server runs at once (`serve --store-readers`); 0: one per core.
+        #[arg(long, default_value_t = 0)]
+        store_readers: usize,
     },
     /// Semantic IDs on synthetic clustered vectors: codebook training time, assignment
     /// titles/s (batch and one at a time), quality figures.
@@ -210,6 +213,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             seconds,
             optimize,
             packed,
+            store_readers,
         } => super::bench_grpc::run(super::bench_grpc::GrpcBench {
             titles,
             dim,
@@ -218,6 +222,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             seconds,
             optimize,
             packed,
+            store_readers,
         }),
         BenchCommand::Sid { titles, dim, shape } => super::sid::bench(titles, dim, shape.config()),
     }

@@ -34,6 +34,8 @@ pub struct GrpcBench {
     /// Ask for vectors as packed little-endian bytes (`packed_vectors`) instead of repeated
     /// floats.
     pub packed: bool,
+    /// Store reads the server runs at once; 0: one per core.
+    pub store_readers: usize,
 }
 
 /// Calls made and their latencies, after the warm-up.
@@ -186,6 +188,10 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
     let max_streams = settings.streams.iter().copied().max().unwrap_or(1);
     let config = ServeConfig {
         max_in_flight: max_streams * 2,
+        store_readers: match settings.store_readers {
+            0 => grpc::default_store_readers(),
+            n => n,
+        },
         ..ServeConfig::default()
     };
 

@@ -88,6 +88,9 @@ pub struct LimitArgs {
     /// Most calls handled at once; more are answered RESOURCE_EXHAUSTED.
     #[arg(long, env = "TESSERA_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
+    /// Store reads run at once; calls beyond wait their turn (0: one per core).
+    #[arg(long, env = "TESSERA_STORE_READERS", default_value_t = 0)]
+    pub store_readers: usize,
     /// Largest request message, in bytes.
     #[arg(long, env = "TESSERA_MAX_REQUEST_BYTES", default_value_t = 4 << 20)]
     pub max_request_bytes: usize,
@@ -107,6 +110,10 @@ impl LimitArgs {
             max_ids_per_call: self.max_ids_per_call.max(1),
             max_search_limit: self.max_search_limit.max(1),
             max_in_flight: self.max_in_flight.max(1),
+            store_readers: match self.store_readers {
+                0 => grpc::default_store_readers(),
+                n => n,
+            },
             max_request_bytes: self.max_request_bytes,
             max_response_bytes: self.max_response_bytes.max(1024),
             call_timeout: Duration::from_secs(self.call_timeout_secs.max(1)),

@@ -86,6 +86,7 @@ pub struct Metrics {
     methods: [MethodStats; METHODS.len()],
     store: Histogram,
     in_flight: AtomicI64,
+    store_waiting: AtomicI64,
     unauthenticated: AtomicU64,
 }
 
@@ -109,9 +110,15 @@ impl Metrics {
     }
 
     /// Counts a call (or stream) in flight until the guard drops.
-    pub fn in_flight(self: &Arc<Self>) -> InFlight {
+    pub fn in_flight(self: &Arc<Self>) -> Gauged {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+        Gauged(self.clone(), |m| &m.in_flight)
+    }
+
+    /// Counts a store read waiting for a reader place until the guard drops.
+    pub fn store_waiting(self: &Arc<Self>) -> Gauged {
+        self.store_waiting.fetch_add(1, Ordering::Relaxed);
+        Gauged(self.clone(), |m| &m.store_waiting)
     }
 
     /// The text exposition (format 0.0.4); `titles` and `text_queue` are sampled by the caller.
@@ -155,6 +162,11 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP tessera_store_reads_waiting Store reads of admitted calls waiting for a reader place (--store-readers).\n# TYPE tessera_store_reads_waiting gauge\ntessera_store_reads_waiting {}",
+            self.store_waiting.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP tessera_grpc_unauthenticated_total Calls refused for a missing or unknown token.\n# TYPE tessera_grpc_unauthenticated_total counter\ntessera_grpc_unauthenticated_total {}",
             self.unauthenticated.load(Ordering::Relaxed)
         );
@@ -174,13 +186,13 @@ impl Metrics {
     }
 }
 
-/// Decrements the in-flight gauge when dropped.
+/// Decrements its gauge (calls in flight, store reads waiting) when dropped.
 #[derive(Debug)]
-pub struct InFlight(Arc<Metrics>);
+pub struct Gauged(Arc<Metrics>, fn(&Metrics) -> &AtomicI64);
 
-impl Drop for InFlight {
+impl Drop for Gauged {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        (self.1)(&self.0).fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -284,8 +296,10 @@ mod tests {
         );
         metrics.unauthenticated();
         let guard = metrics.in_flight();
+        let waiting = [metrics.store_waiting(), metrics.store_waiting()];
         let text = metrics.render(Some(15), Some(0));
         drop(guard);
+        drop(waiting);
         for line in [
             "tessera_grpc_requests_total{method=\"GetEntities\",code=\"OK\"} 2",
             "tessera_grpc_requests_total{method=\"Search\",code=\"INVALID_ARGUMENT\"} 1",
@@ -295,6 +309,7 @@ mod tests {
             "tessera_grpc_request_duration_seconds_bucket{method=\"GetEntities\",le=\"+Inf\"} 2",
             "tessera_grpc_request_duration_seconds_count{method=\"GetEntities\"} 2",
             "tessera_grpc_in_flight 1",
+            "tessera_store_reads_waiting 2",
             "tessera_grpc_unauthenticated_total 1",
             "tessera_store_titles 15",
             "tessera_text_model_queue_depth 0",
@@ -307,7 +322,12 @@ mod tests {
         assert!(
             metrics
                 .render(None, None)
-                .contains("tessera_grpc_in_flight 0")
+                .contains("tessera_grpc_in_flight 0\n")
+        );
+        assert!(
+            metrics
+                .render(None, None)
+                .contains("tessera_store_reads_waiting 0\n")
         );
     }
 }

@@ -56,6 +56,10 @@ pub struct ServeConfig {
     pub max_search_limit: usize,
     /// Most Entities calls handled at once; further calls get RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
+    /// Most store reads running at once (each on its own blocking thread); admitted calls beyond
+    /// it wait their turn. Store reads are CPU work: more of them than cores only time-slice the
+    /// cores, which delays every read and thrashes caches, instead of finishing reads in order.
+    pub store_readers: usize,
     /// Most followed `WatchEntities` streams open at once (they are long-lived, so they have
     /// their own limit instead of holding call slots).
     pub max_watchers: usize,
@@ -84,6 +88,7 @@ impl Default for ServeConfig {
             max_ids_per_call: 1000,
             max_search_limit: 1000,
             max_in_flight: 256,
+            store_readers: default_store_readers(),
             max_watchers: 64,
             max_request_bytes: 4 << 20,
             max_response_bytes: 64 << 20,
@@ -95,6 +100,11 @@ impl Default for ServeConfig {
             health_probe: Duration::from_secs(5),
         }
     }
+}
+
+/// One store reader per core.
+pub fn default_store_readers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Health names of the parts readiness checks, beside the API's own `tessera.v1.Entities`

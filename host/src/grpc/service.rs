@@ -28,6 +28,7 @@ pub struct EntitiesService {
     store: Arc<dyn EntityStore>,
     config: ServeConfig,
     in_flight: Arc<Semaphore>,
+    store_readers: Arc<Semaphore>,
     watchers: Arc<Semaphore>,
     stopping: watch::Receiver<bool>,
 }
@@ -40,11 +41,13 @@ impl EntitiesService {
         stopping: watch::Receiver<bool>,
     ) -> Self {
         let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        let store_readers = Arc::new(Semaphore::new(config.store_readers.max(1)));
         let watchers = Arc::new(Semaphore::new(config.max_watchers.max(1)));
         EntitiesService {
             store,
             config,
             in_flight,
+            store_readers,
             watchers,
             stopping,
         }
@@ -82,9 +85,10 @@ impl EntitiesService {
         result
     }
 
-    /// Runs a blocking store call on the blocking pool. It holds the call's `slot` until it
-    /// finishes: a call whose client gave up still has its store work running, and that work
-    /// must count against the in-flight limit.
+    /// Runs a blocking store call on the blocking pool once one of the store reader places is
+    /// free (a call whose deadline passes while it waits does no store work). It holds the call's
+    /// `slot` until it finishes: a call whose client gave up still has its store work running,
+    /// and that work must count against the in-flight limit.
     async fn blocking<T: Send + 'static>(
         &self,
         slot: &Slot,
@@ -93,8 +97,14 @@ impl EntitiesService {
         let store = self.store.clone();
         let metrics = self.config.metrics.clone();
         let slot = slot.clone();
+        let reader = {
+            let _waiting = self.config.metrics.store_waiting();
+            self.store_readers.clone().acquire_owned().await
+        }
+        .map_err(|_| Status::unavailable("the server is shutting down"))?;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
+            let _reader = reader;
             let started = Instant::now();
             let result = f(store.as_ref());
             metrics.store_read(started.elapsed());
@@ -567,5 +577,130 @@ mod tests {
         assert_eq!(refused, Some(tonic::Code::ResourceExhausted));
         drop(first);
         assert!(service.admit().is_ok());
+    }
+
+    fn service_with_readers(readers: usize) -> (EntitiesService, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let schema = Schema::new([("v".to_string(), VectorSpec::dense(2, "m"))]);
+        let store = EdgeStore::open(dir.path(), schema).unwrap_or_else(|e| panic!("{e}"));
+        let config = ServeConfig {
+            store_readers: readers,
+            ..ServeConfig::default()
+        };
+        let (_tx, stopping) = watch::channel(false);
+        (EntitiesService::new(Arc::new(store), config, stopping), dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn store_reads_beyond_the_reader_limit_wait_their_turn() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (service, _dir) = service_with_readers(1);
+        let service = Arc::new(service);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let (service, running, most) = (service.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    let slot = service.admit()?;
+                    service
+                        .blocking(&slot, move |_| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(20));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for call in calls {
+            let done = call.await.map_err(|e| e.to_string());
+            assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1, "reads ran side by side");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_within_the_reader_limit_run_side_by_side() {
+        // Each read waits for the other: this finishes only if two run at once.
+        let (service, _dir) = service_with_readers(2);
+        let service = Arc::new(service);
+        let both = Arc::new(std::sync::Barrier::new(2));
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let (service, both) = (service.clone(), both.clone());
+                tokio::spawn(async move {
+                    let slot = service.admit()?;
+                    service
+                        .blocking(&slot, move |_| {
+                            both.wait();
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for call in calls {
+            let done = tokio::time::timeout(Duration::from_secs(10), call).await;
+            assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_that_gives_up_while_waiting_for_a_reader_reads_nothing() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (service, _dir) = service_with_readers(1);
+        let service = Arc::new(service);
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let slot = service.admit()?;
+                service
+                    .blocking(&slot, move |_| {
+                        let _ = released.recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        // The first read holds the only reader place once it has started.
+        while service.store_readers.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let read = Arc::new(AtomicBool::new(false));
+        let second = {
+            let (service, read) = (service.clone(), read.clone());
+            tokio::spawn(async move {
+                let slot = service.admit()?;
+                service
+                    .blocking(&slot, move |_| {
+                        read.store(true, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        let waiting = |n: usize| {
+            let metrics = service.config.metrics.render(None, None);
+            metrics.contains(&format!("tessera_store_reads_waiting {n}\n"))
+        };
+        while !waiting(1) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Its client goes away (a deadline, a cancel): the handler future is dropped.
+        second.abort();
+        assert!(second.await.is_err_and(|e| e.is_cancelled()));
+        assert!(waiting(0), "the waiting gauge kept a cancelled call");
+        let _ = release.send(());
+        let done = first.await.map_err(|e| e.to_string());
+        assert!(matches!(done, Ok(Ok(()))), "{done:?}");
+        assert_eq!(service.store_readers.available_permits(), 1);
+        assert!(
+            !read.load(Ordering::SeqCst),
+            "a call that gave up still read the store"
+        );
     }
 }

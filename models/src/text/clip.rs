@@ -24,6 +24,10 @@ use tokenizers::Tokenizer;
 /// Texts per forward pass.
 const MAX_BATCH: usize = 64;
 
+/// Where the text tower's config sits: `[full model type, tower model type, key in the full
+/// model's config]`.
+const TEXT_KEYS: [&str; 3] = ["clip", "clip_text_model", "text_config"];
+
 #[derive(Debug, Deserialize)]
 struct TextFields {
     hidden_size: usize,
@@ -53,6 +57,33 @@ fn default_eps() -> f64 {
 }
 fn legacy_eos() -> u32 {
     2
+}
+
+/// candle's config of the text tower `tower` describes, or why it is not supported.
+fn candle_config(tower: &TowerConfig<TextFields>) -> Result<ClipTextConfig, ModelError> {
+    let bad = |reason: String| tower.error(reason);
+    let fields = &tower.fields;
+    let projection_dim = tower
+        .projection_dim
+        .or(fields.projection_dim)
+        .ok_or_else(|| bad("projection_dim is missing".into()))?;
+    if fields.hidden_act != "quick_gelu" || (fields.layer_norm_eps - 1e-5).abs() > 1e-12 {
+        return Err(bad(format!(
+            "hidden_act {:?} with layer_norm_eps {} is not supported (quick_gelu, 1e-5 only)",
+            fields.hidden_act, fields.layer_norm_eps
+        )));
+    }
+    Ok(ClipTextConfig {
+        vocab_size: fields.vocab_size,
+        embed_dim: fields.hidden_size,
+        activation: Activation::QuickGelu,
+        intermediate_size: fields.intermediate_size,
+        max_position_embeddings: fields.max_position_embeddings,
+        pad_with: None,
+        num_hidden_layers: fields.num_hidden_layers,
+        num_attention_heads: fields.num_attention_heads,
+        projection_dim,
+    })
 }
 
 /// A loaded CLIP text encoder; its vectors are unit length, comparable with the same
@@ -85,34 +116,10 @@ impl std::fmt::Debug for ClipTextEncoder {
 impl ClipTextEncoder {
     /// Loads the text tower in `dir` (config.json, model.safetensors, tokenizer.json).
     pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Self, ModelError> {
-        let tower: TowerConfig<TextFields> = read_tower_config(
-            dir,
-            ["clip", "clip_text_model", "text_config"],
-            "CLIP text model",
-        )?;
-        let bad = |reason: String| tower.error(reason);
+        let tower: TowerConfig<TextFields> = read_tower_config(dir, TEXT_KEYS, "CLIP text model")?;
         let fields = &tower.fields;
-        let projection_dim = tower
-            .projection_dim
-            .or(fields.projection_dim)
-            .ok_or_else(|| bad("projection_dim is missing".into()))?;
-        if fields.hidden_act != "quick_gelu" || (fields.layer_norm_eps - 1e-5).abs() > 1e-12 {
-            return Err(bad(format!(
-                "hidden_act {:?} with layer_norm_eps {} is not supported (quick_gelu, 1e-5 only)",
-                fields.hidden_act, fields.layer_norm_eps
-            )));
-        }
-        let config = ClipTextConfig {
-            vocab_size: fields.vocab_size,
-            embed_dim: fields.hidden_size,
-            activation: Activation::QuickGelu,
-            intermediate_size: fields.intermediate_size,
-            max_position_embeddings: fields.max_position_embeddings,
-            pad_with: None,
-            num_hidden_layers: fields.num_hidden_layers,
-            num_attention_heads: fields.num_attention_heads,
-            projection_dim,
-        };
+        let config = candle_config(&tower)?;
+        let projection_dim = config.projection_dim;
         let tokenizer = load_tokenizer(
             &dir.join("tokenizer.json"),
             name,
@@ -235,6 +242,33 @@ impl TextEmbedder for ClipTextEncoder {
 mod tests {
     use super::*;
     use crate::tiny::{TinyClipSpec, write_tiny_clip};
+
+    #[test]
+    fn the_published_clip_vit_base_patch32_config_builds_its_text_tower()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let tower: TowerConfig<TextFields> = crate::tower_config::read_published(
+            "openai-clip-vit-base-patch32",
+            TEXT_KEYS,
+            "CLIP text model",
+        )?;
+        // This checkpoint predates the real end-of-text id in its config (2, not 49407).
+        assert_eq!(tower.fields.eos_token_id, 2);
+        let c = candle_config(&tower)?;
+        assert_eq!(
+            (c.vocab_size, c.embed_dim, c.intermediate_size),
+            (49408, 512, 2048)
+        );
+        assert_eq!(
+            (c.num_hidden_layers, c.num_attention_heads, c.projection_dim),
+            (12, 8, 512)
+        );
+        assert_eq!(c.max_position_embeddings, 77);
+        let vb = candle_nn::VarBuilder::zeros(DType::F32, &Device::Cpu);
+        let model = ClipTextTransformer::new(vb.pp("text_model"), &c)?;
+        let ids = Tensor::zeros((1, 77), DType::U32, &Device::Cpu)?;
+        assert_eq!(model.forward(&ids)?.dims(), &[1, 512]);
+        Ok(())
+    }
 
     #[test]
     fn padding_and_batching_do_not_change_a_prompt() -> Result<(), Box<dyn std::error::Error>> {

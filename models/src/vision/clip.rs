@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 /// Images per forward pass.
 const MAX_BATCH: usize = 16;
 
+/// Where the vision tower's config sits: `[full model type, tower model type, key in the full
+/// model's config]`.
+const VISION_KEYS: [&str; 3] = ["clip", "clip_vision_model", "vision_config"];
+
 /// The vision fields of a CLIP config.json, wherever they sit.
 #[derive(Debug, Deserialize)]
 struct VisionFields {
@@ -44,6 +48,39 @@ fn quick_gelu() -> String {
 }
 fn default_eps() -> f64 {
     1e-5
+}
+
+/// candle's config of the vision tower `tower` describes, or why it is not supported.
+fn candle_config(tower: &TowerConfig<VisionFields>) -> Result<ClipVisionConfig, ModelError> {
+    let bad = |reason: String| tower.error(reason);
+    let fields = &tower.fields;
+    let projection_dim = tower
+        .projection_dim
+        .or(fields.projection_dim)
+        .ok_or_else(|| bad("projection_dim is missing".into()))?;
+    if fields.hidden_act != "quick_gelu" {
+        return Err(bad(format!(
+            "hidden_act {:?} is not supported (quick_gelu only)",
+            fields.hidden_act
+        )));
+    }
+    if (fields.layer_norm_eps - 1e-5).abs() > 1e-12 {
+        return Err(bad(format!(
+            "layer_norm_eps {} is not supported (1e-5 only)",
+            fields.layer_norm_eps
+        )));
+    }
+    Ok(ClipVisionConfig {
+        embed_dim: fields.hidden_size,
+        activation: Activation::QuickGelu,
+        intermediate_size: fields.intermediate_size,
+        num_hidden_layers: fields.num_hidden_layers,
+        num_attention_heads: fields.num_attention_heads,
+        projection_dim,
+        num_channels: fields.num_channels,
+        image_size: fields.image_size,
+        patch_size: fields.patch_size,
+    })
 }
 
 /// A loaded CLIP image encoder.
@@ -73,40 +110,11 @@ impl std::fmt::Debug for ClipVisionEncoder {
 impl ClipVisionEncoder {
     /// Loads the encoder in `dir` (config.json, model.safetensors, preprocessor_config.json).
     pub fn load(dir: &Path, name: &str, device: &Device) -> Result<Self, ModelError> {
-        let tower: TowerConfig<VisionFields> = read_tower_config(
-            dir,
-            ["clip", "clip_vision_model", "vision_config"],
-            "image model",
-        )?;
-        let bad = |reason: String| tower.error(reason);
+        let tower: TowerConfig<VisionFields> = read_tower_config(dir, VISION_KEYS, "image model")?;
         let fields = &tower.fields;
-        let projection_dim = tower.projection_dim.or(fields.projection_dim);
+        let config = candle_config(&tower)?;
+        let projection_dim = config.projection_dim;
         let prefix = "vision_model";
-        let projection_dim =
-            projection_dim.ok_or_else(|| bad("projection_dim is missing".into()))?;
-        if fields.hidden_act != "quick_gelu" {
-            return Err(bad(format!(
-                "hidden_act {:?} is not supported (quick_gelu only)",
-                fields.hidden_act
-            )));
-        }
-        if (fields.layer_norm_eps - 1e-5).abs() > 1e-12 {
-            return Err(bad(format!(
-                "layer_norm_eps {} is not supported (1e-5 only)",
-                fields.layer_norm_eps
-            )));
-        }
-        let config = ClipVisionConfig {
-            embed_dim: fields.hidden_size,
-            activation: Activation::QuickGelu,
-            intermediate_size: fields.intermediate_size,
-            num_hidden_layers: fields.num_hidden_layers,
-            num_attention_heads: fields.num_attention_heads,
-            projection_dim,
-            num_channels: fields.num_channels,
-            image_size: fields.image_size,
-            patch_size: fields.patch_size,
-        };
         let preprocess = ClipPreprocess::read(&dir.join("preprocessor_config.json"))?;
         if preprocess.output_size() != Some((fields.image_size as u32, fields.image_size as u32)) {
             return Err(ModelError::Config {
@@ -217,6 +225,30 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(diff < 1e-5, "batch invariance: max abs diff {diff}");
+        Ok(())
+    }
+
+    #[test]
+    fn the_published_clip_vit_base_patch32_config_builds_its_vision_tower()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let tower: TowerConfig<VisionFields> = crate::tower_config::read_published(
+            "openai-clip-vit-base-patch32",
+            VISION_KEYS,
+            "image model",
+        )?;
+        assert!(!tower.tiny);
+        let c = candle_config(&tower)?;
+        assert_eq!(
+            (c.embed_dim, c.intermediate_size, c.num_hidden_layers),
+            (768, 3072, 12)
+        );
+        assert_eq!((c.num_attention_heads, c.projection_dim), (12, 512));
+        assert_eq!((c.num_channels, c.image_size, c.patch_size), (3, 224, 32));
+        // Every weight the config implies has a consistent shape (zeros stand in for them).
+        let vb = candle_nn::VarBuilder::zeros(DType::F32, &Device::Cpu);
+        let model = ClipVisionTransformer::new(vb.pp("vision_model"), &c)?;
+        let pixels = Tensor::zeros((1, 3, 224, 224), DType::F32, &Device::Cpu)?;
+        assert_eq!(model.forward(&pixels)?.dims(), &[1, 768]);
         Ok(())
     }
 
