@@ -1,7 +1,7 @@
 //! The ranker API over a real socket against the real `tessera serve`: Search (by vector, by a
 //! stored title, by text, with filters and paging), ScanEntities (every title once, resumable),
 //! bearer tokens, the change feed, and the status codes of bad requests; TLS, config files and
-//! size limits in `grpc_api_settings.rs`; packed vectors in `grpc_api_packed.rs`.
+//! size and store-reader limits in `grpc_api_settings.rs`; packed vectors in `grpc_api_packed.rs`.
 
 mod common;
 #[path = "grpc_api_packed.rs"]

@@ -1,5 +1,5 @@
 //! The API server's production settings through the real binary: mutual TLS, a config file
-//! with flags and the environment over it, and the response size limit.
+//! with flags and the environment over it, the response size limit and the store reader limit.
 
 use super::*;
 
@@ -199,5 +199,53 @@ fn responses_stay_under_the_size_limit() -> TestResult {
         );
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
+    Ok(())
+}
+
+#[test]
+fn one_store_reader_serves_many_concurrent_calls_in_turn() -> TestResult {
+    let (_tmp, data, _model) = ingested();
+    let titles = catalog::read_jsonl(&example_catalog())?;
+    let server = serve_with(
+        &data,
+        &["--store-readers", "1", "--metrics-listen", "127.0.0.1:0"],
+    );
+    let runtime = tokio::runtime::Runtime::new()?;
+    let found = runtime.block_on(async {
+        let client = EntitiesClient::connect(format!("http://{}", server.addr)).await?;
+        let calls: Vec<_> = (0..24)
+            .map(|i| {
+                let mut client = client.clone();
+                let id = titles[i % titles.len()].id.clone();
+                tokio::spawn(async move {
+                    let response = client
+                        .get_entities(GetEntitiesRequest {
+                            ids: vec![id],
+                            vector_names: vec![],
+                            min_tag_confidence: 0.0,
+                            packed_vectors: false,
+                        })
+                        .await?;
+                    Ok::<bool, tonic::Status>(response.get_ref().results[0].found)
+                })
+            })
+            .collect();
+        let mut found = 0;
+        for call in calls {
+            found += usize::from(call.await??);
+        }
+        Ok::<usize, Box<dyn std::error::Error>>(found)
+    })?;
+    assert_eq!(found, 24, "every call waited its turn and was answered");
+    let metrics = scrape(server.metrics.as_deref().ok_or("no metrics endpoint")?);
+    for line in [
+        "tessera_store_reads_waiting 0",
+        "tessera_store_read_duration_seconds_count 24",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
     Ok(())
 }
