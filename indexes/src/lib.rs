@@ -407,4 +407,10 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
     fn shared(&self) -> bool {
         false
     }
+    /// How many reads are worth running at once: the embedded store's reads are CPU work, so
+    /// one per core (more only time-slice the cores); a server store's are mostly waiting on
+    /// the network and override this.
+    fn parallel_reads(&self) -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }

@@ -145,7 +145,8 @@ pub enum BenchCommand {
         /// of repeated floats.
         #[arg(long)]
         packed: bool,
-        /// Store reads the server runs at once (`serve --store-readers`); 0: one per core.
+        /// Store reads the server runs at once (`serve --store-readers`); 0: the store's choice
+        /// (one per core for the embedded store).
         #[arg(long, default_value_t = 0)]
         store_readers: usize,
     },

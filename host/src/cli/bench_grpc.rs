@@ -188,10 +188,7 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
     let max_streams = settings.streams.iter().copied().max().unwrap_or(1);
     let config = ServeConfig {
         max_in_flight: max_streams * 2,
-        store_readers: match settings.store_readers {
-            0 => grpc::default_store_readers(),
-            n => n,
-        },
+        store_readers: settings.store_readers,
         ..ServeConfig::default()
     };
 

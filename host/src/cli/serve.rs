@@ -88,7 +88,8 @@ pub struct LimitArgs {
     /// Most calls handled at once; more are answered RESOURCE_EXHAUSTED.
     #[arg(long, env = "TESSERA_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
-    /// Store reads run at once; calls beyond wait their turn (0: one per core).
+    /// Store reads run at once; calls beyond wait their turn (0: one per core for the embedded
+    /// store, 64 for a Qdrant server, whose reads mostly wait on the network).
     #[arg(long, env = "TESSERA_STORE_READERS", default_value_t = 0)]
     pub store_readers: usize,
     /// Largest request message, in bytes.
@@ -110,10 +111,7 @@ impl LimitArgs {
             max_ids_per_call: self.max_ids_per_call.max(1),
             max_search_limit: self.max_search_limit.max(1),
             max_in_flight: self.max_in_flight.max(1),
-            store_readers: match self.store_readers {
-                0 => grpc::default_store_readers(),
-                n => n,
-            },
+            store_readers: self.store_readers,
             max_request_bytes: self.max_request_bytes,
             max_response_bytes: self.max_response_bytes.max(1024),
             call_timeout: Duration::from_secs(self.call_timeout_secs.max(1)),

@@ -254,6 +254,8 @@ pub async fn serve_metrics(
             let response = if head.starts_with(b"GET /metrics ")
                 || head.starts_with(b"GET /metrics?")
             {
+                // A count, not a read of titles, and not behind the API's store reader limit:
+                // a scrape answers even while readers are all busy.
                 let titles = tokio::task::spawn_blocking(move || store.count().ok())
                     .await
                     .ok()

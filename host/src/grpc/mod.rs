@@ -57,8 +57,8 @@ pub struct ServeConfig {
     /// Most Entities calls handled at once; further calls get RESOURCE_EXHAUSTED.
     pub max_in_flight: usize,
     /// Most store reads running at once (each on its own blocking thread); admitted calls beyond
-    /// it wait their turn. Store reads are CPU work: more of them than cores only time-slice the
-    /// cores, which delays every read and thrashes caches, instead of finishing reads in order.
+    /// it wait their turn. 0: the store's own choice ([`EntityStore::parallel_reads`]: one per
+    /// core for the embedded store, whose reads are CPU work that more threads only time-slice).
     pub store_readers: usize,
     /// Most followed `WatchEntities` streams open at once (they are long-lived, so they have
     /// their own limit instead of holding call slots).
@@ -88,7 +88,7 @@ impl Default for ServeConfig {
             max_ids_per_call: 1000,
             max_search_limit: 1000,
             max_in_flight: 256,
-            store_readers: default_store_readers(),
+            store_readers: 0,
             max_watchers: 64,
             max_request_bytes: 4 << 20,
             max_response_bytes: 64 << 20,
@@ -100,11 +100,6 @@ impl Default for ServeConfig {
             health_probe: Duration::from_secs(5),
         }
     }
-}
-
-/// One store reader per core.
-pub fn default_store_readers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Health names of the parts readiness checks, beside the API's own `tessera.v1.Entities`
@@ -191,6 +186,8 @@ async fn probe_readiness(
             _ = stopping.wait_for(|stop| *stop) => return,
         }
         let store = store.clone();
+        // Not behind the store reader limit: queued behind a busy server's reads, the probe
+        // would time out and report a healthy store as failing.
         let store_check = move || store.count().map(|_| ()).map_err(|e| e.to_string());
         let model_check = async {
             match &text_model {

@@ -40,9 +40,14 @@ impl EntitiesService {
         config: ServeConfig,
         stopping: watch::Receiver<bool>,
     ) -> Self {
-        let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-        let store_readers = Arc::new(Semaphore::new(config.store_readers.max(1)));
-        let watchers = Arc::new(Semaphore::new(config.max_watchers.max(1)));
+        // Limits come from flags: clamped, since a semaphore refuses more than MAX_PERMITS.
+        let permits = |n: usize| Arc::new(Semaphore::new(n.clamp(1, Semaphore::MAX_PERMITS)));
+        let in_flight = permits(config.max_in_flight);
+        let store_readers = permits(match config.store_readers {
+            0 => store.parallel_reads(),
+            n => n,
+        });
+        let watchers = permits(config.max_watchers);
         EntitiesService {
             store,
             config,
@@ -97,11 +102,18 @@ impl EntitiesService {
         let store = self.store.clone();
         let metrics = self.config.metrics.clone();
         let slot = slot.clone();
-        let reader = {
-            let _waiting = self.config.metrics.store_waiting();
-            self.store_readers.clone().acquire_owned().await
-        }
-        .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        let reader = match self.store_readers.clone().try_acquire_owned() {
+            Ok(reader) => reader,
+            Err(_) => {
+                let _waiting = self.config.metrics.store_waiting();
+                self.store_readers
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    // Never closed: reads still running when the server stops are drained.
+                    .map_err(|_| Status::internal("the store reader limit was closed"))?
+            }
+        };
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let _reader = reader;
@@ -396,14 +408,15 @@ impl Entities for EntitiesService {
                 let budget = service.config.max_response_bytes;
                 loop {
                     let from = cursor.clone();
-                    let page = service
-                        .blocking(&slot, move |s| {
+                    let page = out
+                        .unless_closed(service.blocking(&slot, move |s| {
                             s.scan(from.as_deref(), page_size, with_vectors)
-                        })
+                        }))
                         .await;
                     let page = match page {
-                        Ok(page) => page,
-                        Err(status) => {
+                        None => return,
+                        Some(Ok(page)) => page,
+                        Some(Err(status)) => {
                             out.send(Err(status)).await;
                             return;
                         }
@@ -488,12 +501,13 @@ impl Entities for EntitiesService {
             tokio::spawn(async move {
                 let mut after = request.after_seq;
                 loop {
-                    let changes = match service
-                        .blocking(&slot, move |s| s.changes(after, page))
+                    let changes = match out
+                        .unless_closed(service.blocking(&slot, move |s| s.changes(after, page)))
                         .await
                     {
-                        Ok(changes) => changes,
-                        Err(status) => {
+                        None => return,
+                        Some(Ok(changes)) => changes,
+                        Some(Err(status)) => {
                             out.send(Err(status)).await;
                             return;
                         }
@@ -624,28 +638,43 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_within_the_reader_limit_run_side_by_side() {
-        // Each read waits for the other: this finishes only if two run at once.
+        use std::sync::mpsc::channel;
+        // Each read tells the other it has started and waits (a bounded time) to hear the same:
+        // both hear it only if the two run at once.
         let (service, _dir) = service_with_readers(2);
         let service = Arc::new(service);
-        let both = Arc::new(std::sync::Barrier::new(2));
-        let calls: Vec<_> = (0..2)
-            .map(|_| {
-                let (service, both) = (service.clone(), both.clone());
+        let (to_b, from_a) = channel::<()>();
+        let (to_a, from_b) = channel::<()>();
+        let calls: Vec<_> = [(to_b, from_b), (to_a, from_a)]
+            .into_iter()
+            .map(|(tell, hear)| {
+                let service = service.clone();
                 tokio::spawn(async move {
                     let slot = service.admit()?;
                     service
                         .blocking(&slot, move |_| {
-                            both.wait();
-                            Ok(())
+                            let _ = tell.send(());
+                            Ok(hear.recv_timeout(Duration::from_secs(5)).is_ok())
                         })
                         .await
                 })
             })
             .collect();
         for call in calls {
-            let done = tokio::time::timeout(Duration::from_secs(10), call).await;
-            assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
+            let met = call.await.map_err(|e| e.to_string());
+            assert!(matches!(met, Ok(Ok(true))), "{met:?}");
         }
+    }
+
+    /// Waits for `condition`, failing the test after 10 s instead of hanging it.
+    async fn until(what: &str, condition: impl Fn() -> bool) {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while !condition() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "gave up waiting for {what}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -667,9 +696,10 @@ mod tests {
             })
         };
         // The first read holds the only reader place once it has started.
-        while service.store_readers.available_permits() > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until("the first read to start", || {
+            service.store_readers.available_permits() == 0
+        })
+        .await;
         let read = Arc::new(AtomicBool::new(false));
         let second = {
             let (service, read) = (service.clone(), read.clone());
@@ -687,9 +717,7 @@ mod tests {
             let metrics = service.config.metrics.render(None, None);
             metrics.contains(&format!("tessera_store_reads_waiting {n}\n"))
         };
-        while !waiting(1) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until("the second call to wait", || waiting(1)).await;
         // Its client goes away (a deadline, a cancel): the handler future is dropped.
         second.abort();
         assert!(second.await.is_err_and(|e| e.is_cancelled()));

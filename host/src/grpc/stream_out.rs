@@ -57,6 +57,15 @@ impl<T: Send + 'static> StreamOut<T> {
         self.tx.closed().await
     }
 
+    /// `work`'s output, or `None` when the client goes away first: a producer waiting for a
+    /// store reader stops waiting (and reads nothing) once nobody will read what it makes.
+    pub(super) async fn unless_closed<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        tokio::select! {
+            done = work => Some(done),
+            () = self.closed() => None,
+        }
+    }
+
     pub(super) fn end_with(&self, status: Status) {
         *self.ending.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
     }
@@ -79,5 +88,25 @@ impl<T: Send + 'static> StreamOut<T> {
         };
         self.end_with(Status::unavailable(ending));
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_waiting_for_a_gone_client_is_abandoned() {
+        let (_stop, stopping) = watch::channel(false);
+        let (out, stream) = StreamOut::<u32>::new(stopping);
+        assert_eq!(out.unless_closed(async { 7 }).await, Some(7));
+        drop(stream);
+        // Work that would never finish (a read waiting for a reader place) ends with the client.
+        let waited = tokio::time::timeout(
+            Duration::from_secs(10),
+            out.unless_closed(std::future::pending::<u32>()),
+        )
+        .await;
+        assert_eq!(waited, Ok(None));
     }
 }

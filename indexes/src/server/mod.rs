@@ -552,6 +552,12 @@ impl EntityStore for ServerStore {
     fn shared(&self) -> bool {
         true
     }
+
+    /// The server does the work; here a read is a thread waiting on the network (retries
+    /// included), so many may wait at once. Still bounded: each holds a blocking thread.
+    fn parallel_reads(&self) -> usize {
+        64
+    }
 }
 
 #[cfg(test)]
