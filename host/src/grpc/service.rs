@@ -138,8 +138,10 @@ impl EntitiesService {
             Query::Tokens(t) => Ok(QueryVector::Multi(t.clone())),
             Query::Entity(id) => {
                 let ids = vec![id.clone()];
+                // Only the vector searched on is read, not the title's other (maybe large) ones.
+                let names = vec![params.vector_name.clone()];
                 let entity = self
-                    .blocking(slot, move |s| s.get(&ids))
+                    .blocking(slot, move |s| s.get_selected(&ids, Some(&names)))
                     .await?
                     .into_iter()
                     .next()
