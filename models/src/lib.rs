@@ -27,6 +27,7 @@
 //! - [`tiny`]: writes deterministic tiny random-weight models in the same HF format, for tests and
 //!   offline demos.
 //! - [`preprocess`]: pure functions (tokenizing, pooling) kept apart from the network.
+//! - `cpu_ops` (crate-private): element-wise CPU ops the encoders share (a fast exact GELU).
 //! - [`packed_linear`]: on CPUs with AVX-512, linear layers whose weights are packed once at load
 //!   for an AVX-512 kernel (BERT's and Whisper's projections use it; candle's matmul elsewhere).
 //!
@@ -35,6 +36,7 @@
 
 pub mod audio;
 pub mod batching;
+mod cpu_ops;
 mod device;
 mod error;
 pub mod hub;

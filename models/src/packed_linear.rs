@@ -15,6 +15,7 @@
 //! Where AVX-512 is missing, or the tensor is not an f32 one on the CPU, [`PackedLinear::new`]
 //! gives `None` and the caller keeps candle's layer.
 
+use crate::cpu_ops::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -203,29 +204,6 @@ impl PackedLinear {
             }
         }
     }
-}
-
-/// The f32 values of a contiguous CPU tensor, for custom ops; `op` names the op in the error.
-pub(crate) fn contiguous_f32<'a>(
-    op: &str,
-    storage: &'a CpuStorage,
-    layout: &Layout,
-) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!(
-            "{op} takes f32 tensors, got {:?} of shape {:?}",
-            candle_core::backend::BackendStorage::dtype(storage),
-            layout.dims()
-        );
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!(
-            "{op} takes a contiguous tensor, got shape {:?} with strides {:?}",
-            layout.dims(),
-            layout.stride()
-        );
-    };
-    Ok(&data[start..end])
 }
 
 /// Rows `x` (`k` wide), MR at a time, input-major (`[tiles][k][MR]`), zero past the last row:

@@ -6,9 +6,9 @@
 
 use super::{AudioEmbedder, WindowFeatures};
 use crate::ModelError;
+use crate::cpu_ops::gelu_erf;
 use crate::packed_linear::Projection;
 use crate::preprocess::mel::LogMel;
-use crate::text::bert::gelu_erf;
 use crate::text::read_model_config;
 use crate::weights::Checkpoint;
 use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
@@ -284,8 +284,8 @@ impl WhisperAudioEncoder {
     /// Runs the encoder on `batch × n_mels × frames` features: `batch × positions × d_model`.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor, ModelError> {
         let run = || -> candle_core::Result<Tensor> {
-            let x = self.conv1.forward(features)?.gelu_erf()?;
-            let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
+            let x = gelu_erf(&self.conv1.forward(features)?)?;
+            let x = gelu_erf(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
             let mut x = x.broadcast_add(&self.positions)?;
             for layer in &self.layers {
                 x = layer.forward(&x, self.config.encoder_attention_heads)?;
