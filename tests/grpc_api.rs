@@ -374,6 +374,10 @@ fn bearer_tokens_and_request_limits() -> TestResult {
         "tessera_grpc_unauthenticated_total 2",
         "tessera_grpc_request_duration_seconds_count{method=\"GetEntities\"} 2",
         "tessera_grpc_in_flight 0",
+        // tt-0001 was read once from the store, then answered from memory.
+        "tessera_entity_cache_lookups_total{result=\"miss\"} 1",
+        "tessera_entity_cache_lookups_total{result=\"hit\"} 1",
+        "tessera_entity_cache_titles 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

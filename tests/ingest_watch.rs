@@ -530,15 +530,48 @@ fn a_watch_with_serve_answers_rankers_as_titles_are_stored() -> TestResult {
             .hits;
         assert_eq!(hits.len(), 2);
         assert_eq!(hits[0].id, "second");
+
+        // A title the server has answered before (so its entity cache holds it) is answered as
+        // rewritten once the rewrite is in the feed, not as it was.
+        let updated = |response: tessera::grpc::proto::GetEntitiesResponse| {
+            response.results[0]
+                .entity
+                .as_ref()
+                .map(|e| e.updated_unix_ms)
+                .ok_or("first not found")
+        };
+        let before = updated(client.get_entities(get(&["first"])).await?.into_inner())?;
+        assert_eq!(
+            updated(client.get_entities(get(&["first"])).await?.into_inner())?,
+            before
+        );
+        replace(
+            &catalog,
+            &(line("first", "ok", "edited") + &line("second", "ok", "")),
+        )?;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(60), feed.message())
+                .await
+                .map_err(|_| "no change for the edited `first` within 60 s")??
+                .ok_or("the followed feed ended")?;
+            if message.changes.iter().any(|c| c.id == "first") {
+                break;
+            }
+        }
+        let after = updated(client.get_entities(get(&["first"])).await?.into_inner())?;
+        assert!(
+            after > before,
+            "the edited title was answered from a stale copy (updated {after} ms, before {before} ms)"
+        );
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
 
     watch.stop(&lines)?;
-    // The metrics file counts the whole session's titles.
+    // The metrics file counts the whole session's titles: two, and the edited one again.
     let prom = std::fs::read_to_string(&metrics)?;
     assert!(
         prom.lines()
-            .any(|l| l.starts_with("tessera_ingest_titles_done{") && l.ends_with(" 2")),
+            .any(|l| l.starts_with("tessera_ingest_titles_done{") && l.ends_with(" 3")),
         "{prom}"
     );
 

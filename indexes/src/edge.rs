@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const SHARD_DIR: &str = "shard";
 const LOCK_FILE: &str = "tessera.lock";
@@ -84,6 +85,10 @@ pub struct EdgeStore {
     /// could see change n+1 before n, or a title's newer number in an older page, and skip
     /// changes for good.
     last_change: RwLock<u64>,
+    /// The last change number whose write has finished (or failed): what
+    /// [`EntityStore::last_change`] answers without waiting for a write in progress, so readers
+    /// that only compare numbers (the entity cache, on every gRPC read) never stall behind one.
+    completed: AtomicU64,
     // Held for the store's lifetime; dropping it releases the directory.
     _lock: File,
 }
@@ -192,6 +197,7 @@ impl EdgeStore {
                     schema,
                     shard,
                     last_change: RwLock::new(0),
+                    completed: AtomicU64::new(0),
                     _lock: lock,
                 })
             }
@@ -238,10 +244,36 @@ impl EdgeStore {
             schema,
             shard,
             last_change: RwLock::new(last),
+            completed: AtomicU64::new(last),
             _lock: lock,
         };
         store.number_unrecorded_titles()?;
         Ok(store)
+    }
+
+    /// The body of [`EntityStore::upsert`], under the writer lock whose guarded number `last`
+    /// it advances.
+    fn write_numbered(&self, entities: &[Entity], last: &mut u64) -> Result<(), IndexError> {
+        let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
+        let previous = self.get(&ids)?;
+        // Numbers are spent even if the write fails: the engine may have logged it, and a gap
+        // in the feed is harmless where a reused number is not.
+        let changed = change::number_changes(entities, &previous, |count| {
+            let first = *last + 1;
+            *last += count as u64;
+            Ok(first)
+        })?;
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let points = changed
+            .iter()
+            .map(|(entity, change)| entity_to_point(entity, change))
+            .collect();
+        let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+            PointInsertOperations::PointsList(points),
+        ));
+        self.shard.update(operation).map_err(engine)
     }
 
     /// Gives titles stored before changes were recorded a change number ("created"), so the
@@ -286,6 +318,7 @@ impl EdgeStore {
                 ))
                 .map_err(engine)?;
         }
+        self.completed.store(*last, Ordering::Release);
         if numbered > 0 {
             tracing::info!(
                 titles = numbered,
@@ -338,26 +371,9 @@ impl EntityStore for EdgeStore {
             .last_change
             .write()
             .map_err(|_| IndexError::poisoned())?;
-        let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
-        let previous = self.get(&ids)?;
-        // Numbers are spent even if the write fails: the engine may have logged it, and a gap
-        // in the feed is harmless where a reused number is not.
-        let changed = change::number_changes(entities, &previous, |count| {
-            let first = *last + 1;
-            *last += count as u64;
-            Ok(first)
-        })?;
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let points = changed
-            .iter()
-            .map(|(entity, change)| entity_to_point(entity, change))
-            .collect();
-        let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-            PointInsertOperations::PointsList(points),
-        ));
-        self.shard.update(operation).map_err(engine)
+        let written = self.write_numbered(entities, &mut last);
+        self.completed.store(*last, Ordering::Release);
+        written
     }
 
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError> {
@@ -372,10 +388,7 @@ impl EntityStore for EdgeStore {
     }
 
     fn last_change(&self) -> Result<u64, IndexError> {
-        Ok(*self
-            .last_change
-            .read()
-            .map_err(|_| IndexError::poisoned())?)
+        Ok(self.completed.load(Ordering::Acquire))
     }
 
     fn get_selected(

@@ -3,6 +3,8 @@
 //! Main types:
 //! - [`EntityStore`]: the storage interface the host writes to and the gRPC API reads from.
 //! - [`EdgeStore`]: its embedded implementation on qdrant-edge — a directory on disk, no server.
+//! - [`CachedReads`]: a bounded cache of titles in front of a store only this process writes,
+//!   kept current by the store's change feed (the gRPC API reads through it).
 //! - [`Entity`], [`Tag`], [`Schema`]: what is stored per title: named dense vectors and
 //!   multivectors, tags with provenance, its semantic ID ([`StoredSid`]), which plugin versions
 //!   and runs wrote it ([`Output`]) and the title's catalog facts.
@@ -16,6 +18,7 @@
 //!
 //! What this crate must not do: run models or plugins, or know about gRPC; it stores and reads.
 
+mod cache;
 mod change;
 mod convert;
 mod edge;
@@ -31,6 +34,7 @@ mod server;
 pub mod sid;
 pub mod sid_store;
 
+pub use cache::{CacheStats, CachedReads};
 pub use change::Change;
 pub use edge::EdgeStore;
 pub use error::IndexError;
@@ -325,7 +329,8 @@ pub trait EntityStore: Send + Sync + std::fmt::Debug {
     /// for the whole feed).
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<Change>, IndexError>;
     /// The highest change number recorded (0 for an empty store): where a feed reader that only
-    /// wants what comes next starts.
+    /// wants what comes next starts. The embedded store answers with its last finished write,
+    /// without waiting for one in progress.
     fn last_change(&self) -> Result<u64, IndexError>;
     /// Reads entities by id, in order; `None` for ids the store does not hold.
     fn get(&self, ids: &[String]) -> Result<Vec<Option<Entity>>, IndexError> {

@@ -149,6 +149,10 @@ pub enum BenchCommand {
         /// (one per core for the embedded store).
         #[arg(long, default_value_t = 0)]
         store_readers: usize,
+        /// The server's entity cache in MiB (`serve --entity-cache-mb`); 0: none, every title
+        /// read from the store.
+        #[arg(long, default_value_t = tessera::grpc::DEFAULT_ENTITY_CACHE_MB)]
+        entity_cache_mb: usize,
     },
     /// Semantic IDs on synthetic clustered vectors: codebook training time, assignment
     /// titles/s (batch and one at a time), quality figures.
@@ -215,6 +219,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             optimize,
             packed,
             store_readers,
+            entity_cache_mb,
         } => super::bench_grpc::run(super::bench_grpc::GrpcBench {
             titles,
             dim,
@@ -224,6 +229,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             optimize,
             packed,
             store_readers,
+            entity_cache_mb,
         }),
         BenchCommand::Sid { titles, dim, shape } => super::sid::bench(titles, dim, shape.config()),
     }

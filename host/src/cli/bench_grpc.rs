@@ -2,6 +2,9 @@
 //! local socket, and drives `GetEntities` from many concurrent client streams (one connection
 //! each, as separate ranker replicas would), reporting throughput and latency percentiles; runs
 //! the same reads against the store in-process for the overhead ratio; then `Search` latency.
+//! The server runs with `serve`'s entity cache unless `--entity-cache-mb 0` says otherwise, and
+//! the ids repeat, so after the warm-up most titles come from memory: the ratio then compares
+//! serving from the cache with reading the store, and each run prints the cache's share.
 //! Client and server share the machine, so on a small machine the client's own work (encoding,
 //! decoding) is part of what is measured.
 
@@ -36,6 +39,8 @@ pub struct GrpcBench {
     pub packed: bool,
     /// Store reads the server runs at once; 0: one per core.
     pub store_readers: usize,
+    /// The server's entity cache, in MiB (0: none).
+    pub entity_cache_mb: usize,
 }
 
 /// Calls made and their latencies, after the warm-up.
@@ -189,8 +194,10 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
     let config = ServeConfig {
         max_in_flight: max_streams * 2,
         store_readers: settings.store_readers,
+        entity_cache_bytes: settings.entity_cache_mb.saturating_mul(1 << 20),
         ..ServeConfig::default()
     };
+    let metrics = config.metrics.clone();
 
     // Server and clients on separate runtimes, as they would be in separate processes.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -214,6 +221,7 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
     );
     for &streams in &settings.streams {
         let inproc = direct(&store, &settings, streams)?;
+        let cache_before = metrics.entity_cache_stats();
         let (titles, ids, dim, packed) =
             (settings.titles, settings.ids, settings.dim, settings.packed);
         let served = client_rt.block_on(over_grpc(
@@ -258,6 +266,20 @@ pub fn run(settings: GrpcBench) -> anyhow::Result<ExitCode> {
             latencies(inproc.times.clone()),
             served.rate() / inproc.rate()
         );
+        match (cache_before, metrics.entity_cache_stats()) {
+            (Some(before), Some(after)) => {
+                let hits = after.hits - before.hits;
+                let lookups = hits + after.misses - before.misses;
+                println!(
+                    "  entity cache: {:.1}% of the run's {lookups} titles from memory (warm-up included); holds {} titles, {:.0} MiB of {:.0}",
+                    100.0 * hits as f64 / lookups.max(1) as f64,
+                    after.entries,
+                    after.bytes as f64 / f64::from(1 << 20),
+                    after.budget as f64 / f64::from(1 << 20),
+                );
+            }
+            _ => println!("  entity cache: off"),
+        }
     }
 
     let streams = settings.streams[0];

@@ -92,6 +92,10 @@ pub struct LimitArgs {
     /// store, 64 for a Qdrant server, whose reads mostly wait on the network).
     #[arg(long, env = "TESSERA_STORE_READERS", default_value_t = 0)]
     pub store_readers: usize,
+    /// MiB of titles kept in memory between GetEntities calls, kept current by the store's
+    /// change feed (0: none; never used for a Qdrant server, which other processes may write).
+    #[arg(long, env = "TESSERA_ENTITY_CACHE_MB", default_value_t = tessera::grpc::DEFAULT_ENTITY_CACHE_MB)]
+    pub entity_cache_mb: usize,
     /// Largest request message, in bytes.
     #[arg(long, env = "TESSERA_MAX_REQUEST_BYTES", default_value_t = 4 << 20)]
     pub max_request_bytes: usize,
@@ -112,6 +116,7 @@ impl LimitArgs {
             max_search_limit: self.max_search_limit.max(1),
             max_in_flight: self.max_in_flight.max(1),
             store_readers: self.store_readers,
+            entity_cache_bytes: self.entity_cache_mb.saturating_mul(1 << 20),
             max_request_bytes: self.max_request_bytes,
             max_response_bytes: self.max_response_bytes.max(1024),
             call_timeout: Duration::from_secs(self.call_timeout_secs.max(1)),

@@ -137,14 +137,14 @@ pub(crate) fn sid_codes(field: &str, codes: &[u32]) -> Result<Vec<u16>, Status> 
 }
 
 /// `values` as a proto vector: repeated floats, or little-endian bytes when `packed`.
-pub(crate) fn vector_to_proto(values: Vec<f32>, packed: bool) -> proto::Vector {
+pub(crate) fn vector_to_proto(values: &[f32], packed: bool) -> proto::Vector {
     if packed {
         // Filled in place, four bytes per float: a loop the compiler turns into wide copies,
         // where pushing each float's bytes onto a growing Vec checked capacity every time
         // (a tenth of the server's time at 16 streams, BENCHMARKS.md).
         let mut packed = vec![0u8; values.len() * 4];
         let (chunks, _) = packed.as_chunks_mut::<4>();
-        for (bytes, v) in chunks.iter_mut().zip(&values) {
+        for (bytes, v) in chunks.iter_mut().zip(values) {
             *bytes = v.to_le_bytes();
         }
         proto::Vector {
@@ -153,7 +153,7 @@ pub(crate) fn vector_to_proto(values: Vec<f32>, packed: bool) -> proto::Vector {
         }
     } else {
         proto::Vector {
-            values,
+            values: values.to_vec(),
             packed: Vec::new(),
         }
     }
@@ -187,72 +187,79 @@ pub(crate) fn vector_from_proto(
     }
 }
 
-pub(crate) fn entity_to_proto(entity: Entity, query: &GetQuery) -> proto::Entity {
+/// The proto of a stored title, as `query` asks for it. From a reference: the title may be a
+/// copy the entity cache shares between calls.
+pub(crate) fn entity_to_proto(entity: &Entity, query: &GetQuery) -> proto::Entity {
+    let wanted = |name: &String| query.vector_names.is_empty() || query.vector_names.contains(name);
     let vectors = entity
         .vectors
-        .into_iter()
-        .filter(|(name, _)| query.vector_names.is_empty() || query.vector_names.contains(name))
-        .map(|(name, values)| (name, vector_to_proto(values, query.packed)))
+        .iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, values)| (name.clone(), vector_to_proto(values, query.packed)))
         .collect();
     let multivectors = entity
         .multivectors
-        .into_iter()
-        .filter(|(name, _)| query.vector_names.is_empty() || query.vector_names.contains(name))
+        .iter()
+        .filter(|(name, _)| wanted(name))
         .map(|(name, tokens)| {
             let tokens = tokens
-                .into_iter()
+                .iter()
                 .map(|values| vector_to_proto(values, query.packed))
                 .collect();
-            (name, proto::MultiVector { tokens })
+            (name.clone(), proto::MultiVector { tokens })
         })
         .collect();
     let tags = entity
         .tags
-        .into_iter()
+        .iter()
         .filter(|t| t.confidence >= query.min_tag_confidence)
         .map(|t| proto::Tag {
-            name: t.name,
-            value: t.value,
+            name: t.name.clone(),
+            value: t.value.clone(),
             confidence: t.confidence,
-            plugin: t.plugin,
-            plugin_version: t.plugin_version,
+            plugin: t.plugin.clone(),
+            plugin_version: t.plugin_version.clone(),
             span: t.span.map(|(start, end)| proto::TimeSpan { start, end }),
-            evidence: t.evidence,
-            run: t.run,
-            models: t.models,
+            evidence: t.evidence.clone(),
+            run: t.run.clone(),
+            models: t.models.clone(),
         })
         .collect();
     proto::Entity {
-        id: entity.id,
-        name: entity.name,
+        id: entity.id.clone(),
+        name: entity.name.clone(),
         vectors,
         tags,
         year: entity.year.map(u32::from).unwrap_or(0),
-        language: entity.language,
+        language: entity.language.clone(),
         semantic_id: entity
             .semantic_id
             .as_ref()
             .map(|s| s.id.0.iter().map(|&c| u32::from(c)).collect())
             .unwrap_or_default(),
-        semantic_id_codebook: entity.semantic_id.map(|s| s.codebook).unwrap_or_default(),
+        semantic_id_codebook: entity
+            .semantic_id
+            .as_ref()
+            .map(|s| s.codebook.clone())
+            .unwrap_or_default(),
         multivectors,
         outputs: entity
             .outputs
-            .into_iter()
+            .iter()
             .map(|o| proto::Output {
-                plugin: o.plugin,
-                version: o.version,
-                models: o.models,
-                run: o.run,
+                plugin: o.plugin.clone(),
+                version: o.version.clone(),
+                models: o.models.clone(),
+                run: o.run.clone(),
             })
             .collect(),
         assets: entity
             .assets
-            .into_iter()
+            .iter()
             .map(|a| proto::AssetDigest {
-                kind: a.kind,
-                uri: a.uri,
-                sha256: a.sha256.unwrap_or_default(),
+                kind: a.kind.clone(),
+                uri: a.uri.clone(),
+                sha256: a.sha256.clone().unwrap_or_default(),
             })
             .collect(),
         created_unix_ms: entity.created_at.unwrap_or(0),
@@ -313,13 +320,13 @@ mod tests {
     #[test]
     fn packed_vectors_are_little_endian_floats_and_round_trip() {
         let values = vec![1.0f32, -2.5, f32::MIN_POSITIVE, 3.25e7, 0.0];
-        let packed = vector_to_proto(values.clone(), true);
+        let packed = vector_to_proto(&values, true);
         assert!(packed.values.is_empty());
         assert_eq!(&packed.packed[..4], &1.0f32.to_le_bytes());
         assert_eq!(&packed.packed[4..8], &[0x00, 0x00, 0x20, 0xc0]);
         assert_eq!(packed.packed.len(), values.len() * 4);
         assert_eq!(unpack_floats(&packed.packed), Some(values.clone()));
-        let plain = vector_to_proto(values.clone(), false);
+        let plain = vector_to_proto(&values, false);
         assert!(plain.packed.is_empty() && plain.values == values);
         assert_eq!(unpack_floats(&packed.packed[..7]), None);
     }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
-use tessera_indexes::EntityStore;
+use tessera_indexes::{CachedReads, EntityStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -88,6 +88,9 @@ pub struct Metrics {
     in_flight: AtomicI64,
     store_waiting: AtomicI64,
     unauthenticated: AtomicU64,
+    /// The service's entity cache, once it has one: its own counters are rendered. Weak: the
+    /// metrics must not keep a stopped service's cache, and through it the store, alive.
+    entity_cache: std::sync::Mutex<std::sync::Weak<CachedReads>>,
 }
 
 impl Metrics {
@@ -102,6 +105,19 @@ impl Metrics {
     /// Records one blocking store call.
     pub fn store_read(&self, took: Duration) {
         self.store.observe(took);
+    }
+
+    /// Reports `cache`'s hits, misses and size from now on, while it lives.
+    pub fn report_cache(&self, cache: &Arc<CachedReads>) {
+        if let Ok(mut reported) = self.entity_cache.lock() {
+            *reported = Arc::downgrade(cache);
+        }
+    }
+
+    /// The entity cache's counters, when there is a cache.
+    pub fn entity_cache_stats(&self) -> Option<tessera_indexes::CacheStats> {
+        let cache = self.entity_cache.lock().ok()?.upgrade()?;
+        Some(cache.stats())
     }
 
     /// Records a call refused for its token.
@@ -151,7 +167,7 @@ impl Metrics {
             );
         }
         out.push_str(
-            "# HELP tessera_store_read_duration_seconds Store reads made for API calls.\n# TYPE tessera_store_read_duration_seconds histogram\n",
+            "# HELP tessera_store_read_duration_seconds Store reads made for API calls (reads of titles by id: through the entity cache, hits included).\n# TYPE tessera_store_read_duration_seconds histogram\n",
         );
         self.store
             .render(&mut out, "tessera_store_read_duration_seconds", "");
@@ -170,6 +186,28 @@ impl Metrics {
             "# HELP tessera_grpc_unauthenticated_total Calls refused for a missing or unknown token.\n# TYPE tessera_grpc_unauthenticated_total counter\ntessera_grpc_unauthenticated_total {}",
             self.unauthenticated.load(Ordering::Relaxed)
         );
+        if let Some(stats) = self.entity_cache_stats() {
+            let _ = writeln!(
+                out,
+                "# HELP tessera_entity_cache_lookups_total Titles asked for by id, by whether the entity cache held them.\n# TYPE tessera_entity_cache_lookups_total counter\ntessera_entity_cache_lookups_total{{result=\"hit\"}} {}\ntessera_entity_cache_lookups_total{{result=\"miss\"}} {}",
+                stats.hits, stats.misses
+            );
+            let _ = writeln!(
+                out,
+                "# HELP tessera_entity_cache_bytes Estimated bytes of the titles the entity cache holds.\n# TYPE tessera_entity_cache_bytes gauge\ntessera_entity_cache_bytes {}",
+                stats.bytes
+            );
+            let _ = writeln!(
+                out,
+                "# HELP tessera_entity_cache_budget_bytes Most bytes the entity cache may hold (--entity-cache-mb).\n# TYPE tessera_entity_cache_budget_bytes gauge\ntessera_entity_cache_budget_bytes {}",
+                stats.budget
+            );
+            let _ = writeln!(
+                out,
+                "# HELP tessera_entity_cache_titles Titles the entity cache holds.\n# TYPE tessera_entity_cache_titles gauge\ntessera_entity_cache_titles {}",
+                stats.entries
+            );
+        }
         if let Some(depth) = text_queue {
             let _ = writeln!(
                 out,

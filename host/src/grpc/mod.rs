@@ -46,6 +46,10 @@ pub mod proto {
         tonic::include_file_descriptor_set!("tessera_descriptor");
 }
 
+/// The entity cache's default size: a title of one 384-d vector and a tag takes about 3.8 KB as
+/// the cache counts it (BENCHMARKS.md), so 100 000 such titles fit with room to spare.
+pub const DEFAULT_ENTITY_CACHE_MB: usize = 512;
+
 /// Settings of the gRPC server.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -60,6 +64,10 @@ pub struct ServeConfig {
     /// it wait their turn. 0: the store's own choice ([`EntityStore::parallel_reads`]: one per
     /// core for the embedded store, whose reads are CPU work that more threads only time-slice).
     pub store_readers: usize,
+    /// Bytes of titles `GetEntities` and `Search` by title keep in memory between calls, kept
+    /// current through the store's change feed ([`tessera_indexes::CachedReads`]); 0, or a store
+    /// other processes write (a Qdrant server), reads every title from the store every time.
+    pub entity_cache_bytes: usize,
     /// Most followed `WatchEntities` streams open at once (they are long-lived, so they have
     /// their own limit instead of holding call slots).
     pub max_watchers: usize,
@@ -89,6 +97,7 @@ impl Default for ServeConfig {
             max_search_limit: 1000,
             max_in_flight: 256,
             store_readers: 0,
+            entity_cache_bytes: DEFAULT_ENTITY_CACHE_MB << 20,
             max_watchers: 64,
             max_request_bytes: 4 << 20,
             max_response_bytes: 64 << 20,

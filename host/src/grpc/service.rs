@@ -11,7 +11,9 @@ use super::stream_out::{ResponseStream, StreamOut};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera_indexes::{EntityStore, HitVector, IndexError, Search, SearchQuery, VectorKind};
+use tessera_indexes::{
+    CachedReads, Entity, EntityStore, HitVector, IndexError, Search, SearchQuery, VectorKind,
+};
 use tessera_models::ModelError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tonic::{Request, Response, Status};
@@ -26,6 +28,8 @@ const WATCH_POLL: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone)]
 pub struct EntitiesService {
     store: Arc<dyn EntityStore>,
+    /// Titles read by id go through it, when there is one (see [`ServeConfig::entity_cache_bytes`]).
+    cache: Option<Arc<CachedReads>>,
     config: ServeConfig,
     in_flight: Arc<Semaphore>,
     store_readers: Arc<Semaphore>,
@@ -48,8 +52,20 @@ impl EntitiesService {
             n => n,
         });
         let watchers = permits(config.max_watchers);
+        let cache = match CachedReads::new(store.clone(), config.entity_cache_bytes) {
+            Ok(cache) => cache.map(Arc::new),
+            Err(error) => {
+                // Serving uncached is slower, not wrong.
+                tracing::warn!(error = %error, "no entity cache: the store's change number could not be read");
+                None
+            }
+        };
+        if let Some(cache) = &cache {
+            config.metrics.report_cache(cache);
+        }
         EntitiesService {
             store,
+            cache,
             config,
             in_flight,
             store_readers,
@@ -127,6 +143,29 @@ impl EntitiesService {
         .map_err(store_status)
     }
 
+    /// Titles by id, with only the named vectors (`None`: all), through the cache when there is
+    /// one; on the blocking pool like any store read.
+    async fn get_titles(
+        &self,
+        slot: &Slot,
+        ids: Vec<String>,
+        vectors: Option<Vec<String>>,
+    ) -> Result<(Vec<String>, Vec<Option<Arc<Entity>>>), Status> {
+        let cache = self.cache.clone();
+        self.blocking(slot, move |s| {
+            let found = match &cache {
+                Some(cache) => cache.get_selected(&ids, vectors.as_deref())?,
+                None => s
+                    .get_selected(&ids, vectors.as_deref())?
+                    .into_iter()
+                    .map(|e| e.map(Arc::new))
+                    .collect(),
+            };
+            Ok((ids, found))
+        })
+        .await
+    }
+
     /// The query vector of a search: given, a stored title's own, or the embedded text.
     async fn query_vector(
         &self,
@@ -137,12 +176,12 @@ impl EntitiesService {
             Query::Vector(v) => Ok(QueryVector::Dense(v.clone())),
             Query::Tokens(t) => Ok(QueryVector::Multi(t.clone())),
             Query::Entity(id) => {
-                let ids = vec![id.clone()];
                 // Only the vector searched on is read, not the title's other (maybe large) ones.
                 let names = vec![params.vector_name.clone()];
                 let entity = self
-                    .blocking(slot, move |s| s.get_selected(&ids, Some(&names)))
+                    .get_titles(slot, vec![id.clone()], Some(names))
                     .await?
+                    .1
                     .into_iter()
                     .next()
                     .flatten()
@@ -263,19 +302,14 @@ impl Entities for EntitiesService {
             let ids = request.ids;
             // Only the vectors the caller asked for leave the disk.
             let names = (!query.vector_names.is_empty()).then(|| query.vector_names.clone());
-            let (ids, found) = self
-                .blocking(&slot, move |s| {
-                    s.get_selected(&ids, names.as_deref())
-                        .map(|found| (ids, found))
-                })
-                .await?;
+            let (ids, found) = self.get_titles(&slot, ids, names).await?;
             let results = ids
                 .into_iter()
                 .zip(found)
                 .map(|(id, entity)| proto::EntityResult {
                     id,
                     found: entity.is_some(),
-                    entity: entity.map(|e| entity_to_proto(e, &query)),
+                    entity: entity.map(|e| entity_to_proto(&e, &query)),
                 })
                 .collect();
             let response = proto::GetEntitiesResponse { results };
@@ -361,14 +395,14 @@ impl Entities for EntitiesService {
                 .map(|n| {
                     let (vector, tokens) = match n.vector {
                         Some(HitVector::Dense(values)) => {
-                            (Some(super::convert::vector_to_proto(values, false)), None)
+                            (Some(super::convert::vector_to_proto(&values, false)), None)
                         }
                         Some(HitVector::Multi(t)) => (
                             None,
                             Some(proto::MultiVector {
                                 tokens: t
                                     .into_iter()
-                                    .map(|values| super::convert::vector_to_proto(values, false))
+                                    .map(|values| super::convert::vector_to_proto(&values, false))
                                     .collect(),
                             }),
                         ),
@@ -428,7 +462,7 @@ impl Entities for EntitiesService {
                         entities: page
                             .entities
                             .into_iter()
-                            .map(|e| entity_to_proto(e, query))
+                            .map(|e| entity_to_proto(&e, query))
                             .collect(),
                         next_cursor: page.next.clone().unwrap_or_default(),
                     };
@@ -731,6 +765,50 @@ mod tests {
         assert!(
             !read.load(Ordering::SeqCst),
             "a call that gave up still read the store"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_title_written_after_a_call_read_it_is_answered_as_written() {
+        use tessera_indexes::Entity;
+        let (service, _dir) = service_with_readers(0);
+        let title = |name: &str| Entity {
+            id: "t1".into(),
+            name: name.into(),
+            vectors: [("v".to_string(), vec![1.0, 0.0])].into(),
+            ..Default::default()
+        };
+        let store = service.store.clone();
+        let write = move |e: Entity| {
+            let store = store.clone();
+            async move {
+                tokio::task::spawn_blocking(move || store.upsert(&[e]))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let name = || async {
+            let response = service
+                .get_entities(Request::new(proto::GetEntitiesRequest {
+                    ids: vec!["t1".into()],
+                    ..Default::default()
+                }))
+                .await
+                .map_err(|s| s.to_string())?;
+            let results = response.into_inner().results;
+            Ok::<_, String>(results[0].entity.as_ref().map(|e| e.name.clone()))
+        };
+        assert_eq!(write(title("First")).await, Ok(()));
+        assert_eq!(name().await, Ok(Some("First".into())));
+        assert_eq!(name().await, Ok(Some("First".into())));
+        assert_eq!(write(title("Second")).await, Ok(()));
+        assert_eq!(name().await, Ok(Some("Second".into())));
+        let stats = service.config.metrics.entity_cache_stats();
+        assert_eq!(
+            stats.map(|s| (s.hits, s.misses)),
+            Some((1, 2)),
+            "the second read came from memory, the third from the store"
         );
     }
 }
