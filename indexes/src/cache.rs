@@ -8,8 +8,10 @@
 //!
 //! Freshness comes from the store's change feed: every read first compares the store's last
 //! change number with the one the cache is current to and, when the store moved on, drops the
-//! titles changed since. A title read from the store is kept only when no change was made while
-//! it was being read, so a read racing a write never leaves the older version behind. This is
+//! titles changed since. A title read from the store is kept only when no write finished while
+//! it was being read, so a read racing a write never leaves the older version behind. Catching
+//! up reads the feed, which waits for a write in progress; one call does it at a time, and calls
+//! arriving meanwhile read the store directly instead of queueing behind it. This is
 //! sound only when change numbers follow write order, which holds for a store written by this
 //! process alone: [`CachedReads::new`] refuses a shared store (a Qdrant server other processes
 //! write), whose writers may commit out of number order.
@@ -190,7 +192,8 @@ impl State {
 pub struct CacheStats {
     /// Titles answered from memory.
     pub hits: u64,
-    /// Titles read from the store (ids the store does not hold included).
+    /// Ids looked for and not held, so read from the store (ids the store does not hold
+    /// included; an id asked for twice in one call counts twice).
     pub misses: u64,
     /// Bytes the held titles take, as estimated.
     pub bytes: usize,
@@ -205,6 +208,8 @@ pub struct CachedReads {
     store: Arc<dyn EntityStore>,
     budget: usize,
     state: Mutex<State>,
+    /// Held by the one call reading the change feed (see the module docs).
+    catching_up: Mutex<()>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -237,6 +242,7 @@ impl CachedReads {
                 bytes: 0,
                 next_generation: 0,
             }),
+            catching_up: Mutex::new(()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }))
@@ -270,7 +276,11 @@ impl CachedReads {
         ids: &[String],
         vectors: Option<&[String]>,
     ) -> Result<Vec<Option<Arc<Entity>>>, IndexError> {
-        let epoch = self.catch_up()?;
+        let Some(epoch) = self.catch_up()? else {
+            self.misses.fetch_add(ids.len() as u64, Ordering::Relaxed);
+            let read = self.store.get_selected(ids, vectors)?;
+            return Ok(read.into_iter().map(|e| e.map(Arc::new)).collect());
+        };
         let mut found: Vec<Option<Arc<Entity>>> = vec![None; ids.len()];
         let mut missing = Vec::new();
         {
@@ -302,10 +312,10 @@ impl CachedReads {
             .zip(read)
             .filter_map(|(id, entity)| Some((id, Arc::new(entity?))))
             .collect();
-        {
+        // Kept only if no write finished since this call caught up: a title read across a
+        // write may be its older version.
+        if self.store.last_change()? == epoch {
             let mut state = self.lock()?;
-            // Kept only if no write was caught up with since this call began: a title read
-            // across a write may be its older version. (One caught up with later drops it.)
             if state.seen == epoch {
                 for entity in read.values() {
                     state.insert(entity.clone(), Held::of(vectors), self.budget);
@@ -319,23 +329,46 @@ impl CachedReads {
     }
 
     /// Drops the titles changed since the cache was last current; returns the change number
-    /// it is now current to.
-    fn catch_up(&self) -> Result<u64, IndexError> {
+    /// it is now current to, or `None` while another call is catching up (this one then reads
+    /// the store directly rather than wait: the feed read may wait on a write in progress).
+    fn catch_up(&self) -> Result<Option<u64>, IndexError> {
         let last = self.store.last_change()?;
         let seen = self.lock()?.seen;
         if last <= seen {
-            return Ok(seen);
+            return Ok(Some(seen));
         }
-        // Read outside the lock: other calls keep being answered meanwhile. Read to the end of
-        // the feed, past `last`: a title rewritten meanwhile has moved to a higher number, and
-        // dropping a title needlessly costs one read.
-        let mut changed = Some(Vec::new());
+        let _only_one = match self.catching_up.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            // It guards no data: a panic while it was held leaves nothing to distrust.
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        // The call that held it may have caught up past `last` already.
+        let seen = self.lock()?.seen;
+        if last <= seen {
+            return Ok(Some(seen));
+        }
+        // Read outside the state lock: other calls keep being answered meanwhile.
+        let changed = self.changed_since(seen, last)?;
+        let mut state = self.lock()?;
+        match changed {
+            None => state.clear(),
+            Some(ids) => ids.iter().for_each(|id| state.remove(id)),
+        }
+        state.seen = last;
+        Ok(Some(last))
+    }
+
+    /// The titles changed after change `seen`, read to the end of the feed rather than to
+    /// `last` (a title rewritten meanwhile has moved past `last`, and dropping a title needlessly
+    /// costs only a read); `None` when there are too many to be worth following.
+    fn changed_since(&self, seen: u64, last: u64) -> Result<Option<Vec<String>>, IndexError> {
+        if last - seen > MAX_CHANGES_TO_FOLLOW {
+            return Ok(None);
+        }
+        let mut ids = Vec::new();
         let mut after = seen;
-        while let Some(ids) = &mut changed {
-            if last - seen > MAX_CHANGES_TO_FOLLOW || ids.len() as u64 > MAX_CHANGES_TO_FOLLOW {
-                changed = None;
-                break;
-            }
+        loop {
             let page = self.store.changes(after, CHANGES_PAGE)?;
             let full = page.len() >= CHANGES_PAGE;
             let from = after;
@@ -344,23 +377,14 @@ impl CachedReads {
                 ids.push(change.id);
             }
             if !full {
-                break;
+                return Ok(Some(ids));
             }
-            if after == from {
-                // A full page that does not move on: the feed cannot be followed; start over.
-                changed = None;
+            // Writes keep coming, or a full page did not move on (more than a page of titles
+            // share a number): start over empty instead.
+            if ids.len() as u64 > MAX_CHANGES_TO_FOLLOW || after == from {
+                return Ok(None);
             }
         }
-        let mut state = self.lock()?;
-        // Another call may have caught up further meanwhile; going back would be wrong.
-        if state.seen < last {
-            match changed {
-                None => state.clear(),
-                Some(ids) => ids.iter().for_each(|id| state.remove(id)),
-            }
-            state.seen = last;
-        }
-        Ok(state.seen)
     }
 }
 

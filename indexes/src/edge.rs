@@ -86,8 +86,9 @@ pub struct EdgeStore {
     /// changes for good.
     last_change: RwLock<u64>,
     /// The last change number whose write has finished (or failed): what
-    /// [`EntityStore::last_change`] answers without waiting for a write in progress, so readers
-    /// that only compare numbers (the entity cache, on every gRPC read) never stall behind one.
+    /// [`EntityStore::last_change`] answers without waiting for a write in progress, so a reader
+    /// that only compares numbers (the entity cache, before every gRPC read by id) does not wait
+    /// for one.
     completed: AtomicU64,
     // Held for the store's lifetime; dropping it releases the directory.
     _lock: File,
@@ -251,8 +252,8 @@ impl EdgeStore {
         Ok(store)
     }
 
-    /// The body of [`EntityStore::upsert`], under the writer lock whose guarded number `last`
-    /// it advances.
+    /// [`EntityStore::upsert`]'s work under the writer lock, apart so that `upsert` publishes
+    /// the numbers it spent on every way out, errors included.
     fn write_numbered(&self, entities: &[Entity], last: &mut u64) -> Result<(), IndexError> {
         let ids: Vec<String> = entities.iter().map(|e| e.id.clone()).collect();
         let previous = self.get(&ids)?;
@@ -388,6 +389,10 @@ impl EntityStore for EdgeStore {
     }
 
     fn last_change(&self) -> Result<u64, IndexError> {
+        // A writer that panicked never published what it spent: the number cannot be trusted.
+        if self.last_change.is_poisoned() {
+            return Err(IndexError::poisoned());
+        }
         Ok(self.completed.load(Ordering::Acquire))
     }
 

@@ -92,8 +92,9 @@ pub struct LimitArgs {
     /// store, 64 for a Qdrant server, whose reads mostly wait on the network).
     #[arg(long, env = "TESSERA_STORE_READERS", default_value_t = 0)]
     pub store_readers: usize,
-    /// MiB of titles kept in memory between GetEntities calls, kept current by the store's
-    /// change feed (0: none; never used for a Qdrant server, which other processes may write).
+    /// MiB of titles kept in memory for GetEntities and Search by title, kept current by the
+    /// store's change feed (0: none; never used for a Qdrant server, which other processes may
+    /// write).
     #[arg(long, env = "TESSERA_ENTITY_CACHE_MB", default_value_t = tessera::grpc::DEFAULT_ENTITY_CACHE_MB)]
     pub entity_cache_mb: usize,
     /// Largest request message, in bytes.

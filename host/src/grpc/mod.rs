@@ -46,8 +46,8 @@ pub mod proto {
         tonic::include_file_descriptor_set!("tessera_descriptor");
 }
 
-/// The entity cache's default size: a title of one 384-d vector and a tag takes about 3.8 KB as
-/// the cache counts it (BENCHMARKS.md), so 100 000 such titles fit with room to spare.
+/// The entity cache's default size: a title of one 384-d vector and a tag takes about 3.8 KiB
+/// as the cache counts it (BENCHMARKS.md), so 100 000 such titles fit with room to spare.
 pub const DEFAULT_ENTITY_CACHE_MB: usize = 512;
 
 /// Settings of the gRPC server.

@@ -36,6 +36,8 @@ struct Watched {
     inner: EdgeStore,
     titles_read: AtomicUsize,
     during_next_read: Mutex<Option<HookBox>>,
+    /// Run inside the next change-feed read, before it answers.
+    during_next_changes: Mutex<Option<HookBox>>,
     /// Says it is written by other processes too, as a Qdrant server store does.
     shared: bool,
 }
@@ -62,6 +64,14 @@ impl EntityStore for Watched {
         self.inner.upsert(entities)
     }
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<crate::Change>, IndexError> {
+        let hook = self
+            .during_next_changes
+            .lock()
+            .map_err(|_| IndexError::poisoned())?
+            .take();
+        if let Some(HookBox(hook)) = hook {
+            hook(&self.inner)?;
+        }
         self.inner.changes(after, limit)
     }
     fn last_change(&self) -> Result<u64, IndexError> {
@@ -130,6 +140,7 @@ fn store(dir: &tempfile::TempDir) -> Result<Arc<Watched>, IndexError> {
         inner,
         titles_read: AtomicUsize::new(0),
         during_next_read: Mutex::new(None),
+        during_next_changes: Mutex::new(None),
         shared: false,
     }))
 }
@@ -235,9 +246,10 @@ fn a_title_written_while_it_is_read_is_read_again_after() -> Result<(), IndexErr
         inner.upsert(&[entity("a", "Alpha, written during the read")])
     })));
     let read = cache.get_selected(&ids(&["a"]), None)?;
-    // That read may answer the version it started with...
+    // That read may answer the version it started with, but not keep it...
     assert_eq!(names(&read), [Some("Alpha".into())]);
-    // ...but the next one, begun after the write finished, must not.
+    assert_eq!(cache.stats().entries, 0);
+    // ...and the next one, begun after the write finished, must not answer it.
     let read = cache.get_selected(&ids(&["a"]), None)?;
     assert_eq!(
         names(&read),
@@ -366,8 +378,46 @@ fn no_cache_without_a_budget_or_for_a_store_other_processes_write() -> Result<()
         inner,
         titles_read: AtomicUsize::new(0),
         during_next_read: Mutex::new(None),
+        during_next_changes: Mutex::new(None),
         shared: true,
     });
     assert!(CachedReads::new(shared, 1 << 20)?.is_none());
+    Ok(())
+}
+
+#[test]
+fn a_call_arriving_while_another_catches_up_reads_the_store_instead_of_waiting()
+-> Result<(), IndexError> {
+    let dir = tempdir()?;
+    let store = store(&dir)?;
+    let cache = Arc::new(cache(&store, 1 << 20)?);
+    cache.get_selected(&ids(&["a", "b"]), None)?;
+    store.upsert(&[entity("a", "Alpha 2")])?;
+    // The second call runs while the first is inside its change-feed read; were it to wait for
+    // the first to finish catching up, this would deadlock rather than pass.
+    let answered = Arc::new(Mutex::new(None));
+    let (second, seen_by_second) = (cache.clone(), answered.clone());
+    *store
+        .during_next_changes
+        .lock()
+        .map_err(|_| IndexError::poisoned())? = Some(HookBox(Box::new(move |_: &EdgeStore| {
+        let read = second.get_selected(&ids(&["a", "b"]), None)?;
+        *seen_by_second.lock().map_err(|_| IndexError::poisoned())? = Some(names(&read));
+        Ok(())
+    })));
+    let before = store.read();
+    let first = cache.get_selected(&ids(&["a"]), None)?;
+    assert_eq!(names(&first), [Some("Alpha 2".into())]);
+    let second = answered.lock().map_err(|_| IndexError::poisoned())?.take();
+    assert_eq!(
+        second,
+        Some(vec![Some("Alpha 2".into()), Some("Beta".into())]),
+        "the second call answered current titles, from the store"
+    );
+    assert_eq!(
+        store.read(),
+        before + 3,
+        "two read by the second call, a by the first"
+    );
     Ok(())
 }
