@@ -317,8 +317,9 @@ impl CachedReads {
         if self.store.last_change()? == epoch {
             let mut state = self.lock()?;
             if state.seen == epoch {
+                let held = Held::of(vectors);
                 for entity in read.values() {
-                    state.insert(entity.clone(), Held::of(vectors), self.budget);
+                    state.insert(entity.clone(), held.clone(), self.budget);
                 }
             }
         }
