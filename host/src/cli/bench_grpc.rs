@@ -62,23 +62,14 @@ fn warm_up(seconds: f64) -> Duration {
     Duration::from_secs_f64(seconds / 10.0)
 }
 
-/// The ids of one call: `ids` titles drawn uniformly from all of them, independently for every
-/// stream and call (SplitMix64 over the three numbers), and the same on every run so that runs
-/// compare. Streams do not re-read each other's titles, so the entity cache sees the spread a
-/// catalog-wide ranker would give it.
+/// The ids of one call, drawn by [`picks`] independently for every stream and call, so streams do
+/// not re-read each other's titles and the entity cache sees the spread a catalog-wide ranker
+/// would give it.
 fn ids_for(titles: usize, ids: usize, stream: usize, call: usize) -> Vec<String> {
-    let seed = splitmix64(((stream as u64) << 32) ^ call as u64);
-    (0..ids as u64)
-        .map(|j| title_id((splitmix64(seed.wrapping_add(j)) % titles as u64) as usize))
+    picks(titles, ids, (stream << 32) ^ call)
+        .into_iter()
+        .map(title_id)
         .collect()
-}
-
-/// SplitMix64's output function: a well-mixed 64-bit value from any input.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// `streams` threads reading `ids` titles per call straight from the store.

@@ -61,11 +61,21 @@ pub(super) fn latencies(mut times: Vec<Duration>) -> String {
     )
 }
 
-/// Fixed pseudo-random picks, so that runs are comparable.
+/// `count` picks drawn uniformly from `0..n`, independently for every `salt` (SplitMix64 of the
+/// salt and the position), and the same on every run so that runs are comparable.
 pub(super) fn picks(n: usize, count: usize, salt: usize) -> Vec<usize> {
-    (0..count)
-        .map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(salt * 97)) % n)
+    let seed = splitmix64(salt as u64);
+    (0..count as u64)
+        .map(|j| (splitmix64(seed.wrapping_add(j)) % n as u64) as usize)
         .collect()
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit value from any input.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The bench store's schema: one dense vector `text` of `dim` dimensions.
