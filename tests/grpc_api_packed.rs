@@ -43,6 +43,29 @@ fn packed_vectors_carry_the_same_floats_both_ways() -> TestResult {
         }
         assert!(compared >= 12, "only {compared} vectors compared");
 
+        // The server keeps each title's message per request shape: asked again, either shape
+        // answers as before, and a third shape (a tag threshold) gets its own tags, not theirs.
+        let strict = client
+            .get_entities(GetEntitiesRequest {
+                ids: ids.clone(),
+                min_tag_confidence: 0.9,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!(client.get_entities(get(false)).await?.into_inner(), plain);
+        assert_eq!(client.get_entities(get(true)).await?.into_inner(), packed);
+        let tags = |response: &tessera::grpc::proto::GetEntitiesResponse, min: f32| {
+            response
+                .results
+                .iter()
+                .flat_map(|r| r.entity.iter().flat_map(|e| &e.tags))
+                .filter(|t| t.confidence >= min)
+                .count()
+        };
+        assert!(tags(&plain, 0.0) > 0, "the example titles have tags");
+        assert_eq!(tags(&strict, 0.0), tags(&plain, 0.9));
+
         // A scan packs its pages the same way.
         let mut stream = client
             .scan_entities(ScanEntitiesRequest {

@@ -16,6 +16,11 @@
 //! process alone: [`CachedReads::new`] refuses a shared store (a Qdrant server other processes
 //! write), whose writers may commit out of number order.
 //!
+//! A caller may also keep each held title in an encoding of its own ([`CachedReads::get_encoded`]:
+//! the gRPC server keeps the response message of each title, so a repeated read copies one block
+//! of bytes instead of building the message again). The encoding lives and dies with the held
+//! copy it was made from, and counts against the same budget.
+//!
 //! What this module must not do: hold more than its budget, or serve a title older than the
 //! last write that completed before the read began.
 
@@ -30,6 +35,13 @@ const MAX_CHANGES_TO_FOLLOW: u64 = 4096;
 
 /// Change feed page size while catching up.
 const CHANGES_PAGE: usize = 512;
+
+/// Encodings kept per held title: two callers asking in different forms each keep theirs, a
+/// third replaces the oldest.
+const ENCODINGS_PER_TITLE: usize = 2;
+
+/// A title's bytes in a caller's encoding (see [`CachedReads::get_encoded`]).
+pub type Encoded = bytes::Bytes;
 
 /// What a cached copy of a title holds: every vector, or only the named ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +92,21 @@ struct Slot {
     referenced: bool,
     /// Tells this slot's place on the clock from places of earlier copies of the same title.
     generation: u64,
+    /// The entity in callers' encodings, by form, oldest first.
+    encodings: Vec<(Box<str>, Encoded)>,
+}
+
+impl Slot {
+    fn encoding(&self, form: &str) -> Option<&Encoded> {
+        self.encodings
+            .iter()
+            .find_map(|(f, bytes)| (**f == *form).then_some(bytes))
+    }
+}
+
+/// Bytes one kept encoding takes, as the budget counts it.
+fn encoding_footprint(form: &str, bytes: &[u8]) -> usize {
+    form.len() + bytes.len() + 2 * 32 + std::mem::size_of::<(Box<str>, Encoded)>()
 }
 
 #[derive(Debug)]
@@ -153,6 +180,7 @@ impl State {
                 bytes,
                 referenced: false,
                 generation,
+                encodings: Vec::new(),
             },
         );
         self.evict(budget);
@@ -164,6 +192,31 @@ impl State {
                 slots.get(id).is_some_and(|s| s.generation == *generation)
             });
         }
+    }
+
+    /// Keeps `bytes`, the encoding of `entity` in `form`, with the held copy of the title, if
+    /// that copy is still `entity` itself (not a newer one, nor a merged one: the encoding must be
+    /// of exactly what is held) and the encoding fits beside it.
+    fn keep_encoding(&mut self, entity: &Arc<Entity>, form: &str, bytes: &Encoded, budget: usize) {
+        let Some(slot) = self.slots.get_mut(&entity.id) else {
+            return;
+        };
+        if !Arc::ptr_eq(&slot.entity, entity) || slot.encoding(form).is_some() {
+            return;
+        }
+        let cost = encoding_footprint(form, bytes);
+        if slot.bytes + cost > budget {
+            return;
+        }
+        if slot.encodings.len() >= ENCODINGS_PER_TITLE {
+            let (old_form, old) = slot.encodings.remove(0);
+            let freed = encoding_footprint(&old_form, &old);
+            slot.bytes -= freed;
+            self.bytes -= freed;
+        }
+        slot.encodings.push((form.into(), bytes.clone()));
+        slot.bytes += cost;
+        self.bytes += cost;
     }
 
     fn evict(&mut self, budget: usize) {
@@ -325,6 +378,68 @@ impl CachedReads {
         }
         for i in missing {
             found[i] = read.get(&ids[i]).cloned();
+        }
+        Ok(found)
+    }
+
+    /// [`Self::get_selected`], each title handed out as `encode` turns it into bytes. The bytes
+    /// are kept with the held copy of the title (in the budget, dropped with the copy) and handed
+    /// out again to later calls with the same `form`, without calling `encode`; so `form` must
+    /// name everything the bytes depend on besides the title, the vectors asked for included:
+    /// calls passing equal forms get each other's bytes.
+    pub fn get_encoded(
+        &self,
+        ids: &[String],
+        vectors: Option<&[String]>,
+        form: &str,
+        encode: &dyn Fn(&Entity) -> Vec<u8>,
+    ) -> Result<Vec<Option<Encoded>>, IndexError> {
+        let mut found: Vec<Option<Encoded>> = vec![None; ids.len()];
+        let mut rest = Vec::new();
+        if self.catch_up()?.is_some() {
+            let mut state = self.lock()?;
+            for (i, id) in ids.iter().enumerate() {
+                match state.slots.get_mut(id) {
+                    Some(slot) if slot.held.covers(vectors) => match slot.encoding(form) {
+                        Some(bytes) => {
+                            found[i] = Some(bytes.clone());
+                            slot.referenced = true;
+                        }
+                        None => rest.push(i),
+                    },
+                    _ => rest.push(i),
+                }
+            }
+        } else {
+            rest.extend(0..ids.len());
+        }
+        self.hits
+            .fetch_add((ids.len() - rest.len()) as u64, Ordering::Relaxed);
+        if rest.is_empty() {
+            return Ok(found);
+        }
+        // The others through the cache as titles (held, read or read and kept), encoded here,
+        // outside the lock.
+        let rest_ids: Vec<String> = rest.iter().map(|&i| ids[i].clone()).collect();
+        let titles = self.get_selected(&rest_ids, vectors)?;
+        let encoded: Vec<Option<(Arc<Entity>, Encoded)>> = titles
+            .into_iter()
+            .map(|title| {
+                title.map(|t| {
+                    let bytes = Encoded::from(encode(&t));
+                    (t, bytes)
+                })
+            })
+            .collect();
+        {
+            let mut state = self.lock()?;
+            for (entity, bytes) in encoded.iter().flatten() {
+                state.keep_encoding(entity, form, bytes, self.budget);
+            }
+            state.evict(self.budget);
+        }
+        for (i, title) in rest.into_iter().zip(encoded) {
+            found[i] = title.map(|(_, bytes)| bytes);
         }
         Ok(found)
     }

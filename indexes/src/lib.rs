@@ -34,7 +34,7 @@ mod server;
 pub mod sid;
 pub mod sid_store;
 
-pub use cache::{CacheStats, CachedReads};
+pub use cache::{CacheStats, CachedReads, Encoded};
 pub use change::Change;
 pub use edge::EdgeStore;
 pub use error::IndexError;

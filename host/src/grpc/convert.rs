@@ -17,6 +17,21 @@ pub(crate) struct GetQuery {
     pub packed: bool,
 }
 
+impl GetQuery {
+    /// Names everything besides the title that its `tessera.v1.Entity` message depends on: the
+    /// entity cache keeps a title's message per form, and hands it to any call of the same form.
+    pub fn form(&self) -> String {
+        let mut names = self.vector_names.clone();
+        names.sort();
+        names.dedup();
+        format!(
+            "packed={} min_tag_confidence={:08x} vectors={names:?}",
+            self.packed,
+            self.min_tag_confidence.to_bits()
+        )
+    }
+}
+
 pub(crate) fn validate_get(
     request: &proto::GetEntitiesRequest,
     schema: &Schema,
@@ -329,6 +344,27 @@ mod tests {
         let plain = vector_to_proto(&values, false);
         assert!(plain.packed.is_empty() && plain.values == values);
         assert_eq!(unpack_floats(&packed.packed[..7]), None);
+    }
+
+    #[test]
+    fn queries_shaping_a_title_alike_share_a_form_and_no_others_do() {
+        let query = |names: &[&str], min: f32, packed: bool| GetQuery {
+            vector_names: names.iter().map(|s| s.to_string()).collect(),
+            min_tag_confidence: min,
+            packed,
+        };
+        let form = query(&["a", "b"], 0.5, true).form();
+        assert_eq!(form, query(&["b", "a", "b"], 0.5, true).form());
+        for other in [
+            query(&["a"], 0.5, true),
+            query(&["a", "b"], 0.25, true),
+            query(&["a", "b"], 0.5, false),
+            query(&[], 0.5, true),
+            // A name holding the separator is not two names.
+            query(&["a\", \"b"], 0.5, true),
+        ] {
+            assert_ne!(form, other.form(), "{other:?}");
+        }
     }
 
     #[test]

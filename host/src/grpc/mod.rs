@@ -1,7 +1,8 @@
 //! The gRPC API for rankers: `tessera.v1.Entities`, plus the standard health and reflection
 //! services. Handlers are thin (admit, validate, convert, call the store, convert back);
 //! validation and conversions live in `convert.rs` and `search.rs`, next to the generated types;
-//! bearer tokens in `auth.rs`.
+//! bearer tokens in `auth.rs`; `GetEntities` responses written from titles kept encoded in
+//! `encoded.rs`.
 //!
 //! Production limits: a bounded number of calls in flight (more are answered with
 //! RESOURCE_EXHAUSTED at once, not queued), bounded message sizes, ids per call and hits per
@@ -10,6 +11,7 @@
 
 pub mod auth;
 mod convert;
+pub mod encoded;
 pub mod metrics;
 mod search;
 mod service;
@@ -46,9 +48,17 @@ pub mod proto {
         tonic::include_file_descriptor_set!("tessera_descriptor");
 }
 
-/// The entity cache's default size: a title of one 384-d vector and a tag takes about 3.8 KiB
-/// as the cache counts it (BENCHMARKS.md), so 100 000 such titles fit with room to spare.
-pub const DEFAULT_ENTITY_CACHE_MB: usize = 512;
+/// The generated server of `tessera.v1.Entities`, answering `GetEntities` with
+/// [`encoded::EncodedEntities`] (see host/build.rs); its other types are [`proto`]'s.
+#[allow(missing_docs, clippy::all, missing_debug_implementations)]
+mod served {
+    include!(concat!(env!("OUT_DIR"), "/encoded/tessera.v1.rs"));
+}
+
+/// The entity cache's default size: a title of one 384-d vector and a tag takes about 5.5 KiB
+/// as the cache counts it, its `GetEntities` message included (BENCHMARKS.md), so 100 000 such
+/// titles fit with room to spare.
+pub const DEFAULT_ENTITY_CACHE_MB: usize = 768;
 
 /// Settings of the gRPC server.
 #[derive(Debug, Clone)]
@@ -117,7 +127,7 @@ pub const STORE_HEALTH: &str = "tessera.v1.Entities.store";
 /// See [`STORE_HEALTH`]; present only when text queries are served.
 pub const TEXT_MODEL_HEALTH: &str = "tessera.v1.Entities.text_model";
 
-type Api = proto::entities_server::EntitiesServer<EntitiesService>;
+type Api = served::entities_server::EntitiesServer<EntitiesService>;
 
 fn status(ok: bool) -> tonic_health::ServingStatus {
     if ok {
@@ -259,7 +269,7 @@ pub async fn serve(
     };
     let store_probe = store.clone();
     let probe_stopping = stopping.clone();
-    let entities = proto::entities_server::EntitiesServer::new(EntitiesService::new(
+    let entities = served::entities_server::EntitiesServer::new(EntitiesService::new(
         store,
         config.clone(),
         stopping,

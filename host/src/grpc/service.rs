@@ -2,17 +2,20 @@
 
 use super::ServeConfig;
 use super::convert::{GetQuery, entity_to_proto, validate_get, validate_lookup};
+use super::encoded::{EncodedEntities, EncodedResult};
 use super::metrics::Method;
-use super::proto::{self, entities_server::Entities};
+use super::proto;
 use super::search::{
     DEFAULT_PAGE_SIZE, Query, ScanParams, SearchParams, validate_scan, validate_search,
 };
+use super::served::entities_server::Entities;
 use super::stream_out::{ResponseStream, StreamOut};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_indexes::{
-    CachedReads, Entity, EntityStore, HitVector, IndexError, Search, SearchQuery, VectorKind,
+    CachedReads, Encoded, Entity, EntityStore, HitVector, IndexError, Search, SearchQuery,
+    VectorKind,
 };
 use tessera_models::ModelError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -166,6 +169,33 @@ impl EntitiesService {
         .await
     }
 
+    /// Titles by id as encoded `tessera.v1.Entity` messages, shaped as `query` asks; through the
+    /// cache when there is one, which keeps each title's encoding for the next call in the same
+    /// shape.
+    async fn get_encoded(
+        &self,
+        slot: &Slot,
+        ids: Vec<String>,
+        query: GetQuery,
+    ) -> Result<(Vec<String>, Vec<Option<Encoded>>), Status> {
+        let cache = self.cache.clone();
+        self.blocking(slot, move |s| {
+            // Only the vectors the caller asked for leave the disk.
+            let names = (!query.vector_names.is_empty()).then_some(&query.vector_names[..]);
+            let encode = |e: &Entity| prost::Message::encode_to_vec(&entity_to_proto(e, &query));
+            let found = match &cache {
+                Some(cache) => cache.get_encoded(&ids, names, &query.form(), &encode)?,
+                None => s
+                    .get_selected(&ids, names)?
+                    .iter()
+                    .map(|e| e.as_ref().map(|e| Encoded::from(encode(e))))
+                    .collect(),
+            };
+            Ok((ids, found))
+        })
+        .await
+    }
+
     /// The query vector of a search: given, a stored title's own, or the embedded text.
     async fn query_vector(
         &self,
@@ -294,25 +324,18 @@ impl Entities for EntitiesService {
     async fn get_entities(
         &self,
         request: Request<proto::GetEntitiesRequest>,
-    ) -> Result<Response<proto::GetEntitiesResponse>, Status> {
+    ) -> Result<Response<EncodedEntities>, Status> {
         self.observed(Method::GetEntities, async move {
             let slot = self.admit()?;
             let request = request.into_inner();
             let query = validate_get(&request, self.store.schema(), &self.config)?;
-            let ids = request.ids;
-            // Only the vectors the caller asked for leave the disk.
-            let names = (!query.vector_names.is_empty()).then(|| query.vector_names.clone());
-            let (ids, found) = self.get_titles(&slot, ids, names).await?;
+            let (ids, found) = self.get_encoded(&slot, request.ids, query).await?;
             let results = ids
                 .into_iter()
                 .zip(found)
-                .map(|(id, entity)| proto::EntityResult {
-                    id,
-                    found: entity.is_some(),
-                    entity: entity.map(|e| entity_to_proto(&e, &query)),
-                })
+                .map(|(id, entity)| EncodedResult { id, entity })
                 .collect();
-            let response = proto::GetEntitiesResponse { results };
+            let response = EncodedEntities { results };
             // Refused whole and with the reason, rather than failing while being encoded.
             let size = prost::Message::encoded_len(&response);
             if size > self.config.max_response_bytes {
@@ -797,7 +820,13 @@ mod tests {
                 .await
                 .map_err(|s| s.to_string())?;
             let results = response.into_inner().results;
-            Ok::<_, String>(results[0].entity.as_ref().map(|e| e.name.clone()))
+            let entity = results[0]
+                .entity
+                .as_ref()
+                .map(|bytes| <proto::Entity as prost::Message>::decode(&bytes[..]))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(entity.map(|e| e.name))
         };
         assert_eq!(write(title("First")).await, Ok(()));
         assert_eq!(name().await, Ok(Some("First".into())));

@@ -157,6 +157,17 @@ fn names(found: &[Option<Arc<Entity>>]) -> Vec<Option<String>> {
         .collect()
 }
 
+/// Bytes the cache counts for holding title `id` (a one-byte id) with no encodings.
+fn held_bytes(store: &Watched, id: &str) -> Result<usize, IndexError> {
+    let stored = store
+        .inner
+        .get(&ids(&[id]))?
+        .pop()
+        .flatten()
+        .ok_or_else(|| IndexError::Engine(format!("{id} is stored")))?;
+    Ok(footprint(&stored) + 2 * 33 + std::mem::size_of::<Slot>())
+}
+
 fn tempdir() -> Result<tempfile::TempDir, IndexError> {
     tempfile::tempdir().map_err(|e| IndexError::Engine(e.to_string()))
 }
@@ -340,13 +351,7 @@ fn the_clock_stays_bounded_while_titles_are_rewritten() -> Result<(), IndexError
 fn the_budget_bounds_what_is_held_and_recently_read_titles_stay() -> Result<(), IndexError> {
     let dir = tempdir()?;
     let store = store(&dir)?;
-    let stored = store
-        .inner
-        .get(&ids(&["a"]))?
-        .pop()
-        .flatten()
-        .ok_or_else(|| IndexError::Engine("a is stored".into()))?;
-    let one = footprint(&stored) + 2 * 33 + std::mem::size_of::<Slot>();
+    let one = held_bytes(&store, "a")?;
     // Room for two titles, not three.
     let cache = cache(&store, 2 * one + one / 2)?;
     cache.get_selected(&ids(&["a", "b"]), None)?;
@@ -419,5 +424,126 @@ fn a_call_arriving_while_another_catches_up_reads_the_store_instead_of_waiting()
         before + 3,
         "two read by the second call, a by the first"
     );
+    Ok(())
+}
+
+/// An encoder writing the title's name, counting its calls.
+fn name_encoder(calls: &AtomicUsize) -> impl Fn(&Entity) -> Vec<u8> + '_ {
+    move |e: &Entity| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        e.name.as_bytes().to_vec()
+    }
+}
+
+fn texts(found: &[Option<Encoded>]) -> Vec<Option<String>> {
+    found
+        .iter()
+        .map(|b| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()))
+        .collect()
+}
+
+#[test]
+fn a_title_is_encoded_once_per_form_and_its_bytes_handed_out_after() -> Result<(), IndexError> {
+    let dir = tempdir()?;
+    let store = store(&dir)?;
+    let cache = cache(&store, 1 << 20)?;
+    let calls = AtomicUsize::new(0);
+    let encode = name_encoder(&calls);
+    let first = cache.get_encoded(&ids(&["a", "nope", "b"]), None, "names", &encode)?;
+    assert_eq!(
+        texts(&first),
+        [Some("Alpha".into()), None, Some("Beta".into())]
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "an unknown id is not encoded"
+    );
+    let bytes_before = cache.stats().bytes;
+    let again = cache.get_encoded(&ids(&["b", "a"]), None, "names", &encode)?;
+    assert_eq!(texts(&again), [Some("Beta".into()), Some("Alpha".into())]);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "both were kept encoded");
+    assert_eq!(store.read(), 3, "nor read again");
+    // The very bytes kept, not a copy.
+    let kept = (first[0].as_ref(), again[1].as_ref());
+    assert!(matches!(kept, (Some(x), Some(y)) if x.as_ptr() == y.as_ptr()));
+    // Another form is another encoding, kept beside the first and counted in the budget.
+    cache.get_encoded(&ids(&["a"]), None, "other", &encode)?;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let stats = cache.stats();
+    assert!(stats.bytes > bytes_before, "{stats:?}");
+    assert_eq!(stats.entries, 2);
+    // A copy holding only some vectors does not answer for all of them, encoded or not.
+    let synopsis = ids(&["synopsis"]);
+    cache.get_encoded(&ids(&["c"]), Some(&synopsis), "names", &encode)?;
+    cache.get_encoded(&ids(&["c"]), None, "names", &encode)?;
+    assert_eq!(store.read(), 5);
+    Ok(())
+}
+
+#[test]
+fn a_write_drops_the_encoding_with_the_title() -> Result<(), IndexError> {
+    let dir = tempdir()?;
+    let store = store(&dir)?;
+    let cache = cache(&store, 1 << 20)?;
+    let calls = AtomicUsize::new(0);
+    let encode = name_encoder(&calls);
+    cache.get_encoded(&ids(&["a", "b"]), None, "names", &encode)?;
+    store.upsert(&[entity("a", "Alpha, renamed")])?;
+    let read = cache.get_encoded(&ids(&["a", "b"]), None, "names", &encode)?;
+    assert_eq!(
+        texts(&read),
+        [Some("Alpha, renamed".into()), Some("Beta".into())]
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "only a encoded again");
+    Ok(())
+}
+
+#[test]
+fn a_third_form_replaces_the_oldest_encoding() -> Result<(), IndexError> {
+    let dir = tempdir()?;
+    let store = store(&dir)?;
+    let cache = cache(&store, 1 << 20)?;
+    let calls = AtomicUsize::new(0);
+    let encode = name_encoder(&calls);
+    let a = ids(&["a"]);
+    for form in ["x", "y", "x", "y"] {
+        cache.get_encoded(&a, None, form, &encode)?;
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "two forms are kept side by side"
+    );
+    let with_two = cache.stats().bytes;
+    cache.get_encoded(&a, None, "z", &encode)?;
+    assert_eq!(cache.stats().bytes, with_two, "z took x's place");
+    cache.get_encoded(&a, None, "y", &encode)?;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    cache.get_encoded(&a, None, "x", &encode)?;
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "x was dropped");
+    Ok(())
+}
+
+#[test]
+fn an_encoding_that_does_not_fit_beside_its_title_is_not_kept() -> Result<(), IndexError> {
+    let dir = tempdir()?;
+    let store = store(&dir)?;
+    let one = held_bytes(&store, "a")?;
+    let cache = cache(&store, one + 1000)?;
+    let calls = AtomicUsize::new(0);
+    let big = |_: &Entity| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        vec![7u8; 4000]
+    };
+    for _ in 0..2 {
+        let read = cache.get_encoded(&ids(&["a"]), None, "big", &big)?;
+        assert_eq!(read[0].as_ref().map(|b| b.len()), Some(4000));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "encoded at every call");
+    let stats = cache.stats();
+    assert_eq!(stats.entries, 1, "the title itself is still held");
+    assert!(stats.bytes <= stats.budget);
+    assert_eq!(store.read(), 1);
     Ok(())
 }
