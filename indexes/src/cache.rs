@@ -18,8 +18,9 @@
 //!
 //! A caller may also keep each held title in an encoding of its own ([`CachedReads::get_encoded`]:
 //! the gRPC server keeps the response message of each title, so a repeated read copies one block
-//! of bytes instead of building the message again). The encoding lives and dies with the held
-//! copy it was made from, and counts against the same budget.
+//! of bytes instead of building the message again). An encoding is kept only with the held copy
+//! it was made from (not with a newer or merged one), goes when that copy goes or when newer
+//! forms take its place, and counts against the same budget.
 //!
 //! What this module must not do: hold more than its budget, or serve a title older than the
 //! last write that completed before the read began.
@@ -205,10 +206,16 @@ impl State {
             return;
         }
         let cost = encoding_footprint(form, bytes);
-        if slot.bytes + cost > budget {
+        // The oldest encoding makes way when the title already has its share of them.
+        let full = slot.encodings.len() >= ENCODINGS_PER_TITLE;
+        let freeing = match slot.encodings.first() {
+            Some((old_form, old)) if full => encoding_footprint(old_form, old),
+            _ => 0,
+        };
+        if slot.bytes - freeing + cost > budget {
             return;
         }
-        if slot.encodings.len() >= ENCODINGS_PER_TITLE {
+        if full {
             let (old_form, old) = slot.encodings.remove(0);
             let freed = encoding_footprint(&old_form, &old);
             slot.bytes -= freed;
@@ -248,7 +255,7 @@ pub struct CacheStats {
     /// Ids looked for and not held, so read from the store (ids the store does not hold
     /// included; an id asked for twice in one call counts twice).
     pub misses: u64,
-    /// Bytes the held titles take, as estimated.
+    /// Bytes the held titles take, as estimated, their kept encodings included.
     pub bytes: usize,
     /// Titles held.
     pub entries: usize,

@@ -27,7 +27,8 @@ impl GetQuery {
         format!(
             "packed={} min_tag_confidence={:08x} vectors={names:?}",
             self.packed,
-            self.min_tag_confidence.to_bits()
+            // -0.0 filters as 0.0 does: one form for both.
+            (self.min_tag_confidence + 0.0).to_bits()
         )
     }
 }
@@ -355,6 +356,10 @@ mod tests {
         };
         let form = query(&["a", "b"], 0.5, true).form();
         assert_eq!(form, query(&["b", "a", "b"], 0.5, true).form());
+        assert_eq!(
+            query(&[], 0.0, false).form(),
+            query(&[], -0.0, false).form()
+        );
         for other in [
             query(&["a"], 0.5, true),
             query(&["a", "b"], 0.25, true),

@@ -79,7 +79,8 @@ impl Message for EncodedEntities {
 
     /// Decoding is not on the server's path (it only writes this message), but the type is a
     /// whole message: a result is decoded as the generated `EntityResult` and its entity kept
-    /// re-encoded.
+    /// re-encoded. Not byte for byte: fields this version does not know are dropped, map entries
+    /// may come out in another order, and `found` is whether there is an entity.
     fn merge_field(
         &mut self,
         tag: u32,

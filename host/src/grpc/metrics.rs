@@ -194,7 +194,7 @@ impl Metrics {
             );
             let _ = writeln!(
                 out,
-                "# HELP tessera_entity_cache_bytes Estimated bytes of the titles the entity cache holds.\n# TYPE tessera_entity_cache_bytes gauge\ntessera_entity_cache_bytes {}",
+                "# HELP tessera_entity_cache_bytes Estimated bytes of the titles the entity cache holds, their encoded messages included.\n# TYPE tessera_entity_cache_bytes gauge\ntessera_entity_cache_bytes {}",
                 stats.bytes
             );
             let _ = writeln!(

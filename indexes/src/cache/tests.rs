@@ -547,3 +547,26 @@ fn an_encoding_that_does_not_fit_beside_its_title_is_not_kept() -> Result<(), In
     assert_eq!(store.read(), 1);
     Ok(())
 }
+
+#[test]
+fn a_third_form_takes_the_oldest_ones_room_in_a_full_budget() -> Result<(), IndexError> {
+    let dir = tempdir()?;
+    let store = store(&dir)?;
+    let one = held_bytes(&store, "a")?;
+    let each = encoding_footprint("x", &[0u8; 100]);
+    // Room for the title and two encodings, exactly.
+    let cache = cache(&store, one + 2 * each)?;
+    let calls = AtomicUsize::new(0);
+    let encode = |_: &Entity| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        vec![0u8; 100]
+    };
+    let a = ids(&["a"]);
+    for form in ["x", "y", "z", "z", "y"] {
+        cache.get_encoded(&a, None, form, &encode)?;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "z was kept in x's place");
+    let stats = cache.stats();
+    assert_eq!((stats.entries, stats.bytes), (1, one + 2 * each));
+    Ok(())
+}
